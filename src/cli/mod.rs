@@ -1,0 +1,53 @@
+//! The command-line front end: one function per subcommand. `main.rs` only calls [`main`].
+
+pub mod simulate;
+pub mod trace;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// basin — energy-aware ML inference serving: simulate, sweep, calibrate, replay.
+#[derive(Parser, Debug)]
+#[command(name = "basin", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BASIN_GIT_REVISION"), ")"), about, long_about = None)]
+pub struct Cli {
+    /// Log more (-v: info, -vv: debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one simulated experiment.
+    Simulate(simulate::SimulateArgs),
+    /// Inspect and generate arrival traces.
+    Trace {
+        #[command(subcommand)]
+        cmd: trace::TraceCmd,
+    },
+}
+
+/// Parses the command line, runs the subcommand, prints any error as one paragraph.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose { 0 => "warn", 1 => "info", _ => "debug" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BASIN_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+    let res = match cli.command {
+        Command::Simulate(a) => simulate::run(a),
+        Command::Trace { cmd } => trace::run(cmd),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = format!("error: {e}");
+            for cause in e.chain().skip(1) {
+                msg.push_str(&format!(": {cause}"));
+            }
+            eprintln!("{msg}");
+            ExitCode::from(1)
+        }
+    }
+}

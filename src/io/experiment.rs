@@ -1,0 +1,427 @@
+//! Loading an experiment: the TOML file, `--set` overrides, the input files it names, and the
+//! validation that turns it into a [`SimSpec`]. Every error names the experiment file and the
+//! key (and, for input files, their own path and line).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, ConfigError, Experiment};
+use crate::core::{Joules, SimDuration, SimTime};
+use crate::io::tables;
+use crate::io::traces as trace_io;
+use crate::metrics::CarbonSignal;
+use crate::model::DeviceSpec;
+use crate::model::arrivals::ArrivalSpec;
+use crate::model::cost::{CostRow, ServiceDist, interpolate_rows};
+use crate::model::quality::Quality;
+use crate::model::routing::RoutingConfig;
+use crate::model::server::{ServerKind, ServerSpec, Variant};
+use crate::sim::{EarlyExitSpec, SimSpec};
+use crate::traces::{self, GenParams, TraceFormat, Workload};
+
+/// An input file a run read, for the manifest.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct InputFile {
+    pub role: String,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// A loaded, validated experiment.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub file: PathBuf,
+    /// The experiment after overrides (what the manifest records).
+    pub experiment: Experiment,
+    pub spec: SimSpec,
+    pub inputs: Vec<InputFile>,
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(hex(&Sha256::digest(&bytes)))
+}
+
+pub fn hex(bytes: &[u8]) -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() }
+
+/// Reads the experiment file and applies `KEY=VALUE` overrides.
+pub fn read_table(file: &Path, overrides: &[String]) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::file(file, format!("cannot read the experiment file: {e}")))?;
+    let mut table = config::parse_table(file, &text)?;
+    for o in overrides {
+        let (k, v) = o.split_once('=').ok_or_else(|| ConfigError::file(file, format!("--set `{o}`: expected KEY=VALUE")))?;
+        config::set_path(&mut table, k.trim(), config::parse_override_value(v.trim()))
+            .map_err(|m| ConfigError::key(file, k.trim(), format!("--set: {m}")))?;
+    }
+    Ok(table)
+}
+
+/// Loads an experiment file with overrides and an optional seed override.
+pub fn load(file: &Path, overrides: &[String], seed: Option<u64>) -> Result<Loaded, ConfigError> {
+    let table = read_table(file, overrides)?;
+    resolve(file, table, seed)
+}
+
+/// Expands `${BASIN_SHARED_DIR}` and `${BASIN_TRACES_DIR}` and resolves relative paths against
+/// the experiment file's directory.
+pub fn resolve_path(file: &Path, raw: &str) -> Result<PathBuf, String> {
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut s = raw.to_string();
+    if s.contains("${BASIN_TRACES_DIR}") {
+        let t = match std::env::var("BASIN_TRACES_DIR") {
+            Ok(v) => PathBuf::from(v),
+            Err(_) => shared_dir(dir)?.join("traces"),
+        };
+        s = s.replace("${BASIN_TRACES_DIR}", &t.to_string_lossy());
+    }
+    if s.contains("${BASIN_SHARED_DIR}") {
+        s = s.replace("${BASIN_SHARED_DIR}", &shared_dir(dir)?.to_string_lossy());
+    }
+    let p = PathBuf::from(s);
+    Ok(if p.is_absolute() { p } else { dir.join(p) })
+}
+
+/// `BASIN_SHARED_DIR`, or the nearest `shared/` directory beside the experiment's directory or
+/// one of its ancestors (the repository's `../shared`).
+pub fn shared_dir(start: &Path) -> Result<PathBuf, String> {
+    if let Ok(v) = std::env::var("BASIN_SHARED_DIR") {
+        return Ok(PathBuf::from(v));
+    }
+    let abs = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
+    for a in abs.ancestors() {
+        let cand = a.join("shared");
+        if cand.join("traces").is_dir() {
+            return Ok(cand);
+        }
+    }
+    Err(format!("cannot find the shared data directory (a `shared/traces` folder above {}); set BASIN_SHARED_DIR or BASIN_TRACES_DIR", abs.display()))
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    inputs: Vec<InputFile>,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ConfigError { ConfigError::key(self.file, key, msg) }
+
+    fn input(&mut self, key: &str, raw: &str) -> Result<PathBuf, ConfigError> {
+        let p = resolve_path(self.file, raw).map_err(|m| self.err(key, m))?;
+        if !p.is_file() {
+            return Err(self.err(key, format!("file not found: {}", p.display())));
+        }
+        self.hash(key, &p)?;
+        Ok(p)
+    }
+
+    fn hash(&mut self, role: &str, p: &Path) -> Result<(), ConfigError> {
+        let sha256 = sha256_file(p).map_err(|e| self.err(role, format!("{}: {e}", p.display())))?;
+        self.inputs.push(InputFile { role: role.into(), path: p.to_path_buf(), sha256 });
+        Ok(())
+    }
+}
+
+fn check_finite(ctx: &Ctx, key: &str, v: f64, min: f64, strict: bool) -> Result<(), ConfigError> {
+    let ok = v.is_finite() && if strict { v > min } else { v >= min };
+    if ok { Ok(()) } else { Err(ctx.err(key, format!("must be a finite number {} {min} (got {v})", if strict { ">" } else { ">=" }))) }
+}
+
+/// Validates `table` (an experiment after overrides) and resolves it into a [`SimSpec`].
+pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loaded, ConfigError> {
+    let mut exp: Experiment = config::from_table(file, table)?;
+    if let Some(s) = seed {
+        exp.seed = s;
+    }
+    let mut ctx = Ctx { file, inputs: Vec::new() };
+    check_finite(&ctx, "slo_ms", exp.slo_ms, 0.0, true)?;
+
+    // workload
+    let w = &exp.workload;
+    check_finite(&ctx, "workload.rate_scale", w.rate_scale, 0.0, true)?;
+    let sources = [w.trace.is_some(), w.rate_rps.is_some(), w.generate.is_some()].iter().filter(|&&b| b).count();
+    if sources != 1 {
+        return Err(ctx.err("workload", "give exactly one of `trace`, `rate_rps` or `[workload.generate]`"));
+    }
+    let mut arrivals = if let Some(raw) = &w.trace {
+        let p = ctx.input("workload.trace", raw)?;
+        if w.damping == 0 {
+            return Err(ctx.err("workload.damping", "must be at least 1"));
+        }
+        let ipa = trace_io::IpaOptions { window: w.window.map(|[a, b]| (a, b)), damping: w.damping };
+        let workload = match (w.format, &w.column) {
+            (Some(TraceFormat::RequestCsv), Some(col)) | (None, Some(col)) => {
+                Workload::Requests(trace_io::load_request_csv(&p, col).map_err(|e| ctx.err("workload.trace", e.to_string()))?)
+            }
+            _ => trace_io::load_workload(&p, w.format, ipa).map_err(|e| ctx.err("workload.trace", e.to_string()))?,
+        };
+        let workload = workload.scaled(w.rate_scale).map_err(|e| ctx.err("workload.rate_scale", e.to_string()))?;
+        match workload {
+            Workload::Rates(r) => ArrivalSpec::Rate { rates_rps: r.rates_rps, process: w.process },
+            Workload::Requests(r) => ArrivalSpec::Times { arrivals_s: r.arrivals_s },
+        }
+    } else if let Some(rate) = w.rate_rps {
+        check_finite(&ctx, "workload.rate_rps", rate, 0.0, false)?;
+        let d = w.duration_s.ok_or_else(|| ctx.err("workload.duration_s", "a constant-rate workload (`rate_rps`) needs `duration_s`"))?;
+        check_finite(&ctx, "workload.duration_s", d, 0.0, true)?;
+        ArrivalSpec::Rate { rates_rps: vec![rate * w.rate_scale; d.ceil() as usize], process: w.process }
+    } else {
+        let g = w.generate.as_ref().expect("counted above");
+        let mut p: GenParams = g.shape.default_params();
+        if let Some(v) = g.mean_rps { p.mean_rps = v; }
+        if let Some(v) = g.burstiness { p.burstiness = v; }
+        if let Some(v) = g.duration_s { p.duration_s = v; }
+        p.seed = g.seed.unwrap_or(exp.seed);
+        let t = traces::generate(g.shape, &p).map_err(|e| ctx.err("workload.generate", e.to_string()))?;
+        let t = t.scaled(w.rate_scale).map_err(|e| ctx.err("workload.rate_scale", e.to_string()))?;
+        ArrivalSpec::Rate { rates_rps: t.rates_rps, process: w.process }
+    };
+    if let Some(d) = w.duration_s.filter(|_| w.rate_rps.is_none()) {
+        check_finite(&ctx, "workload.duration_s", d, 0.0, true)?;
+        match &mut arrivals {
+            ArrivalSpec::Rate { rates_rps, .. } => rates_rps.truncate(d.ceil() as usize),
+            ArrivalSpec::Times { arrivals_s } => arrivals_s.retain(|&t| t < d),
+        }
+    }
+    if arrivals.expected_requests() <= 0.0 {
+        return Err(ctx.err("workload", "the workload has no requests (all rates are zero or the trace is empty)"));
+    }
+    if w.max_requests == Some(0) {
+        return Err(ctx.err("workload.max_requests", "must be at least 1"));
+    }
+
+    // devices
+    if exp.devices.is_empty() {
+        return Err(ctx.err("device", "at least one [[device]] is needed"));
+    }
+    let mut devices = Vec::new();
+    for (i, d) in exp.devices.iter().enumerate() {
+        check_finite(&ctx, &format!("device[{i}].idle_power_w"), d.idle_power_w, 0.0, false)?;
+        if devices.iter().any(|x: &DeviceSpec| x.name == d.name) {
+            return Err(ctx.err(format!("device[{i}].name"), format!("duplicate device name `{}`", d.name)));
+        }
+        devices.push(DeviceSpec { name: d.name.clone(), idle_power_w: d.idle_power_w });
+    }
+    let device_names = || devices.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ");
+    let device_index = |key: &str, name: &str| -> Result<usize, ConfigError> {
+        devices.iter().position(|d| d.name == name).ok_or_else(|| ConfigError::key(file, key, format!("unknown device `{name}`; devices: {}", device_names())))
+    };
+
+    // cost rows: inline then table file
+    let mut rows: Vec<(String, CostRow)> = exp.cost.iter().enumerate().map(|(i, r)| (format!("{}: `cost[{i}]`", file.display()), r.clone())).collect();
+    let mut interpolate = false;
+    if let Some(ct) = &exp.cost_table {
+        let p = ctx.input("cost_table.path", &ct.path)?;
+        let (r, sample_files) = tables::load_cost_csv(&p).map_err(|e| ctx.err("cost_table.path", e.to_string()))?;
+        for f in sample_files {
+            ctx.hash("cost_table.samples", &f)?;
+        }
+        rows.extend(r.into_iter().map(|(line, r)| (format!("{}, line {line}", p.display()), r)));
+        interpolate = ct.interpolate;
+    }
+    let mut by_key: BTreeMap<(String, String, String, u32), (String, CostRow)> = BTreeMap::new();
+    for (wher, r) in rows {
+        r.service_dist().map_err(|e| ConfigError::file(file, format!("cost row at {wher}: {e}")))?;
+        let k = (r.model.clone(), r.backend.clone(), r.device.clone(), r.batch_size);
+        if let Some((prev, _)) = by_key.get(&k) {
+            return Err(ConfigError::file(file, format!("duplicate cost row for model `{}`, backend `{}`, device `{}`, batch_size {} (at {wher} and {prev})", k.0, k.1, k.2, k.3)));
+        }
+        by_key.insert(k, (wher, r));
+    }
+    let estimated = by_key.values().any(|(_, r)| r.energy_estimated);
+    let lookup = |key: &str, model: &str, backend: &str, device: &str, b: u32, why: &str| -> Result<ServiceDist, ConfigError> {
+        let k = (model.to_string(), backend.to_string(), device.to_string(), b);
+        if let Some((_, r)) = by_key.get(&k) {
+            return Ok(r.service_dist().expect("validated"));
+        }
+        if interpolate {
+            let same = |r: &CostRow| r.model == model && r.backend == backend && r.device == device;
+            let lo = by_key.values().filter(|(_, r)| same(r) && r.batch_size < b).map(|(_, r)| r).max_by_key(|r| r.batch_size);
+            let hi = by_key.values().filter(|(_, r)| same(r) && r.batch_size > b).map(|(_, r)| r).min_by_key(|r| r.batch_size);
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                return interpolate_rows(lo, hi, b).service_dist().map_err(|e| ConfigError::key(file, key, e.to_string()));
+            }
+        }
+        let have: Vec<String> = by_key.keys().filter(|k| k.0 == model && k.1 == backend && k.2 == device).map(|k| k.3.to_string()).collect();
+        Err(ConfigError::key(file, key, format!(
+            "no cost row for model `{model}`, backend `{backend}`, device `{device}`, batch_size {b} ({why}); rows exist for batch sizes [{}]{}",
+            have.join(", "),
+            if interpolate { " and interpolation needs a measured size on both sides" } else { "; add the row or set `cost_table.interpolate = true`" }
+        )))
+    };
+
+    // quality
+    let quality = match &exp.quality {
+        None => None,
+        Some(q) => match (&q.path, &q.accuracy) {
+            (Some(raw), None) => {
+                let p = ctx.input("quality.path", raw)?;
+                Some(Quality::Table(tables::load_quality_csv(&p).map_err(|e| ctx.err("quality.path", e.to_string()))?))
+            }
+            (None, Some(acc)) => {
+                for (m, a) in acc {
+                    if !(0.0..=1.0).contains(a) {
+                        return Err(ctx.err(format!("quality.accuracy.{m}"), format!("must be in [0, 1] (got {a})")));
+                    }
+                }
+                Some(Quality::Accuracy(acc.clone()))
+            }
+            _ => return Err(ctx.err("quality", "give either `path` (a per-sample table) or `[quality.accuracy]`, not both or neither")),
+        },
+    };
+    let quality_index = |key: &str, model: &str| -> Result<Option<usize>, ConfigError> {
+        match &quality {
+            None => Ok(None),
+            Some(q) => q.index_of(model).map(Some).ok_or_else(|| ConfigError::key(file, key, format!("the quality table has no model `{model}`"))),
+        }
+    };
+
+    // servers
+    if exp.servers.is_empty() {
+        return Err(ctx.err("server", "at least one [[server]] is needed"));
+    }
+    let mut names = HashSet::new();
+    let mut servers = Vec::new();
+    for (i, s) in exp.servers.iter().enumerate() {
+        let k = |f: &str| format!("server[{i}].{f}");
+        if !names.insert(s.name.clone()) {
+            return Err(ctx.err(k("name"), format!("duplicate server name `{}`", s.name)));
+        }
+        let device = device_index(&k("device"), &s.device)?;
+        if s.instances == 0 {
+            return Err(ctx.err(k("instances"), "must be at least 1"));
+        }
+        let (max_batch, delay_us) = match s.kind {
+            ServerKind::Local => {
+                if s.max_queue_delay_us > 0 {
+                    return Err(ctx.err(k("max_queue_delay_us"), "a local server dispatches at once; use kind = \"batched\" for a batching delay"));
+                }
+                if !s.preferred_batch_sizes.is_empty() {
+                    return Err(ctx.err(k("preferred_batch_sizes"), "only batched servers have preferred batch sizes"));
+                }
+                (s.batch_size.or(s.max_batch_size).unwrap_or(1), 0)
+            }
+            ServerKind::Batched => {
+                if s.batch_size.is_some() {
+                    return Err(ctx.err(k("batch_size"), "batched servers take `max_batch_size`"));
+                }
+                (s.max_batch_size.unwrap_or(1), s.max_queue_delay_us)
+            }
+        };
+        if max_batch == 0 {
+            return Err(ctx.err(if s.batch_size.is_some() { k("batch_size") } else { k("max_batch_size") }, "batch size must be at least 1"));
+        }
+        let limit = s.max_batch_size_limit.unwrap_or(max_batch);
+        if limit < max_batch {
+            return Err(ctx.err(k("max_batch_size_limit"), format!("must be >= the batch size {max_batch}")));
+        }
+        let mut preferred = s.preferred_batch_sizes.clone();
+        preferred.sort_unstable();
+        preferred.dedup();
+        if let Some(&p) = preferred.iter().find(|&&p| p == 0 || p > max_batch) {
+            return Err(ctx.err(k("preferred_batch_sizes"), format!("{p} is not in 1..={max_batch}")));
+        }
+        if s.max_queue_size == Some(0) {
+            return Err(ctx.err(k("max_queue_size"), "must be at least 1 (omit it for an unbounded queue)"));
+        }
+        check_finite(&ctx, &k("warmup_s"), s.warmup_s, 0.0, false)?;
+        check_finite(&ctx, &k("warmup_energy_j"), s.warmup_energy_j, 0.0, false)?;
+        let mut variants = Vec::new();
+        for (vi, model) in std::iter::once(&s.model).chain(s.variants.iter()).enumerate() {
+            let key = if vi == 0 { k("model") } else { format!("server[{i}].variants[{}]", vi - 1) };
+            let why = format!("server `{}` can form batches of 1..={limit}", s.name);
+            let costs = (1..=limit).map(|b| lookup(&key, model, &s.backend, &s.device, b, &why)).collect::<Result<Vec<_>, _>>()?;
+            variants.push(Variant { model: model.clone(), costs, quality_index: quality_index(&key, model)? });
+        }
+        servers.push(ServerSpec {
+            name: s.name.clone(),
+            kind: s.kind,
+            backend: s.backend.clone(),
+            device,
+            variants,
+            initial_variant: 0,
+            instances: s.instances,
+            max_batch_size: max_batch,
+            preferred_batch_sizes: preferred,
+            max_queue_delay: SimDuration::from_micros(delay_us),
+            max_queue_size: s.max_queue_size,
+            warmup: SimDuration::from_secs_f64(s.warmup_s),
+            warmup_energy: Joules(s.warmup_energy_j),
+        });
+    }
+
+    // early exit
+    let early_exit = match &exp.early_exit {
+        None => None,
+        Some(e) => {
+            device_index("early_exit.device", &e.device)?;
+            let dist = lookup("early_exit.model", &e.model, &e.backend, &e.device, 1, "the early-exit model runs one request at a time")?;
+            Some(EarlyExitSpec { model: e.model.clone(), dist, quality_index: quality_index("early_exit.model", &e.model)? })
+        }
+    };
+
+    // controller and routing
+    exp.controller.validate().map_err(|m| ConfigError::file(file, m))?;
+    if exp.controller.needs_early_exit() {
+        if early_exit.is_none() {
+            return Err(ctx.err("early_exit", format!("controller kind `{}` skips requests to a cascade's early-exit model: add an [early_exit] section", exp.controller.kind())));
+        }
+        if !matches!(quality, Some(Quality::Table(_))) {
+            return Err(ctx.err("quality.path", format!("controller kind `{}` needs the early-exit model's per-sample confidence: give a per-sample quality table", exp.controller.kind())));
+        }
+    }
+    if servers.len() > 1 && exp.routing == RoutingConfig::First {
+        tracing::debug!("several servers with routing `first`: only the first receives requests unless the controller picks");
+    }
+
+    // energy
+    check_finite(&ctx, "energy.pue", exp.energy.pue, 0.0, true)?;
+    let carbon = match (&exp.energy.carbon_g_per_kwh, &exp.energy.carbon_trace) {
+        (Some(_), Some(_)) => return Err(ctx.err("energy", "give either `carbon_g_per_kwh` or `[energy.carbon_trace]`, not both")),
+        (Some(v), None) => {
+            check_finite(&ctx, "energy.carbon_g_per_kwh", *v, 0.0, false)?;
+            CarbonSignal::Constant(*v)
+        }
+        (None, None) => CarbonSignal::Constant(0.0),
+        (None, Some(ct)) => {
+            let p = ctx.input("energy.carbon_trace.path", &ct.path)?;
+            check_finite(&ctx, "energy.carbon_trace.offset_s", ct.offset_s, 0.0, false)?;
+            let t = trace_io::load_carbon_csv(&p, &ct.time_column, &ct.value_column).map_err(|e| ctx.err("energy.carbon_trace", e.to_string()))?;
+            carbon_steps(t.times_s(), t.values_g_per_kwh(), ct.offset_s)
+        }
+    };
+
+    check_finite(&ctx, "output.interval_s", exp.output.interval_s, 0.0, true)?;
+    let spec = SimSpec {
+        name: exp.name.clone(),
+        arrivals,
+        max_requests: exp.workload.max_requests,
+        devices,
+        servers,
+        early_exit,
+        quality,
+        controller: exp.controller.clone(),
+        routing: exp.routing.clone(),
+        slo: SimDuration::from_millis_f64(exp.slo_ms),
+        pue: exp.energy.pue,
+        carbon,
+        interval: SimDuration::from_secs_f64(exp.output.interval_s),
+        record_requests: exp.output.requests,
+        record_batches: exp.output.batches,
+        energy_estimated: estimated,
+    };
+    Ok(Loaded { file: file.to_path_buf(), experiment: exp, spec, inputs: ctx.inputs })
+}
+
+/// A carbon trace (times since its first row) started `offset_s` in, as simulation-time steps.
+pub fn carbon_steps(times_s: &[f64], values: &[f64], offset_s: f64) -> CarbonSignal {
+    let first = times_s.partition_point(|&t| t <= offset_s).saturating_sub(1);
+    let mut times = vec![SimTime::ZERO];
+    let mut vals = vec![values[first]];
+    for i in first + 1..times_s.len() {
+        times.push(SimTime::from_secs_f64(times_s[i] - offset_s));
+        vals.push(values[i]);
+    }
+    CarbonSignal::Steps { times, values: vals }
+}

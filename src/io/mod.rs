@@ -1,0 +1,7 @@
+//! Every file read and write: traces, tables, experiment files and run outputs.
+
+pub mod experiment;
+pub mod manifest;
+pub mod outputs;
+pub mod tables;
+pub mod traces;

@@ -1,0 +1,11 @@
+//! basin
+pub mod analysis;
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod io;
+pub mod metrics;
+pub mod model;
+pub mod plot;
+pub mod sim;
+pub mod traces;

@@ -1,0 +1,190 @@
+//! Admission controllers: the policies users come to study.
+//!
+//! A controller sees only what a real gateway could see (the types below are the whole of its
+//! view): the arriving request's id, arrival time and, when a cascade's early-exit model ran,
+//! that model's uncertainty on it; the state of every server queue; observations of past
+//! completions (latency, batch size, energy share); the clock and the grid's carbon intensity.
+//! It never sees whether an answer is correct, nor anything about the future. The same
+//! controller code drives the simulator and the real-time replay.
+//!
+//! Per request it returns a [`Decision`]; every [`Controller::tick_interval`] it may return
+//! [`Reconfig`] actions (model variant, batch size, instance count).
+//!
+//! Policies are configured by a serde-tagged enum ([`ControllerConfig`], `kind = "..."` in the
+//! experiment file), one file per policy.
+
+pub mod open_loop;
+pub mod static_threshold;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::{SimDuration, SimTime};
+
+pub use open_loop::OpenLoopConfig;
+pub use static_threshold::StaticThresholdConfig;
+
+/// A request as the gateway sees it when deciding.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RequestView {
+    pub id: u64,
+    pub arrival: SimTime,
+    /// 1 − the early-exit model's confidence on this request, when a cascade is configured and
+    /// the quality table has confidences.
+    pub uncertainty: Option<f64>,
+}
+
+/// A server's externally observable state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerView {
+    pub name: String,
+    pub queue_len: usize,
+    pub in_service: u32,
+    pub busy_instances: u32,
+    pub instances: u32,
+    pub max_batch_size: u32,
+    pub variant: usize,
+    /// Mean service time of a full batch of the current variant (from the cost table the
+    /// operator has measured).
+    pub batch_service_s: f64,
+}
+
+/// Everything a controller may look at besides the request.
+#[derive(Clone, Debug)]
+pub struct GatewayView<'a> {
+    pub now: SimTime,
+    pub servers: &'a [ServerView],
+    /// Grid carbon intensity now (the signal a carbon-aware operator subscribes to).
+    pub carbon_g_per_kwh: f64,
+    /// IT power the devices draw now (what a power meter reads).
+    pub power_w: f64,
+    pub slo: SimDuration,
+}
+
+/// What the operator knows about one model variant before the run: its offline accuracy and
+/// the cost table's mean latency and energy per batch size (all measured in calibration).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VariantProfile {
+    pub model: String,
+    /// Offline accuracy on the evaluation set (None without a quality table).
+    pub accuracy: Option<f64>,
+    /// `latency_s[b - 1]`: mean service time of a batch of b.
+    pub latency_s: Vec<f64>,
+    /// `energy_j[b - 1]`: mean energy of a batch of b.
+    pub energy_j: Vec<f64>,
+}
+
+/// Static facts about a server a controller may plan with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerProfile {
+    pub name: String,
+    pub variants: Vec<VariantProfile>,
+    pub initial_variant: usize,
+    pub instances: u32,
+    pub max_batch_size: u32,
+    /// Idle power of the server's device.
+    pub idle_power_w: f64,
+    /// Warm-up time and energy of a newly added instance.
+    pub warmup_s: f64,
+    pub warmup_energy_j: f64,
+}
+
+/// Passed to [`ControllerConfig::build`]: the deployment as the operator knows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ControllerContext {
+    pub servers: Vec<ServerProfile>,
+    pub early_exit: Option<VariantProfile>,
+    pub slo: SimDuration,
+}
+
+/// A finished request, as the gateway observes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CompletionView {
+    pub server: usize,
+    pub arrival: SimTime,
+    pub completion: SimTime,
+    pub batch_size: u32,
+    /// This request's share of its batch's energy (what a meter read around the batch gives).
+    pub energy_j: f64,
+}
+
+impl CompletionView {
+    pub fn latency(&self) -> SimDuration { self.completion.since(self.arrival) }
+}
+
+/// What happens to a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Serve it with the full model on the server the router picks.
+    Admit,
+    /// Serve it with the full model on this server.
+    AdmitTo(usize),
+    /// Answer it with the early-exit model's result (cascade exit).
+    Skip,
+    /// Do not answer it.
+    Reject,
+}
+
+/// A periodic reconfiguration of one server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reconfig {
+    SetVariant { server: usize, variant: usize },
+    SetMaxBatchSize { server: usize, max_batch_size: u32 },
+    SetInstances { server: usize, instances: u32 },
+}
+
+/// An admission / adaptation policy.
+pub trait Controller: Send {
+    /// Decides what to do with a request.
+    fn decide(&mut self, req: &RequestView, view: &GatewayView<'_>) -> Decision;
+    /// Observes a completed request.
+    fn on_completion(&mut self, _done: &CompletionView, _view: &GatewayView<'_>) {}
+    /// How often [`Controller::on_tick`] runs (`None`: never).
+    fn tick_interval(&self) -> Option<SimDuration> { None }
+    /// Periodic reconfiguration.
+    fn on_tick(&mut self, _view: &GatewayView<'_>, _out: &mut Vec<Reconfig>) {}
+    /// The current admission threshold, for the time series (`None`: the policy has none).
+    fn tau(&self, _now: SimTime) -> Option<f64> { None }
+}
+
+/// `[controller]` in an experiment file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ControllerConfig {
+    OpenLoop(OpenLoopConfig),
+    StaticThreshold(StaticThresholdConfig),
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self { ControllerConfig::OpenLoop(OpenLoopConfig::default()) }
+}
+
+impl ControllerConfig {
+    /// The names users write in `kind = "..."`.
+    pub const KINDS: &'static [&'static str] = &["open_loop", "static_threshold"];
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ControllerConfig::OpenLoop(_) => "open_loop",
+            ControllerConfig::StaticThreshold(_) => "static_threshold",
+        }
+    }
+
+    /// Whether this policy needs a cascade's early-exit model (it skips requests).
+    pub fn needs_early_exit(&self) -> bool { matches!(self, ControllerConfig::StaticThreshold(_)) }
+
+    /// Checks parameter ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ControllerConfig::OpenLoop(_) => Ok(()),
+            ControllerConfig::StaticThreshold(c) => c.validate(),
+        }
+    }
+
+    /// A fresh controller for one run.
+    pub fn build(&self, _ctx: &ControllerContext) -> Box<dyn Controller> {
+        match self {
+            ControllerConfig::OpenLoop(c) => Box::new(c.build()),
+            ControllerConfig::StaticThreshold(c) => Box::new(c.build()),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Servers: local workers (Path A) and the Triton-style dynamic batcher (Path B).
+//!
+//! Both kinds share one state machine. A server has a FIFO queue and a set of instances
+//! (workers); each instance serves one batch at a time.
+//!
+//! **Dispatch rule** (SPEC.md, Triton's dynamic batcher): a batch is dispatched to a free
+//! instance as soon as the queue holds the *trigger size* — the largest preferred batch size
+//! not above `max_batch_size`, or `max_batch_size` when no preferred sizes are given — or the
+//! oldest queued request has waited `max_queue_delay`. It takes the oldest
+//! `min(queue, max_batch_size)` requests; when preferred sizes are given and the delay has not
+//! expired, it takes the largest preferred size that fits. An arrival that finds
+//! `max_queue_size` requests waiting is rejected.
+//!
+//! A **local** server is the same machine with `max_queue_delay = 0`: a free worker takes up to
+//! `batch_size` (default 1) waiting requests at once.
+//!
+//! The server is pure: it never schedules events itself. The simulator (or the replay driver)
+//! asks it what to do ([`Server::try_dispatch`], [`Server::timer_deadline`]) and schedules the
+//! completions and timers it returns.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::cost::ServiceDist;
+use super::request::QueuedRequest;
+use crate::core::{Joules, SimDuration, SimTime, StreamRng};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKind {
+    /// Path A: local serving, small fixed batches, no batching delay.
+    Local,
+    /// Path B: Triton-style dynamic batcher.
+    Batched,
+}
+
+/// One model variant a server can run, with its service distribution per batch size.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    pub model: String,
+    /// `costs[b - 1]` is the distribution for a batch of `b`.
+    pub costs: Vec<ServiceDist>,
+    /// Index of this model in the quality table, if it has one.
+    pub quality_index: Option<usize>,
+}
+
+/// Static description of a server (validated by the config layer).
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    pub name: String,
+    pub kind: ServerKind,
+    pub backend: String,
+    pub device: usize,
+    pub variants: Vec<Variant>,
+    pub initial_variant: usize,
+    pub instances: u32,
+    pub max_batch_size: u32,
+    /// Sorted ascending, each ≤ `max_batch_size`.
+    pub preferred_batch_sizes: Vec<u32>,
+    pub max_queue_delay: SimDuration,
+    pub max_queue_size: Option<usize>,
+    /// Time a newly added instance takes before it can serve.
+    pub warmup: SimDuration,
+    /// Energy a newly added instance draws while warming up.
+    pub warmup_energy: Joules,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InstanceState {
+    Idle,
+    Busy,
+    WarmingUp,
+    Removed,
+}
+
+#[derive(Clone, Debug)]
+struct Instance {
+    state: InstanceState,
+    /// Leave once the current batch completes.
+    retiring: bool,
+    batch: Vec<QueuedRequest>,
+    started: SimTime,
+    energy: Joules,
+    variant: usize,
+}
+
+/// A batch that has just started service.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dispatch {
+    pub instance: u32,
+    pub size: u32,
+    pub start: SimTime,
+    pub service: SimDuration,
+    pub energy: Joules,
+}
+
+/// A batch that has just finished (its requests: [`Server::batch`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Completed {
+    pub instance: u32,
+    pub start: SimTime,
+    pub energy: Joules,
+    /// The variant that served the batch.
+    pub variant: usize,
+}
+
+/// Why an arrival was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueFull;
+
+/// The run-time state of one server.
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub spec: ServerSpec,
+    variant: usize,
+    max_batch: u32,
+    queue: VecDeque<QueuedRequest>,
+    instances: Vec<Instance>,
+    idle: u32,
+    in_service: u32,
+    busy: u32,
+    /// A timer event is pending for this server at this time.
+    pub timer_pending: Option<SimTime>,
+    rng: StreamRng,
+}
+
+impl Server {
+    pub fn new(spec: ServerSpec, rng: StreamRng) -> Self {
+        let instances = (0..spec.instances)
+            .map(|_| Instance { state: InstanceState::Idle, retiring: false, batch: Vec::new(), started: SimTime::ZERO, energy: Joules(0.0), variant: 0 })
+            .collect();
+        Server {
+            variant: spec.initial_variant,
+            max_batch: spec.max_batch_size,
+            idle: spec.instances,
+            instances,
+            spec,
+            queue: VecDeque::new(),
+            in_service: 0,
+            busy: 0,
+            timer_pending: None,
+            rng,
+        }
+    }
+
+    pub fn queue_len(&self) -> usize { self.queue.len() }
+    /// Requests being served right now.
+    pub fn in_service(&self) -> u32 { self.in_service }
+    pub fn busy_instances(&self) -> u32 { self.busy }
+    pub fn idle_instances(&self) -> u32 { self.idle }
+    /// Instances that exist and are not leaving (serving, idle or warming up).
+    pub fn instances(&self) -> u32 {
+        self.instances.iter().filter(|i| i.state != InstanceState::Removed && !i.retiring).count() as u32
+    }
+    pub fn variant(&self) -> usize { self.variant }
+    pub fn model(&self) -> &str { &self.spec.variants[self.variant].model }
+    pub fn max_batch_size(&self) -> u32 { self.max_batch }
+    pub fn oldest_enqueued(&self) -> Option<SimTime> { self.queue.front().map(|r| r.enqueued) }
+
+    fn trigger_size(&self) -> usize {
+        self.spec.preferred_batch_sizes.iter().rev().find(|&&p| p <= self.max_batch).copied().unwrap_or(self.max_batch) as usize
+    }
+
+    fn expired(&self, now: SimTime) -> bool {
+        self.queue.front().is_some_and(|r| now >= r.enqueued + self.spec.max_queue_delay)
+    }
+
+    /// Adds a request to the queue, or refuses it when the queue is full.
+    #[inline]
+    pub fn enqueue(&mut self, r: QueuedRequest) -> Result<(), QueueFull> {
+        if self.spec.max_queue_size.is_some_and(|m| self.queue.len() >= m) {
+            return Err(QueueFull);
+        }
+        self.queue.push_back(r);
+        Ok(())
+    }
+
+    /// Whether a batch should start now.
+    #[inline]
+    pub fn ready(&self, now: SimTime) -> bool {
+        self.idle > 0 && !self.queue.is_empty() && (self.queue.len() >= self.trigger_size() || self.expired(now))
+    }
+
+    /// Starts one batch if the dispatch rule says so. Call repeatedly until `None`.
+    pub fn try_dispatch(&mut self, now: SimTime) -> Option<Dispatch> {
+        if !self.ready(now) {
+            return None;
+        }
+        let n = self.queue.len().min(self.max_batch as usize);
+        let size = if !self.spec.preferred_batch_sizes.is_empty() && !self.expired(now) {
+            self.spec.preferred_batch_sizes.iter().rev().find(|&&p| (p as usize) <= n).map_or(n, |&p| p as usize)
+        } else {
+            n
+        };
+        let idx = self.instances.iter().position(|i| i.state == InstanceState::Idle)?;
+        let (service, energy) = self.spec.variants[self.variant].costs[size - 1].draw(&mut self.rng);
+        let inst = &mut self.instances[idx];
+        inst.batch.clear();
+        inst.batch.extend(self.queue.drain(..size));
+        inst.state = InstanceState::Busy;
+        inst.started = now;
+        inst.energy = energy;
+        inst.variant = self.variant;
+        self.idle -= 1;
+        self.busy += 1;
+        self.in_service += size as u32;
+        Some(Dispatch { instance: idx as u32, size: size as u32, start: now, service, energy })
+    }
+
+    /// When a timer should fire to dispatch the oldest request on its delay, if a batch is not
+    /// ready now but could become ready by waiting.
+    pub fn timer_deadline(&self, now: SimTime) -> Option<SimTime> {
+        if self.idle == 0 || self.ready(now) {
+            return None;
+        }
+        self.queue.front().map(|r| r.enqueued + self.spec.max_queue_delay)
+    }
+
+    /// The requests of the batch on `instance` (the last one it served, once complete).
+    pub fn batch(&self, instance: u32) -> &[QueuedRequest] { &self.instances[instance as usize].batch }
+
+    /// Finishes the batch on `instance`; its requests stay readable through [`Server::batch`]
+    /// until the instance's next dispatch.
+    pub fn complete(&mut self, instance: u32) -> Completed {
+        let inst = &mut self.instances[instance as usize];
+        debug_assert_eq!(inst.state, InstanceState::Busy);
+        self.busy -= 1;
+        self.in_service -= inst.batch.len() as u32;
+        if inst.retiring {
+            inst.state = InstanceState::Removed;
+            inst.retiring = false;
+        } else {
+            inst.state = InstanceState::Idle;
+            self.idle += 1;
+        }
+        Completed { instance, start: inst.started, energy: inst.energy, variant: inst.variant }
+    }
+
+    /// Changes the number of instances. New instances start warming up (the caller schedules
+    /// [`Server::instance_ready`] after `spec.warmup`, or calls it at once when that is zero)
+    /// and their indices are returned. Fewer instances: idle ones leave at once, busy ones
+    /// after their current batch.
+    pub fn set_instances(&mut self, target: u32) -> Vec<u32> {
+        let target = target.max(1);
+        let current = self.instances();
+        let mut added = Vec::new();
+        if target > current {
+            for _ in current..target {
+                // Reuse a removed slot when there is one, so indices stay small.
+                let slot = self.instances.iter().position(|i| i.state == InstanceState::Removed);
+                let fresh = Instance { state: InstanceState::WarmingUp, retiring: false, batch: Vec::new(), started: SimTime::ZERO, energy: Joules(0.0), variant: 0 };
+                let idx = match slot {
+                    Some(i) => { self.instances[i] = fresh; i }
+                    None => { self.instances.push(fresh); self.instances.len() - 1 }
+                };
+                added.push(idx as u32);
+            }
+        } else {
+            let mut excess = current - target;
+            // idle and warming-up instances leave first, then busy ones after their batch
+            for want in [InstanceState::WarmingUp, InstanceState::Idle, InstanceState::Busy] {
+                for inst in self.instances.iter_mut().rev() {
+                    if excess == 0 { break; }
+                    if inst.state == want && !inst.retiring {
+                        match want {
+                            InstanceState::Idle => { inst.state = InstanceState::Removed; self.idle -= 1; }
+                            InstanceState::WarmingUp => inst.state = InstanceState::Removed,
+                            _ => inst.retiring = true,
+                        }
+                        excess -= 1;
+                    }
+                }
+            }
+        }
+        added
+    }
+
+    /// A warming-up instance becomes available (ignored if it was removed meanwhile).
+    pub fn instance_ready(&mut self, instance: u32) {
+        let inst = &mut self.instances[instance as usize];
+        if inst.state == InstanceState::WarmingUp {
+            inst.state = InstanceState::Idle;
+            self.idle += 1;
+        }
+    }
+
+    /// Switches the model variant used by the next batches.
+    pub fn set_variant(&mut self, variant: usize) {
+        if variant < self.spec.variants.len() {
+            self.variant = variant;
+        }
+    }
+
+    /// Changes the maximum batch size (bounded by the sizes the cost table covers).
+    pub fn set_max_batch_size(&mut self, b: u32) {
+        let limit = self.spec.variants.iter().map(|v| v.costs.len() as u32).min().unwrap_or(1);
+        self.max_batch = b.clamp(1, limit);
+    }
+}

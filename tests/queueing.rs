@@ -1,0 +1,112 @@
+//! The simulator against queueing theory. Each check runs independent replications (different
+//! seeds), compares the grand mean with the closed form, and also asserts that the tolerance
+//! is at least three standard errors of that mean — so a pass is not luck.
+
+mod common;
+use common::*;
+
+use basin::model::cost::LatencyDistribution;
+use basin::model::server::ServerKind;
+use basin::sim;
+
+const REPS: u64 = 8;
+
+/// Mean sojourn (ms) of each replication.
+fn replicate(spec: &basin::sim::SimSpec) -> Vec<f64> {
+    let base: u64 = std::env::var("BASIN_TEST_SEED_BASE").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let seeds: Vec<u64> = (base + 1..=base + REPS).collect();
+    std::thread::scope(|s| {
+        let hs: Vec<_> = seeds.iter().map(|&seed| s.spawn(move || sim::run(spec, seed).summary.latency_ms.mean.unwrap())).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn mean_se(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let m = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+    (m, (var / n).sqrt())
+}
+
+fn check(name: &str, got: &[f64], theory: f64, tol: f64) {
+    let (m, se) = mean_se(got);
+    let rel = (m - theory).abs() / theory;
+    eprintln!("{name}: simulated {m:.5} theory {theory:.5} rel.err {:.4}% (SE {:.4}%)", rel * 100.0, se / theory * 100.0);
+    assert!(3.0 * se / theory <= tol, "{name}: too few requests, 3 SE = {:.3}% > tolerance {:.1}%", 300.0 * se / theory, tol * 100.0);
+    assert!(rel <= tol, "{name}: {m} vs theory {theory} ({:.3}% > {:.1}%)", rel * 100.0, tol * 100.0);
+}
+
+/// M/M/1 with μ = 1000/s: mean sojourn 1/(μ − λ).
+fn mm1(rho: f64, seconds_per_rep: usize) {
+    let mu = 1000.0;
+    let lambda = rho * mu;
+    let s = spec(poisson(lambda, seconds_per_rep),
+        vec![server("s", ServerKind::Local, 1, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.01))], 10.0);
+    check(&format!("M/M/1 rho={rho}"), &replicate(&s), 1e3 / (mu - lambda), 0.01);
+}
+
+#[test]
+fn mm1_rho_05() { mm1(0.5, 400) }
+
+#[test]
+fn mm1_rho_09() { mm1(0.9, 5_500) }
+
+/// M/D/1, service 1 ms, ρ = 0.8: Pollaczek–Khinchine mean wait ρ/(2μ(1−ρ)).
+#[test]
+fn md1_pollaczek_khinchine() {
+    let (mu, rho) = (1000.0, 0.8);
+    let s = spec(poisson(rho * mu, 1_500),
+        vec![server("s", ServerKind::Local, 1, 1, 0, None, |_| (1.0, 0.01))], 10.0);
+    let waits: Vec<f64> = replicate(&s).iter().map(|w| w - 1.0).collect();
+    check("M/D/1 wait", &waits, 1e3 * rho / (2.0 * mu * (1.0 - rho)), 0.01);
+}
+
+/// Erlang C: probability of waiting in M/M/c with offered load a = λ/μ.
+fn erlang_c(c: u32, a: f64) -> f64 {
+    let mut sum = 0.0;
+    let mut term = 1.0;
+    for k in 0..c {
+        if k > 0 { term *= a / k as f64; }
+        sum += term;
+    }
+    let last = term * a / c as f64;
+    let rho = a / c as f64;
+    let top = last / (1.0 - rho);
+    top / (sum + top)
+}
+
+/// M/M/4, μ = 1000/s per server, ρ = 0.8: mean wait C(c, a) / (cμ − λ).
+#[test]
+fn mmc_erlang_c() {
+    let (mu, c, rho) = (1000.0, 4u32, 0.8);
+    let lambda = rho * mu * c as f64;
+    let s = spec(poisson(lambda, 1_200),
+        vec![server("s", ServerKind::Local, c, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.01))], 10.0);
+    let sojourn = replicate(&s);
+    // wait = sojourn − service; the service mean of each replication is 1 ms in expectation,
+    // so compare sojourn with Wq + 1/μ (the tolerance is on the wait, the harder quantity).
+    let wq = 1e3 * erlang_c(c, lambda / mu) / (c as f64 * mu - lambda);
+    let waits: Vec<f64> = sojourn.iter().map(|w| w - 1.0).collect();
+    check("M/M/4 wait", &waits, wq, 0.02);
+}
+
+/// Little's law on the recorded time series: mean number in system = throughput × mean sojourn.
+#[test]
+fn littles_law_on_time_series() {
+    let s = spec(poisson(700.0, 600),
+        vec![server("s", ServerKind::Batched, 2, 8, 2_000, Some(LatencyDistribution::Exponential), |b| (1.0 + 0.5 * b as f64, 0.1 * b as f64))], 10.0);
+    let out = sim::run(&s, 3);
+    let ts = &out.timeseries;
+    let dur = out.summary.duration_s;
+    let mut l = 0.0;
+    for i in 0..ts.len() {
+        let len = if i + 1 == ts.len() { dur - ts.t_s[i] } else { 1.0 };
+        l += (ts.queue_len[i] + ts.in_service[i]) * len;
+    }
+    l /= dur;
+    let lambda = ts.completed.iter().sum::<u64>() as f64 / dur;
+    let w = out.summary.latency_ms.mean.unwrap() / 1e3;
+    let rel = (l - lambda * w).abs() / l;
+    eprintln!("Little: L = {l:.5}, λW = {:.5}, rel {rel:.2e}", lambda * w);
+    assert!(rel < 1e-6, "L = {l}, λW = {}", lambda * w);
+}

@@ -11,8 +11,9 @@
 # needs only glibc and libstdc++). This script downloads that wheel with plain
 # `pip download --no-deps` (no venv needed), unzips the library into
 # ${BASIN_CACHE:-$REPO/.cache}/onnxruntime/ and points the stable symlink
-# `libonnxruntime.so` at it. The version matches the `onnxruntime` pin in
-# scripts/requirements.txt, so the Rust backend and the Python reference use the same runtime.
+# `libonnxruntime.so` at it. The version defaults to the `onnxruntime` pin in
+# scripts/requirements.txt (ORT_VERSION overrides it), so the Rust backend and the Python
+# reference use the same runtime.
 #
 # Idempotent: when the versioned library is already there it only refreshes the symlink
 # (a few ms). The LAST line of stdout is always the absolute path of the library (the
@@ -21,7 +22,9 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${BASIN_CACHE:-$REPO/.cache}"
-VERSION="${ORT_VERSION:-1.31.1}"
+# Default: the onnxruntime pin in scripts/requirements.txt (fallback 1.31.1).
+PINNED="$(sed -n 's/^onnxruntime==\([0-9][0-9.]*\).*/\1/p' "$REPO/scripts/requirements.txt" 2>/dev/null | head -n1)"
+VERSION="${ORT_VERSION:-${PINNED:-1.31.1}}"
 DEST="$CACHE/onnxruntime"
 LIB="$DEST/libonnxruntime.so.$VERSION"
 LINK="$DEST/libonnxruntime.so"

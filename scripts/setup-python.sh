@@ -15,8 +15,10 @@
 # once (measured: ~0.02 s), so it is safe to call from other scripts.
 #
 # Measured on the 2-core Debian 12 dev machine (2026-11), empty pip cache, PyPI via the proxy:
-# cold install ~22 s wall, venv size ~480 MB (polars runtime 170 MB, numpy, matplotlib and the
-# Jupyter kernel stack dominate).
+# cold install ~42 s wall, venv size ~1.1 GB (polars runtime 170 MB, nvidia-pytriton with its
+# bundled tritonserver ~150 MB, scipy (for scikit-learn) 145 MB, onnxruntime 68 MB, numpy,
+# scikit-learn, onnx, matplotlib and the Jupyter kernel stack). Without the model/Triton
+# packages it was ~22 s and ~480 MB.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

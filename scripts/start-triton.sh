@@ -8,7 +8,9 @@
 # Makes sure the venv and the models exist (scripts/build-models.sh, a quick no-op when they
 # are current), starts the server in its own session (setsid) with its pid in
 # $BASIN_CACHE/triton/triton.pid and its log in $BASIN_CACHE/triton/triton.log, then polls
-# GET /v2/health/ready until it answers 200. Gives up after TRITON_START_TIMEOUT seconds
+# GET /v2/health/ready until it answers 200 AND the server has written its ready file (the
+# served model names, $BASIN_CACHE/triton/ready: Triton is "ready" before PyTriton has loaded
+# the models), and checks GET /v2/models/<name>/ready for each. Gives up after TRITON_START_TIMEOUT seconds
 # (default 180), or as soon as the server exits, printing the log tail; the exit status is
 # then 1 (and a server still starting is stopped). Prints the HTTP base URL on success.
 set -euo pipefail
@@ -17,6 +19,7 @@ VENV="${BASIN_VENV:-$REPO/.venv}"
 DIR="${BASIN_CACHE:-$REPO/.cache}/triton"
 PIDFILE="$DIR/triton.pid"
 LOGFILE="$DIR/triton.log"
+READYFILE="$DIR/ready"
 TIMEOUT="${TRITON_START_TIMEOUT:-180}"
 
 log() { printf 'start-triton: %s\n' "$*" >&2; }
@@ -41,12 +44,12 @@ fi
 
 "$REPO/scripts/build-models.sh" >&2
 
-# ready_status: prints the HTTP status of /v2/health/ready (000 when nothing answers).
-ready_status() {
+# http_status PATH: prints the HTTP status of GET $url$PATH (000 when nothing answers).
+http_status() {
     if command -v curl >/dev/null; then
-        curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/v2/health/ready" || true
+        curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url$1" || true
     else
-        "$VENV/bin/python" - "$url/v2/health/ready" <<'PY' || true
+        "$VENV/bin/python" - "$url$1" <<'PY' || true
 import sys, urllib.request
 try:
     print(urllib.request.urlopen(sys.argv[1], timeout=2).status, end="")
@@ -55,19 +58,21 @@ except Exception as e:
 PY
     fi
 }
-[[ "$(ready_status)" == 000 ]] || die "something already answers on $url; choose another --http-port"
+[[ "$(http_status /v2/health/ready)" == 000 ]] || die "something already answers on $url; choose another --http-port"
 
 t0=$(date +%s.%N)
 : >"$LOGFILE"
-setsid "$VENV/bin/python" -u "$REPO/scripts/triton_server.py" "$@" >>"$LOGFILE" 2>&1 </dev/null &
+rm -f "$READYFILE"
+setsid "$VENV/bin/python" -u "$REPO/scripts/triton_server.py" --ready-file "$READYFILE" "$@" \
+    >>"$LOGFILE" 2>&1 </dev/null &
 pid=$!
 printf '%s\n' "$pid" >"$PIDFILE"
 log "started pid $pid, log $LOGFILE; waiting for $url/v2/health/ready (up to ${TIMEOUT}s)"
 
 deadline=$(($(date +%s) + TIMEOUT))
 while :; do
-    status="$(ready_status)"
-    [[ "$status" == 200 ]] && break
+    status="$(http_status /v2/health/ready)"
+    [[ "$status" == 200 && -s "$READYFILE" ]] && break
     if ! kill -0 "$pid" 2>/dev/null; then
         rm -f "$PIDFILE"
         log "server exited before becoming ready; last log lines:"
@@ -82,6 +87,15 @@ while :; do
     fi
     sleep 0.2
 done
+while read -r model; do
+    [[ "$(http_status "/v2/models/$model/ready")" == 200 ]] || {
+        log "model $model is not ready; last log lines:"
+        tail -n 30 "$LOGFILE" >&2
+        "$REPO/scripts/stop-triton.sh" >&2 || true
+        exit 1
+    }
+done <"$READYFILE"
 t1=$(date +%s.%N)
+log "models ready: $(paste -sd' ' "$READYFILE")"
 log "ready in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s (pid $pid)"
 printf '%s\n' "$url"

@@ -14,7 +14,12 @@ batcher has (Triton model_config.proto ``dynamic_batching``): ``--max-batch-size
 ``--max-queue-delay-us`` (``max_queue_delay_microseconds``), ``--preferred-batch-sizes`` and
 ``--instances`` (model instances = parallel callables, each with its own ONNX Runtime session).
 
-All endpoints bind to 127.0.0.1. The script blocks until SIGINT/SIGTERM (Ctrl+C); use
+All endpoints bind to 127.0.0.1. PyTriton protects some Triton APIs with a random access
+token; statistics (``GET /v2/models/<name>/stats``) are left open here so that clients can
+read Triton's queue/compute durations, the rest (model repository, shared memory, trace,
+logging) stays protected. Triton reports ``/v2/health/ready`` as soon as the server is up,
+before PyTriton has loaded the models; ``--ready-file`` names a file written (model names, one
+a line) once every model is loaded. The script blocks until SIGINT/SIGTERM (Ctrl+C); use
 scripts/start-triton.sh / scripts/stop-triton.sh to run it in the background.
 
 Example KServe v2 request (HTTP/JSON)::
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -35,7 +41,7 @@ import numpy as np
 import onnxruntime as ort
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-from pytriton.triton import Triton, TritonConfig
+from pytriton.triton import DEFAULT_PROTECTED_ENDPOINTS, Triton, TritonConfig, TritonSecurityConfig
 
 REPO = Path(__file__).resolve().parent.parent
 LOG = logging.getLogger("basin.triton")
@@ -102,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--grpc-port", type=int, default=8001)
     ap.add_argument("--metrics-port", type=int, default=8002)
     ap.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose")
+    ap.add_argument("--ready-file", type=Path, default=None,
+                    help="write the served model names here once all models are loaded")
     args = ap.parse_args(argv)
     if args.models:
         args.models = [m for item in args.models for m in item.split(",") if m]
@@ -113,8 +121,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _interrupt(signum, frame):  # SIGTERM -> the same clean shutdown as Ctrl+C
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A shell starting us in the background (`cmd &` without job control) sets SIGINT to
+    # SIG_IGN, which Python keeps; restore Ctrl+C semantics so SIGINT shuts down cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     available = sorted(p.stem for p in args.model_dir.glob("*.onnx"))
     if not available:
@@ -133,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     batcher = DynamicBatcher(max_queue_delay_microseconds=args.max_queue_delay_us,
                              preferred_batch_size=args.preferred_batch_sizes or None)
-    with Triton(config=config) as triton:
+    security = TritonSecurityConfig(
+        restricted_endpoints=[e for e in DEFAULT_PROTECTED_ENDPOINTS if e != "statistics"])
+    if args.ready_file:
+        args.ready_file.unlink(missing_ok=True)
+    with Triton(config=config, security_config=security) as triton:
         for name in names:
             path = args.model_dir / f"{name}.onnx"
             sessions = [make_session(path, args) for _ in range(args.instances)]
@@ -152,7 +172,15 @@ def main(argv: list[str] | None = None) -> int:
                  "max_queue_delay_us %d, preferred %s", names, args.http_port, args.grpc_port,
                  args.metrics_port, args.max_batch_size, args.max_queue_delay_us,
                  args.preferred_batch_sizes)
-        triton.serve()
+        if args.ready_file:
+            tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+            tmp.write_text("".join(f"{n}\n" for n in names))
+            os.replace(tmp, args.ready_file)
+        try:
+            triton.serve()
+        finally:
+            if args.ready_file:
+                args.ready_file.unlink(missing_ok=True)
     return 0
 
 

@@ -1,5 +1,6 @@
 //! The command-line front end: one function per subcommand. `main.rs` only calls [`main`].
 
+pub mod bench;
 pub mod simulate;
 pub mod trace;
 
@@ -22,6 +23,11 @@ pub struct Cli {
 pub enum Command {
     /// Run one simulated experiment.
     Simulate(simulate::SimulateArgs),
+    /// Throughput and memory benchmarks of the simulator.
+    Bench {
+        #[command(subcommand)]
+        cmd: bench::BenchCmd,
+    },
     /// Inspect and generate arrival traces.
     Trace {
         #[command(subcommand)]
@@ -38,6 +44,7 @@ pub fn main() -> ExitCode {
     let res = match cli.command {
         Command::Simulate(a) => simulate::run(a),
         Command::Trace { cmd } => trace::run(cmd),
+        Command::Bench { cmd } => bench::run(cmd),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -371,6 +371,8 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
             return Err(ctx.err("quality.path", format!("controller kind `{}` needs the early-exit model's per-sample confidence: give a per-sample quality table", exp.controller.kind())));
         }
     }
+    let server_names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+    exp.routing.validate(&server_names).map_err(|m| ctx.err("routing", m))?;
     if servers.len() > 1 && exp.routing == RoutingConfig::First {
         tracing::debug!("several servers with routing `first`: only the first receives requests unless the controller picks");
     }

@@ -120,6 +120,8 @@ pub struct Server {
     idle: u32,
     in_service: u32,
     busy: u32,
+    /// Instances that exist and are not leaving.
+    active: u32,
     /// A timer event is pending for this server at this time.
     pub timer_pending: Option<SimTime>,
     rng: StreamRng,
@@ -134,6 +136,7 @@ impl Server {
             variant: spec.initial_variant,
             max_batch: spec.max_batch_size,
             idle: spec.instances,
+            active: spec.instances,
             instances,
             spec,
             queue: VecDeque::new(),
@@ -150,9 +153,7 @@ impl Server {
     pub fn busy_instances(&self) -> u32 { self.busy }
     pub fn idle_instances(&self) -> u32 { self.idle }
     /// Instances that exist and are not leaving (serving, idle or warming up).
-    pub fn instances(&self) -> u32 {
-        self.instances.iter().filter(|i| i.state != InstanceState::Removed && !i.retiring).count() as u32
-    }
+    pub fn instances(&self) -> u32 { self.active }
     pub fn variant(&self) -> usize { self.variant }
     pub fn model(&self) -> &str { &self.spec.variants[self.variant].model }
     pub fn max_batch_size(&self) -> u32 { self.max_batch }
@@ -243,7 +244,8 @@ impl Server {
     /// after their current batch.
     pub fn set_instances(&mut self, target: u32) -> Vec<u32> {
         let target = target.max(1);
-        let current = self.instances();
+        let current = self.active;
+        self.active = target;
         let mut added = Vec::new();
         if target > current {
             for _ in current..target {

@@ -95,7 +95,8 @@ impl SimSpec {
 #[derive(Clone, Copy, Debug)]
 enum Ev {
     Arrival,
-    Decide(QueuedRequest),
+    /// The early-exit answer of the request in `pending[slot]` is ready.
+    Decide(u32),
     Timer(u32),
     Complete(u32, u32),
     Tick,
@@ -142,6 +143,9 @@ struct Sim<'a> {
     attributed_j: f64,
     reconfigs: Vec<Reconfig>,
     ee_path: u16,
+    /// Requests inside the early-exit model (kept out of the event queue so events stay small).
+    pending: Vec<QueuedRequest>,
+    free_slots: Vec<u32>,
 }
 
 fn view_of(s: &Server) -> ServerView {
@@ -178,6 +182,7 @@ impl<'a> Sim<'a> {
         let mut path_names: Vec<String> = spec.servers.iter().map(|s| s.name.clone()).collect();
         let ee_path = path_names.len() as u16;
         path_names.push("early_exit".into());
+        let ctx = spec.controller_context();
         let mut series = SeriesAccumulator::new(spec.interval.0, spec.pue, spec.carbon.clone());
         let idle: f64 = spec.devices.iter().map(|d| d.idle_power_w).sum();
         series.set_power_w(idle);
@@ -188,8 +193,8 @@ impl<'a> Sim<'a> {
             servers,
             views,
             devices,
-            controller: spec.controller.build(&spec.controller_context()),
-            router: Router::new(spec.routing.clone()),
+            controller: spec.controller.build(&ctx),
+            router: Router::new(spec.routing.clone(), &ctx).expect("routing validated when the spec was built"),
             series,
             summary: SummaryCollector::new(spec.slo),
             quality_rng: streams.stream("quality"),
@@ -205,6 +210,8 @@ impl<'a> Sim<'a> {
             attributed_j: 0.0,
             reconfigs: Vec::new(),
             ee_path,
+            pending: Vec::new(),
+            free_slots: Vec::new(),
             spec,
         }
     }
@@ -226,7 +233,11 @@ impl<'a> Sim<'a> {
             self.series.advance(now, &|t| ctl.tau(t));
             match ev {
                 Ev::Arrival => self.on_arrival(now),
-                Ev::Decide(r) => self.decide(r, now),
+                Ev::Decide(slot) => {
+                    let r = self.pending[slot as usize];
+                    self.free_slots.push(slot);
+                    self.decide(r, now);
+                }
                 Ev::Timer(s) => {
                     self.servers[s as usize].timer_pending = None;
                     self.pump(s as usize, now);
@@ -248,6 +259,7 @@ impl<'a> Sim<'a> {
             None => self.arrivals_done = true,
         }
         self.series.arrival();
+        self.router.observe_arrival(now);
         self.summary.requests += 1;
         let id = self.next_id;
         self.next_id += 1;
@@ -266,7 +278,11 @@ impl<'a> Sim<'a> {
                 if lat.0 == 0 {
                     self.decide(r, now);
                 } else {
-                    self.engine.schedule_at(now + lat, Ev::Decide(r));
+                    let slot = match self.free_slots.pop() {
+                        Some(s) => { self.pending[s as usize] = r; s }
+                        None => { self.pending.push(r); (self.pending.len() - 1) as u32 }
+                    };
+                    self.engine.schedule_at(now + lat, Ev::Decide(slot));
                 }
             }
             None => self.decide(r, now),
@@ -323,7 +339,7 @@ impl<'a> Sim<'a> {
                 self.record(&r, Outcome::Rejected, now, None, None, None, Some(why));
                 return;
             }
-            Decision::Admit => self.router.route(&self.views),
+            Decision::Admit => self.router.route(now, &self.views),
             Decision::AdmitTo(s) => s.min(self.servers.len() - 1),
         };
         r.enqueued = now;

@@ -13,6 +13,7 @@
 //! Policies are configured by a serde-tagged enum ([`ControllerConfig`], `kind = "..."` in the
 //! experiment file), one file per policy.
 
+pub mod bio;
 pub mod open_loop;
 pub mod static_threshold;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::{SimDuration, SimTime};
 
+pub use bio::{BioThresholdConfig, FeedbackConfig};
 pub use open_loop::OpenLoopConfig;
 pub use static_threshold::StaticThresholdConfig;
 
@@ -152,6 +154,7 @@ pub trait Controller: Send {
 pub enum ControllerConfig {
     OpenLoop(OpenLoopConfig),
     StaticThreshold(StaticThresholdConfig),
+    BioThreshold(BioThresholdConfig),
 }
 
 impl Default for ControllerConfig {
@@ -160,31 +163,34 @@ impl Default for ControllerConfig {
 
 impl ControllerConfig {
     /// The names users write in `kind = "..."`.
-    pub const KINDS: &'static [&'static str] = &["open_loop", "static_threshold"];
+    pub const KINDS: &'static [&'static str] = &["open_loop", "static_threshold", "bio_threshold"];
 
     pub fn kind(&self) -> &'static str {
         match self {
             ControllerConfig::OpenLoop(_) => "open_loop",
             ControllerConfig::StaticThreshold(_) => "static_threshold",
+            ControllerConfig::BioThreshold(_) => "bio_threshold",
         }
     }
 
     /// Whether this policy needs a cascade's early-exit model (it skips requests).
-    pub fn needs_early_exit(&self) -> bool { matches!(self, ControllerConfig::StaticThreshold(_)) }
+    pub fn needs_early_exit(&self) -> bool { matches!(self, ControllerConfig::StaticThreshold(_) | ControllerConfig::BioThreshold(_)) }
 
     /// Checks parameter ranges; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         match self {
             ControllerConfig::OpenLoop(_) => Ok(()),
             ControllerConfig::StaticThreshold(c) => c.validate(),
+            ControllerConfig::BioThreshold(c) => c.validate(),
         }
     }
 
     /// A fresh controller for one run.
-    pub fn build(&self, _ctx: &ControllerContext) -> Box<dyn Controller> {
+    pub fn build(&self, ctx: &ControllerContext) -> Box<dyn Controller> {
         match self {
             ControllerConfig::OpenLoop(c) => Box::new(c.build()),
             ControllerConfig::StaticThreshold(c) => Box::new(c.build()),
+            ControllerConfig::BioThreshold(c) => Box::new(c.build(ctx)),
         }
     }
 }

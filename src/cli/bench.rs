@@ -1,0 +1,180 @@
+//! `basin bench`: throughput and memory figures of the simulator, measured in one run so they
+//! can be reported as ratios (this machine is noisy; absolute numbers drift).
+//!
+//! - `speed`: simulated requests per second per core (one thread) on M/M/1 and on the bursty
+//!   IPA trace scaled ×100 through a dynamic batcher, outputs streaming (no per-request
+//!   records); with `--simpy`, the same M/M/1 run as a plain SimPy model, and the ratio.
+//! - `memory`: a 24-hour workload at 1,000 requests/s (86.4 M requests) without per-request
+//!   output; prints the peak resident set size (VmHWM).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+
+use crate::core::{Joules, SimDuration};
+use crate::metrics::CarbonSignal;
+use crate::model::DeviceSpec;
+use crate::model::arrivals::{ArrivalProcess, ArrivalSpec};
+use crate::model::controller::ControllerConfig;
+use crate::model::cost::{CostRow, LatencyDistribution};
+use crate::model::routing::RoutingConfig;
+use crate::model::server::{ServerKind, ServerSpec, Variant};
+use crate::sim::{self, SimSpec};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Requests per second on M/M/1 and on the bursty trace ×100 (and SimPy with --simpy).
+    Speed(SpeedArgs),
+    /// Peak RSS of a 24 h × 1,000 req/s run without per-request output.
+    Memory(MemoryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SpeedArgs {
+    /// Requests in the M/M/1 run.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub requests: u64,
+    /// The bursty rate trace (default: ${BASIN_TRACES_DIR}/twitter/bursty.csv).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Also time the SimPy M/M/1 model (scripts/simpy_mm1.py) with this Python.
+    #[arg(long)]
+    pub simpy: Option<PathBuf>,
+    /// Requests for the SimPy run (it is ~50x slower).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub simpy_requests: u64,
+    /// Repetitions of each basin measurement (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct MemoryArgs {
+    #[arg(long, default_value_t = 86_400)]
+    pub duration_s: u64,
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate_rps: f64,
+}
+
+fn server(kind: ServerKind, max_batch: u32, delay_us: u64, dist: Option<LatencyDistribution>, cost: impl Fn(u32) -> (f64, f64)) -> ServerSpec {
+    let costs = (1..=max_batch).map(|b| {
+        let (l, e) = cost(b);
+        let mut r = CostRow::fixed("m", "sim", "dev0", b, l, e);
+        r.distribution = dist;
+        r.service_dist().expect("valid bench row")
+    }).collect();
+    ServerSpec {
+        name: "s".into(), kind, backend: "sim".into(), device: 0,
+        variants: vec![Variant { model: "m".into(), costs, quality_index: None }],
+        initial_variant: 0, instances: 1, max_batch_size: max_batch, preferred_batch_sizes: vec![],
+        max_queue_delay: SimDuration::from_micros(delay_us), max_queue_size: None,
+        warmup: SimDuration::ZERO, warmup_energy: Joules(0.0),
+    }
+}
+
+fn spec(arrivals: ArrivalSpec, server: ServerSpec, max_requests: Option<u64>) -> SimSpec {
+    SimSpec {
+        name: "bench".into(), arrivals, max_requests,
+        devices: vec![DeviceSpec { name: "dev0".into(), idle_power_w: 60.0 }],
+        servers: vec![server], early_exit: None, quality: None,
+        controller: ControllerConfig::default(), routing: RoutingConfig::default(),
+        slo: SimDuration::from_millis_f64(100.0), pue: 1.0, carbon: CarbonSignal::Constant(400.0),
+        interval: SimDuration::from_secs(1), record_requests: false, record_batches: false, energy_estimated: false,
+    }
+}
+
+/// M/M/1 at ρ = 0.9 (λ = 900/s, μ = 1000/s) for `requests` requests.
+pub fn mm1_spec(requests: u64) -> SimSpec {
+    let seconds = (requests as f64 / 900.0 * 1.01).ceil() as usize + 1;
+    spec(ArrivalSpec::Rate { rates_rps: vec![900.0; seconds], process: ArrivalProcess::Poisson },
+        server(ServerKind::Local, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.1)), Some(requests))
+}
+
+/// The bursty trace ×100 (mean 1,200 req/s, peak 3,400) through a batcher (max 16, 2 ms delay,
+/// 0.6 + 0.15·b ms per batch: ~60% utilisation at the peak).
+pub fn bursty_spec(rates: Vec<f64>) -> SimSpec {
+    spec(ArrivalSpec::Rate { rates_rps: rates.iter().map(|r| r * 100.0).collect(), process: ArrivalProcess::Poisson },
+        server(ServerKind::Batched, 16, 2000, None, |b| (0.6 + 0.15 * b as f64, 0.02 * b as f64)), None)
+}
+
+fn time_run(spec: &SimSpec, reps: u32) -> (f64, u64, u64) {
+    let mut best = f64::INFINITY;
+    let mut n = 0;
+    let mut events = 0;
+    for i in 0..reps.max(1) {
+        let t0 = Instant::now();
+        let out = sim::run(spec, 1 + i as u64);
+        best = best.min(t0.elapsed().as_secs_f64());
+        n = out.summary.requests;
+        events = out.events;
+    }
+    (best, n, events)
+}
+
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = s.lines().find(|l| l.starts_with("VmHWM"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn run(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Speed(a) => speed(a),
+        BenchCmd::Memory(a) => memory(a),
+    }
+}
+
+fn speed(a: SpeedArgs) -> Result<()> {
+    let trace = match a.trace {
+        Some(t) => t,
+        None => crate::io::experiment::resolve_path(std::path::Path::new("./x.toml"), "${BASIN_TRACES_DIR}/twitter/bursty.csv").map_err(anyhow::Error::msg)?,
+    };
+    let rates = crate::io::traces::load_rate_csv(&trace)?.rates_rps;
+    println!("basin {} ({}), one thread, best of {}", env!("CARGO_PKG_VERSION"), if cfg!(debug_assertions) { "debug build" } else { "release build" }, a.reps);
+    let mm1 = mm1_spec(a.requests);
+    let (t, n, ev) = time_run(&mm1, a.reps);
+    let mm1_rate = n as f64 / t;
+    println!("  M/M/1 rho=0.9          {n:>10} requests in {t:>7.3} s: {:>6.2} M requests/s ({:.1} M events/s)", mm1_rate / 1e6, ev as f64 / t / 1e6);
+    let b = bursty_spec(rates);
+    let (t, n, ev) = time_run(&b, a.reps);
+    println!("  bursty x100, batcher   {n:>10} requests in {t:>7.3} s: {:>6.2} M requests/s ({:.1} M events/s)", n as f64 / t / 1e6, ev as f64 / t / 1e6);
+    if let Some(py) = a.simpy {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/simpy_mm1.py");
+        let out = Command::new(&py).arg(&script)
+            .args(["--lambda-rps", "0.9", "--mu-rps", "1.0", "--requests", &a.simpy_requests.to_string(), "--seed", "1"])
+            .output().with_context(|| format!("cannot run {}", py.display()))?;
+        if !out.status.success() {
+            bail!("SimPy run failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let v: serde_json::Value = serde_json::from_slice(out.stdout.split(|&c| c == b'\n').find(|l| l.starts_with(b"{")).unwrap_or(&[]))
+            .context("cannot parse the SimPy script's JSON line")?;
+        let simpy_rate = v["requests_per_s"].as_f64().unwrap_or(f64::NAN);
+        println!("  SimPy {} M/M/1     {:>10} requests in {:>7.3} s: {:>6.3} M requests/s", v["simpy_version"].as_str().unwrap_or("?"),
+            a.simpy_requests, v["wall_s"].as_f64().unwrap_or(f64::NAN), simpy_rate / 1e6);
+        println!("  basin / SimPy on M/M/1: {:.0}x", mm1_rate / simpy_rate);
+    }
+    Ok(())
+}
+
+fn memory(a: MemoryArgs) -> Result<()> {
+    let before = peak_rss_mib();
+    let s = spec(ArrivalSpec::Rate { rates_rps: vec![a.rate_rps; a.duration_s as usize], process: ArrivalProcess::Poisson },
+        server(ServerKind::Batched, 8, 1000, None, |b| (0.3 + 0.05 * b as f64, 0.01 * b as f64)), None);
+    let t0 = Instant::now();
+    let out = sim::run(&s, 1);
+    let t = t0.elapsed().as_secs_f64();
+    let mut ts = crate::io::outputs::timeseries_frame(&out.timeseries)?;
+    let dir = tempdir_path();
+    std::fs::create_dir_all(&dir)?;
+    crate::io::outputs::write_parquet(&dir.join("timeseries.parquet"), &mut ts)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{} requests over {} s simulated in {t:.1} s ({:.2} M requests/s), {} time-series rows written",
+        out.summary.requests, a.duration_s, out.summary.requests as f64 / t / 1e6, out.timeseries.len());
+    println!("peak RSS {:.1} MiB (at start {:.1} MiB)", peak_rss_mib().unwrap_or(f64::NAN), before.unwrap_or(f64::NAN));
+    Ok(())
+}
+
+fn tempdir_path() -> PathBuf { std::env::temp_dir().join(format!("basin-bench-{}", std::process::id())) }

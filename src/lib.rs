@@ -3,6 +3,7 @@ pub mod analysis;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod hw;
 pub mod io;
 pub mod metrics;
 pub mod model;

@@ -413,6 +413,7 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
         record_batches: exp.output.batches,
         energy_estimated: estimated,
     };
+    spec.controller.check_context(&spec.controller_context()).map_err(|m| ConfigError::file(file, m))?;
     Ok(Loaded { file: file.to_path_buf(), experiment: exp, spec, inputs: ctx.inputs })
 }
 

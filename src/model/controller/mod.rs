@@ -13,8 +13,12 @@
 //! Policies are configured by a serde-tagged enum ([`ControllerConfig`], `kind = "..."` in the
 //! experiment file), one file per policy.
 
+pub mod baselines;
 pub mod bio;
+pub mod carbon;
+pub mod ipa;
 pub mod open_loop;
+pub mod qlearn;
 pub mod static_threshold;
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::core::{SimDuration, SimTime};
 
 pub use bio::{BioThresholdConfig, FeedbackConfig};
+pub use baselines::{Fa2HighConfig, Fa2LowConfig, RimHighConfig};
+pub use carbon::CarbonConfig;
+pub use ipa::IpaConfig;
 pub use open_loop::OpenLoopConfig;
+pub use qlearn::QLearnConfig;
 pub use static_threshold::StaticThresholdConfig;
 
 /// A request as the gateway sees it when deciding.
@@ -155,6 +163,15 @@ pub enum ControllerConfig {
     OpenLoop(OpenLoopConfig),
     StaticThreshold(StaticThresholdConfig),
     BioThreshold(BioThresholdConfig),
+    Ipa(IpaConfig),
+    #[serde(rename = "fa2_low")]
+    Fa2Low(Fa2LowConfig),
+    #[serde(rename = "fa2_high")]
+    Fa2High(Fa2HighConfig),
+    RimHigh(RimHighConfig),
+    #[serde(rename = "qlearn")]
+    QLearn(QLearnConfig),
+    Carbon(CarbonConfig),
 }
 
 impl Default for ControllerConfig {
@@ -163,13 +180,19 @@ impl Default for ControllerConfig {
 
 impl ControllerConfig {
     /// The names users write in `kind = "..."`.
-    pub const KINDS: &'static [&'static str] = &["open_loop", "static_threshold", "bio_threshold"];
+    pub const KINDS: &'static [&'static str] = &["open_loop", "static_threshold", "bio_threshold", "ipa", "fa2_low", "fa2_high", "rim_high", "qlearn", "carbon"];
 
     pub fn kind(&self) -> &'static str {
         match self {
             ControllerConfig::OpenLoop(_) => "open_loop",
             ControllerConfig::StaticThreshold(_) => "static_threshold",
             ControllerConfig::BioThreshold(_) => "bio_threshold",
+            ControllerConfig::Ipa(_) => "ipa",
+            ControllerConfig::Fa2Low(_) => "fa2_low",
+            ControllerConfig::Fa2High(_) => "fa2_high",
+            ControllerConfig::RimHigh(_) => "rim_high",
+            ControllerConfig::QLearn(_) => "qlearn",
+            ControllerConfig::Carbon(_) => "carbon",
         }
     }
 
@@ -182,6 +205,25 @@ impl ControllerConfig {
             ControllerConfig::OpenLoop(_) => Ok(()),
             ControllerConfig::StaticThreshold(c) => c.validate(),
             ControllerConfig::BioThreshold(c) => c.validate(),
+            ControllerConfig::Ipa(c) => c.validate(),
+            ControllerConfig::Fa2Low(c) => c.validate(),
+            ControllerConfig::Fa2High(c) => c.validate(),
+            ControllerConfig::RimHigh(c) => c.validate(),
+            ControllerConfig::QLearn(c) => c.validate(),
+            ControllerConfig::Carbon(c) => c.validate(),
+        }
+    }
+
+    /// Checks what the config names (servers, variants, batch sizes) against the deployment.
+    pub fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> {
+        match self {
+            ControllerConfig::Ipa(c) => c.check_context(ctx),
+            ControllerConfig::Fa2Low(c) => c.check_context(ctx),
+            ControllerConfig::Fa2High(c) => c.check_context(ctx),
+            ControllerConfig::RimHigh(c) => c.check_context(ctx),
+            ControllerConfig::QLearn(c) => c.check_context(ctx),
+            ControllerConfig::Carbon(c) => c.check_context(ctx),
+            _ => Ok(()),
         }
     }
 
@@ -191,6 +233,12 @@ impl ControllerConfig {
             ControllerConfig::OpenLoop(c) => Box::new(c.build()),
             ControllerConfig::StaticThreshold(c) => Box::new(c.build()),
             ControllerConfig::BioThreshold(c) => Box::new(c.build(ctx)),
+            ControllerConfig::Ipa(c) => Box::new(c.build(ctx)),
+            ControllerConfig::Fa2Low(c) => Box::new(c.build(ctx)),
+            ControllerConfig::Fa2High(c) => Box::new(c.build(ctx)),
+            ControllerConfig::RimHigh(c) => Box::new(c.build(ctx)),
+            ControllerConfig::QLearn(c) => Box::new(c.build(ctx)),
+            ControllerConfig::Carbon(c) => Box::new(c.build(ctx)),
         }
     }
 }

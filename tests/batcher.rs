@@ -1,0 +1,120 @@
+//! Hand-worked dynamic-batcher scenarios: exact dispatch times and batch sizes.
+//! Deterministic arrivals (request traces) and deterministic service times, so every number
+//! below can be checked with pencil and paper.
+
+mod common;
+use common::*;
+
+use basin::model::server::{ServerKind, ServerSpec};
+use basin::sim;
+
+/// (server, instance, start ms, end ms, size) of every batch, in dispatch order.
+fn batches(spec: &basin::sim::SimSpec) -> Vec<(u16, u32, f64, f64, u32)> {
+    let out = sim::run(spec, 1);
+    let b = out.batches.expect("batches recorded");
+    let r = |x: f64| (x * 1e6).round() / 1e3; // seconds -> ms, rounded to the µs
+    (0..b.len()).map(|i| (b.server[i], b.instance[i], r(b.start_s[i]), r(b.end_s[i]), b.size[i])).collect()
+}
+
+fn run_with(arrivals_ms: &[f64], srv: ServerSpec) -> (Vec<(u16, u32, f64, f64, u32)>, basin::metrics::Summary) {
+    let mut s = spec(times(&arrivals_ms.iter().map(|t| t / 1e3).collect::<Vec<_>>()), vec![srv], 10.0);
+    s.record_batches = true;
+    let b = batches(&s);
+    (b, sim::run(&s, 1).summary)
+}
+
+/// 5 ms per batch whatever its size.
+fn batched(instances: u32, max_batch: u32, delay_us: u64) -> ServerSpec {
+    server("b", ServerKind::Batched, instances, max_batch, delay_us, None, |_| (5.0, 1.0))
+}
+
+#[test]
+fn max_batch_size_reached_dispatches_at_once() {
+    // max 4, delay 10 ms: the 4th arrival (3 ms) fills the batch -> dispatched at 3 ms.
+    // The next two arrive at 4 and 5 ms; their delay expires at 14 ms (instance free since 8 ms).
+    let (b, _) = run_with(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], batched(1, 4, 10_000));
+    assert_eq!(b, vec![(0, 0, 3.0, 8.0, 4), (0, 0, 14.0, 19.0, 2)]);
+}
+
+#[test]
+fn delay_expiry_dispatches_a_partial_batch() {
+    // a lone request waits the whole delay
+    let (b, s) = run_with(&[0.0], batched(1, 8, 10_000));
+    assert_eq!(b, vec![(0, 0, 10.0, 15.0, 1)]);
+    assert_eq!(s.latency_ms.max, Some(15.0));
+}
+
+#[test]
+fn delay_expires_while_busy_then_dispatches_when_free() {
+    // batch of 2 at 0.5 ms (max 2) runs to 5.5 ms. Requests at 1 ms and 1.5 ms: the oldest's
+    // delay (2 ms) expires at 3 ms while the instance is busy; when it frees at 5.5 ms, both go.
+    let (b, _) = run_with(&[0.0, 0.5, 1.0, 1.5], batched(1, 2, 2_000));
+    assert_eq!(b, vec![(0, 0, 0.5, 5.5, 2), (0, 0, 5.5, 10.5, 2)]);
+    // here the queue reaches max (2) at 1.5 ms already; with max 3 it would not:
+    let (b, _) = run_with(&[0.0, 0.5, 1.0, 1.5], batched(1, 3, 2_000));
+    // first batch: 0, 0.5, 1.0 -> full at 1 ms; then 1.5 waits until 3.5 ms (expiry) but the
+    // instance is busy until 6 ms -> dispatched at 6 ms.
+    assert_eq!(b, vec![(0, 0, 1.0, 6.0, 3), (0, 0, 6.0, 11.0, 1)]);
+}
+
+#[test]
+fn preferred_sizes_take_the_largest_that_fits_unless_expired() {
+    // max 8, preferred [2, 4], delay 10 ms, one instance busy 5 ms per batch.
+    let mut srv = batched(1, 8, 10_000);
+    srv.preferred_batch_sizes = vec![2, 4];
+    // 0..3 ms: 4 requests reach the largest preferred size -> batch of 4 at 3 ms (busy to 8 ms).
+    // 4,5,6,7,7.5 ms: 5 wait; at 8 ms the instance frees, the queue (5) ≥ 4 -> preferred 4.
+    // The one left (7.5 ms) waits for its delay: 17.5 ms -> expired: min(queue, max) = 1.
+    let (b, _) = run_with(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.5], srv);
+    assert_eq!(b, vec![(0, 0, 3.0, 8.0, 4), (0, 0, 8.0, 13.0, 4), (0, 0, 17.5, 22.5, 1)]);
+}
+
+#[test]
+fn preferred_size_not_reached_waits_for_delay_then_takes_all() {
+    let mut srv = batched(1, 8, 10_000);
+    srv.preferred_batch_sizes = vec![4, 8];
+    // 3 requests never reach 8 (the trigger): the oldest expires at 10 ms -> all 3 go.
+    let (b, _) = run_with(&[0.0, 1.0, 2.0], srv);
+    assert_eq!(b, vec![(0, 0, 10.0, 15.0, 3)]);
+}
+
+#[test]
+fn queue_full_rejects_arrivals() {
+    // max batch 1, no delay, 100 ms service, queue of 2: request 0 is served at once,
+    // 1 and 2 wait, 3 and 4 find the queue full.
+    let mut srv = server("b", ServerKind::Batched, 1, 1, 0, None, |_| (100.0, 1.0));
+    srv.max_queue_size = Some(2);
+    let (b, s) = run_with(&[0.0, 1.0, 2.0, 3.0, 4.0], srv);
+    assert_eq!(b, vec![(0, 0, 0.0, 100.0, 1), (0, 0, 100.0, 200.0, 1), (0, 0, 200.0, 300.0, 1)]);
+    assert_eq!((s.admitted, s.rejected, s.rejected_queue_full, s.completed), (3, 2, 2, 3));
+}
+
+#[test]
+fn several_instances_share_the_queue() {
+    // 2 instances, max 2, no delay (greedy), 10 ms per batch.
+    // 0 -> inst 0; 0.5 -> inst 1; 1, 1.5 wait; at 10 ms inst 0 takes both; 12 -> inst 1 (free since 10.5).
+    let srv = server("b", ServerKind::Batched, 2, 2, 0, None, |_| (10.0, 1.0));
+    let (b, _) = run_with(&[0.0, 0.5, 1.0, 1.5, 12.0], srv);
+    assert_eq!(b, vec![(0, 0, 0.0, 10.0, 1), (0, 1, 0.5, 10.5, 1), (0, 0, 10.0, 20.0, 2), (0, 1, 12.0, 22.0, 1)]);
+}
+
+#[test]
+fn local_workers_take_a_fixed_small_batch_at_once() {
+    // Path A: 1 worker, batch_size 2, 4 ms per batch. 0 -> alone at once; 1, 2, 3 queue;
+    // at 4 ms it takes 2 (1 and 2); at 8 ms it takes 3.
+    let srv = server("l", ServerKind::Local, 1, 2, 0, None, |_| (4.0, 1.0));
+    let (b, _) = run_with(&[0.0, 1.0, 2.0, 3.0], srv);
+    assert_eq!(b, vec![(0, 0, 0.0, 4.0, 1), (0, 0, 4.0, 8.0, 2), (0, 0, 8.0, 12.0, 1)]);
+}
+
+#[test]
+fn equal_time_arrivals_keep_fifo_order() {
+    // three requests at the same instant, max 2: the first two form the batch.
+    let mut s = spec(times(&[0.0, 0.0, 0.0]), vec![batched(1, 2, 1_000)], 10.0);
+    s.record_requests = true;
+    let out = sim::run(&s, 1);
+    let r = out.requests.unwrap();
+    assert_eq!(r.id, vec![0, 1, 2]);
+    assert_eq!(r.batch_size, vec![Some(2), Some(2), Some(1)]);
+    assert_eq!(r.start_s[2], Some(0.005));
+}

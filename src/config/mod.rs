@@ -95,7 +95,8 @@ pub fn from_table<T: serde::de::DeserializeOwned>(file: &Path, table: toml::Tabl
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let inner = inner.lines().last().unwrap_or(&inner).trim().to_string();
+        // toml adds "in `table`" lines; the path already says where
+        let inner = inner.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("in `")).collect::<Vec<_>>().join("; ");
         if path == "." || path.is_empty() { ConfigError::file(file, inner) } else { ConfigError::key(file, path, inner) }
     })
 }

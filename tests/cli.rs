@@ -1,0 +1,202 @@
+//! The `basin` binary end to end: determinism, `--set`, and bad inputs (clear error, non-zero
+//! exit, no panic, no output directory).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn basin(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_basin")).args(args).current_dir(cwd)
+        .env("BASIN_SHARED_DIR", shared()).output().expect("the basin binary runs")
+}
+
+fn shared() -> PathBuf {
+    std::env::var("BASIN_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+fn repo() -> &'static Path { Path::new(env!("CARGO_MANIFEST_DIR")) }
+
+#[test]
+fn same_seed_gives_byte_identical_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = repo().join("experiments/bursty-batched.toml");
+    let exp = exp.to_str().unwrap();
+    for d in ["a", "b"] {
+        let o = basin(&["simulate", exp, "--out", d, "--set", "workload.duration_s=300"], tmp.path());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for f in ["summary.json", "timeseries.parquet", "requests.parquet"] {
+        let a = std::fs::read(tmp.path().join("a").join(f)).unwrap();
+        let b = std::fs::read(tmp.path().join("b").join(f)).unwrap();
+        assert!(a == b, "{f} differs between two runs with one seed");
+    }
+    let o = basin(&["simulate", exp, "--out", "c", "--seed", "8", "--set", "workload.duration_s=300"], tmp.path());
+    assert!(o.status.success());
+    assert_ne!(std::fs::read(tmp.path().join("a/summary.json")).unwrap(), std::fs::read(tmp.path().join("c/summary.json")).unwrap());
+}
+
+#[test]
+fn set_overrides_keys_and_manifest_records_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = repo().join("experiments/steady_low-batched.toml");
+    let o = basin(&["simulate", exp.to_str().unwrap(), "--out", "r", "--set", "workload.duration_s=60",
+        "--set", "server[0].max_batch_size=2", "--set", "energy.pue=1.5", "--json"], tmp.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("r/summary.json")).unwrap()).unwrap();
+    assert_eq!(s["energy"]["pue"], 1.5);
+    assert!(s["mean_batch_size"].as_f64().unwrap() <= 2.0);
+    assert!(s["duration_s"].as_f64().unwrap() <= 60.0 + 1.0);
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("r/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["mode"], "simulate");
+    assert_eq!(m["experiment"]["server"][0]["max_batch_size"], 2);
+    let inputs = m["inputs"].as_array().unwrap();
+    assert!(inputs.iter().any(|i| i["role"] == "workload.trace" && i["sha256"].as_str().unwrap().len() == 64));
+}
+
+const BASE: &str = r#"
+name = "bad"
+slo_ms = 100
+[workload]
+trace = "trace.csv"
+[[device]]
+name = "gpu0"
+idle_power_w = 60
+[[cost]]
+model = "m"
+backend = "triton"
+device = "gpu0"
+batch_size = 1
+latency_ms = 5.0
+energy_j = 1.0
+[[cost]]
+model = "m"
+backend = "triton"
+device = "gpu0"
+batch_size = 2
+latency_ms = 6.0
+energy_j = 1.5
+[[server]]
+name = "s"
+kind = "batched"
+model = "m"
+backend = "triton"
+device = "gpu0"
+max_batch_size = 2
+max_queue_delay_us = 1000
+"#;
+
+/// Runs `simulate` on an experiment made from BASE with `edit`, and a trace file `trace`.
+fn bad(edit: impl Fn(&str) -> String, trace_name: &str, trace: Option<&str>) -> (String, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap().keep();
+    std::fs::write(tmp.join("exp.toml"), edit(BASE)).unwrap();
+    if let Some(t) = trace {
+        std::fs::write(tmp.join(trace_name), t).unwrap();
+    }
+    let o = basin(&["simulate", "exp.toml", "--out", "out"], &tmp);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(!tmp.join("out").exists(), "an output directory was left behind");
+    assert!(std::fs::read_dir(&tmp).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp")), "temp files left");
+    (err, tmp)
+}
+
+const GOOD: &str = "second,rate\n0,5\n1,7\n2,3\n";
+
+fn has(err: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(err.contains(p), "error message lacks `{p}`: {err}");
+    }
+}
+
+#[test]
+fn missing_experiment_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = basin(&["simulate", "nope.toml"], tmp.path());
+    assert!(!o.status.success());
+    has(&String::from_utf8_lossy(&o.stderr), &["nope.toml", "cannot read"]);
+}
+
+#[test]
+fn missing_trace_file() {
+    let (e, _) = bad(|b| b.to_string(), "trace.csv", None);
+    has(&e, &["exp.toml", "workload.trace", "trace.csv", "not found"]);
+}
+
+#[test]
+fn empty_trace() {
+    let (e, _) = bad(|b| b.to_string(), "trace.csv", Some(""));
+    has(&e, &["exp.toml", "workload.trace", "trace.csv"]);
+    let (e, _) = bad(|b| b.to_string(), "trace.csv", Some("second,rate\n"));
+    has(&e, &["trace.csv"]);
+}
+
+#[test]
+fn negative_and_nan_rates_name_the_line() {
+    let (e, _) = bad(|b| b.to_string(), "trace.csv", Some("second,rate\n0,5\n1,-2\n"));
+    has(&e, &["trace.csv", "line 3", "negative"]);
+    let (e, _) = bad(|b| b.to_string(), "trace.csv", Some("second,rate\n0,5\n1,4\n2,NaN\n"));
+    has(&e, &["trace.csv", "line 4", "NaN"]);
+}
+
+#[test]
+fn unsorted_request_times_name_the_line() {
+    let (e, _) = bad(|b| b.replace("trace = \"trace.csv\"", "trace = \"req.csv\"\nformat = \"request_csv\""), "req.csv",
+        Some("arrival_s\n0.1\n0.5\n0.3\n"));
+    has(&e, &["req.csv", "line 4"]);
+}
+
+#[test]
+fn unknown_key_lists_allowed_keys() {
+    let (e, _) = bad(|b| b.replace("idle_power_w = 60", "idle_power_w = 60\nidle_watts = 3"), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "device[0]", "unknown field `idle_watts`", "idle_power_w"]);
+    let (e, _) = bad(|b| format!("{b}\n[controller]\nkind = \"magic\"\n"), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "controller", "magic", "open_loop", "bio_threshold"]);
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let (e, _) = bad(|b| b.replace("max_batch_size = 2", "max_batch_size = \"two\""), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "server[0].max_batch_size"]);
+}
+
+#[test]
+fn batch_size_zero() {
+    let (e, _) = bad(|b| b.replace("max_batch_size = 2", "max_batch_size = 0"), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "server[0].max_batch_size", "at least 1"]);
+    let (e, _) = bad(|b| b.replace("batch_size = 2\n", "batch_size = 0\n"), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "batch_size"]);
+}
+
+#[test]
+fn missing_cost_row_for_a_formable_batch() {
+    let (e, _) = bad(|b| b.replace("max_batch_size = 2", "max_batch_size = 3"), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "server[0].model", "no cost row", "batch_size 3", "interpolate"]);
+}
+
+#[test]
+fn unknown_device() {
+    let (e, _) = bad(|b| b.replacen("device = \"gpu0\"\nmax_batch_size", "device = \"gpu9\"\nmax_batch_size", 1), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "server[0].device", "unknown device `gpu9`", "gpu0"]);
+}
+
+#[test]
+fn toml_syntax_error_names_the_line() {
+    let (e, _) = bad(|b| b.replace("slo_ms = 100", "slo_ms = = 100"), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "line 3", "invalid TOML"]);
+}
+
+#[test]
+fn bad_set_override() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("exp.toml"), BASE).unwrap();
+    std::fs::write(tmp.path().join("trace.csv"), GOOD).unwrap();
+    let o = basin(&["simulate", "exp.toml", "--out", "out", "--set", "server[5].instances=2"], tmp.path());
+    assert!(!o.status.success());
+    has(&String::from_utf8_lossy(&o.stderr), &["server[5].instances", "out of range"]);
+    let o = basin(&["simulate", "exp.toml", "--out", "out", "--set", "energy.pue=-1"], tmp.path());
+    has(&String::from_utf8_lossy(&o.stderr), &["energy.pue"]);
+    assert!(!tmp.path().join("out").exists());
+    // and the good file does run
+    let o = basin(&["simulate", "exp.toml", "--out", "out"], tmp.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

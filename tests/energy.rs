@@ -112,3 +112,17 @@ fn cascade_energy_is_attributed_to_requests() {
     assert!(rel(sm.accuracy.unwrap(), correct / answered) < 1e-12);
     let _ = SimDuration::ZERO;
 }
+
+#[test]
+fn instance_standby_power_is_idle_energy() {
+    // one instance drawing 10 W whenever it does not serve a batch, on top of the device's 35 W
+    let mut s = base_spec();
+    s.servers[0].instance_standby_power_w = 10.0;
+    let out = sim::run(&s, 5);
+    let b = out.batches.as_ref().unwrap();
+    let busy: f64 = (0..b.len()).map(|i| b.end_s[i] - b.start_s[i]).sum();
+    let d = out.summary.duration_s;
+    assert!(rel(out.summary.energy.idle_j, (35.0 + 10.0) * (d - busy) * 1.2) < 1e-9);
+    let ts: f64 = out.timeseries.energy_j.iter().sum();
+    assert!(rel(ts, out.summary.energy_j) < 1e-9);
+}

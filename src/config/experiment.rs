@@ -160,6 +160,9 @@ pub struct ServerConfig {
     pub warmup_s: f64,
     #[serde(default)]
     pub warmup_energy_j: f64,
+    /// Power each live instance draws while not serving a batch (default 0).
+    #[serde(default)]
+    pub instance_standby_power_w: f64,
 }
 
 /// `[early_exit]`: the cascade's cheap model (its cost is the `batch_size = 1` row).

@@ -20,8 +20,8 @@ pub const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 fn secs_to_nanos(s: f64) -> u64 {
     debug_assert!(s.is_finite() && s >= 0.0, "negative or non-finite time {s}");
-    let ns = (s * NANOS_PER_SEC as f64).round();
-    if ns >= u64::MAX as f64 { u64::MAX } else { ns as u64 }
+    // round half up without a libm call; `as` saturates (and maps NaN to 0)
+    (s * NANOS_PER_SEC as f64 + 0.5) as u64
 }
 
 impl SimTime {

@@ -275,7 +275,7 @@ mod tests {
     const EPS: f64 = 1e-12;
 
     fn profile(name: &str, b: u32, latency_s: Vec<f64>, energy_j: Vec<f64>) -> ServerProfile {
-        ServerProfile {
+        ServerProfile { instance_standby_power_w: 0.0,
             name: name.into(),
             variants: vec![VariantProfile { model: "m".into(), accuracy: None, latency_s, energy_j }],
             initial_variant: 0,

@@ -64,6 +64,9 @@ pub struct ServerSpec {
     pub warmup: SimDuration,
     /// Energy a newly added instance draws while warming up.
     pub warmup_energy: Joules,
+    /// Power each live instance draws while it is not serving a batch (idle or warming up),
+    /// on top of the device's idle power: a loaded model holding memory and clocks.
+    pub instance_standby_power_w: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +125,8 @@ pub struct Server {
     busy: u32,
     /// Instances that exist and are not leaving.
     active: u32,
+    /// Instances warming up.
+    warming: u32,
     /// A timer event is pending for this server at this time.
     pub timer_pending: Option<SimTime>,
     rng: StreamRng,
@@ -137,6 +142,7 @@ impl Server {
             max_batch: spec.max_batch_size,
             idle: spec.instances,
             active: spec.instances,
+            warming: 0,
             instances,
             spec,
             queue: VecDeque::new(),
@@ -152,6 +158,8 @@ impl Server {
     pub fn in_service(&self) -> u32 { self.in_service }
     pub fn busy_instances(&self) -> u32 { self.busy }
     pub fn idle_instances(&self) -> u32 { self.idle }
+    /// Live instances not serving a batch (idle or warming up): they draw standby power.
+    pub fn standby_instances(&self) -> u32 { self.idle + self.warming }
     /// Instances that exist and are not leaving (serving, idle or warming up).
     pub fn instances(&self) -> u32 { self.active }
     pub fn variant(&self) -> usize { self.variant }
@@ -184,12 +192,18 @@ impl Server {
     }
 
     /// Starts one batch if the dispatch rule says so. Call repeatedly until `None`.
+    #[inline]
     pub fn try_dispatch(&mut self, now: SimTime) -> Option<Dispatch> {
-        if !self.ready(now) {
+        if self.idle == 0 || self.queue.is_empty() {
             return None;
         }
-        let n = self.queue.len().min(self.max_batch as usize);
-        let size = if !self.spec.preferred_batch_sizes.is_empty() && !self.expired(now) {
+        let expired = self.expired(now);
+        let queued = self.queue.len();
+        if !expired && queued < self.trigger_size() {
+            return None;
+        }
+        let n = queued.min(self.max_batch as usize);
+        let size = if !self.spec.preferred_batch_sizes.is_empty() && !expired {
             self.spec.preferred_batch_sizes.iter().rev().find(|&&p| (p as usize) <= n).map_or(n, |&p| p as usize)
         } else {
             n
@@ -198,7 +212,9 @@ impl Server {
         let (service, energy) = self.spec.variants[self.variant].costs[size - 1].draw(&mut self.rng);
         let inst = &mut self.instances[idx];
         inst.batch.clear();
-        inst.batch.extend(self.queue.drain(..size));
+        for _ in 0..size {
+            inst.batch.push(self.queue.pop_front().expect("size <= queue length"));
+        }
         inst.state = InstanceState::Busy;
         inst.started = now;
         inst.energy = energy;
@@ -211,8 +227,9 @@ impl Server {
 
     /// When a timer should fire to dispatch the oldest request on its delay, if a batch is not
     /// ready now but could become ready by waiting.
+    #[inline]
     pub fn timer_deadline(&self, now: SimTime) -> Option<SimTime> {
-        if self.idle == 0 || self.ready(now) {
+        if self.idle == 0 || self.queue.is_empty() || self.ready(now) {
             return None;
         }
         self.queue.front().map(|r| r.enqueued + self.spec.max_queue_delay)
@@ -256,6 +273,7 @@ impl Server {
                     Some(i) => { self.instances[i] = fresh; i }
                     None => { self.instances.push(fresh); self.instances.len() - 1 }
                 };
+                self.warming += 1;
                 added.push(idx as u32);
             }
         } else {
@@ -267,7 +285,7 @@ impl Server {
                     if inst.state == want && !inst.retiring {
                         match want {
                             InstanceState::Idle => { inst.state = InstanceState::Removed; self.idle -= 1; }
-                            InstanceState::WarmingUp => inst.state = InstanceState::Removed,
+                            InstanceState::WarmingUp => { inst.state = InstanceState::Removed; self.warming -= 1; }
                             _ => inst.retiring = true,
                         }
                         excess -= 1;
@@ -283,6 +301,7 @@ impl Server {
         let inst = &mut self.instances[instance as usize];
         if inst.state == InstanceState::WarmingUp {
             inst.state = InstanceState::Idle;
+            self.warming -= 1;
             self.idle += 1;
         }
     }

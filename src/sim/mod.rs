@@ -83,6 +83,7 @@ impl SimSpec {
                 instances: s.instances,
                 max_batch_size: s.max_batch_size,
                 idle_power_w: self.devices[s.device].idle_power_w,
+                instance_standby_power_w: s.instance_standby_power_w,
                 warmup_s: s.warmup.as_secs_f64(),
                 warmup_energy_j: s.warmup_energy.0,
             }).collect(),
@@ -146,6 +147,11 @@ struct Sim<'a> {
     /// Requests inside the early-exit model (kept out of the event queue so events stay small).
     pending: Vec<QueuedRequest>,
     free_slots: Vec<u32>,
+    /// Instance standby power now, its energy so far, and since when it is accrued.
+    has_standby: bool,
+    standby_w: f64,
+    standby_j: f64,
+    standby_since: SimTime,
 }
 
 fn view_of(s: &Server) -> ServerView {
@@ -184,7 +190,8 @@ impl<'a> Sim<'a> {
         path_names.push("early_exit".into());
         let ctx = spec.controller_context();
         let mut series = SeriesAccumulator::new(spec.interval.0, spec.pue, spec.carbon.clone());
-        let idle: f64 = spec.devices.iter().map(|d| d.idle_power_w).sum();
+        let idle: f64 = spec.devices.iter().map(|d| d.idle_power_w).sum::<f64>()
+            + spec.servers.iter().map(|s| s.instance_standby_power_w * s.instances as f64).sum::<f64>();
         series.set_power_w(idle);
         Sim {
             engine: Engine::new(),
@@ -212,6 +219,10 @@ impl<'a> Sim<'a> {
             ee_path,
             pending: Vec::new(),
             free_slots: Vec::new(),
+            has_standby: spec.servers.iter().any(|s| s.instance_standby_power_w > 0.0),
+            standby_w: spec.servers.iter().map(|s| s.instance_standby_power_w * s.instances as f64).sum(),
+            standby_j: 0.0,
+            standby_since: SimTime::ZERO,
             spec,
         }
     }
@@ -245,7 +256,9 @@ impl<'a> Sim<'a> {
                 Ev::Complete(s, i) => self.on_complete(s as usize, i, now),
                 Ev::Tick => self.on_tick(now),
                 Ev::Ready(s, i) => {
+                    self.accrue_standby(now);
                     self.servers[s as usize].instance_ready(i);
+                    self.update_standby();
                     self.pump(s as usize, now);
                 }
             }
@@ -361,12 +374,33 @@ impl<'a> Sim<'a> {
     }
 
     fn total_power(&self) -> f64 {
-        self.devices.iter().map(|d| if d.busy == 0 { d.idle_w } else { d.active_w }).sum()
+        let devices: f64 = self.devices.iter().map(|d| if d.busy == 0 { d.idle_w } else { d.active_w }).sum();
+        devices + self.standby_w
+    }
+
+    /// Accrues instance standby energy up to `now`; call before instance states change, then
+    /// [`Sim::update_standby`] after.
+    #[inline]
+    fn accrue_standby(&mut self, now: SimTime) {
+        if self.standby_w > 0.0 {
+            self.standby_j += self.standby_w * now.since(self.standby_since).as_secs_f64();
+        }
+        self.standby_since = now;
+    }
+
+    #[inline]
+    fn update_standby(&mut self) {
+        if self.has_standby {
+            self.standby_w = self.servers.iter().map(|s| s.spec.instance_standby_power_w * s.standby_instances() as f64).sum();
+        }
     }
 
     /// Starts every batch the server's rule allows now, and arms its delay timer.
     fn pump(&mut self, s: usize, now: SimTime) {
         let mut started = false;
+        if self.has_standby {
+            self.accrue_standby(now);
+        }
         while let Some(d) = self.servers[s].try_dispatch(now) {
             started = true;
             let dev = &mut self.devices[self.servers[s].spec.device];
@@ -389,6 +423,7 @@ impl<'a> Sim<'a> {
             self.engine.schedule_at(now + d.service, Ev::Complete(s as u32, d.instance));
         }
         if started {
+            self.update_standby();
             self.series.set_queue_len(self.queued);
             self.series.set_in_service(self.in_service);
             let p = self.total_power();
@@ -418,7 +453,11 @@ impl<'a> Sim<'a> {
 
     fn on_complete(&mut self, s: usize, instance: u32, now: SimTime) {
         let pue = self.spec.pue;
+        if self.has_standby {
+            self.accrue_standby(now);
+        }
         let done = self.servers[s].complete(instance);
+        self.update_standby();
         let srv = &self.servers[s];
         let device = srv.spec.device;
         let batch = srv.batch(instance);
@@ -473,6 +512,9 @@ impl<'a> Sim<'a> {
     }
 
     fn on_tick(&mut self, now: SimTime) {
+        if self.has_standby {
+            self.accrue_standby(now);
+        }
         let mut out = std::mem::take(&mut self.reconfigs);
         out.clear();
         {
@@ -506,6 +548,9 @@ impl<'a> Sim<'a> {
             }
         }
         self.reconfigs = out;
+        self.update_standby();
+        let p = self.total_power();
+        self.series.set_power_w(p);
         for s in 0..self.servers.len() {
             self.pump(s, now);
         }
@@ -519,6 +564,7 @@ impl<'a> Sim<'a> {
 
     fn finish(mut self) -> RunOutput {
         let end = self.engine.now().max(self.spec.arrivals.end());
+        self.accrue_standby(end);
         for d in &mut self.devices {
             if d.busy == 0 {
                 d.idle_ns += end.since(d.idle_since).0;
@@ -528,6 +574,8 @@ impl<'a> Sim<'a> {
         let (timeseries, it_integrated_j, co2_g) = self.series.finish(end, &|t| ctl.tau(t));
         let idle_j: f64 = self.devices.iter().map(|d| d.idle_w * d.idle_ns as f64 / 1e9).sum();
         let pue = self.spec.pue;
+        // instance standby power is idle-type energy: not attributed to requests
+        let idle_j = idle_j + self.standby_j;
         let it_total = self.active_j + idle_j + self.ee_j + self.reconfig_j;
         debug_assert!(
             (it_integrated_j - (self.active_j + idle_j)).abs() <= 1e-9 * it_integrated_j.max(1.0),

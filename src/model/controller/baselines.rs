@@ -88,7 +88,7 @@ mod tests {
             }
         }).collect();
         ControllerContext {
-            servers: vec![ServerProfile { name: "s".into(), variants, initial_variant: 0, instances: 1, max_batch_size: 1, idle_power_w: 30.0, warmup_s: 0.0, warmup_energy_j: 0.0 }],
+            servers: vec![ServerProfile { instance_standby_power_w: 0.0, name: "s".into(), variants, initial_variant: 0, instances: 1, max_batch_size: 1, idle_power_w: 30.0, warmup_s: 0.0, warmup_energy_j: 0.0 }],
             early_exit: None,
             slo: SimDuration::from_millis_f64(rng.random_range(20.0..200.0)),
         }
@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn baselines_search_their_restricted_spaces() {
         let mut rng = RngStreams::new(5).stream("baselines-test");
-        let base = IpaConfig { max_instances: 3, instance_static_power_w: 5.0, ..Default::default() };
+        let base = IpaConfig { max_instances: 3, instance_static_power_w: Some(5.0), ..Default::default() };
         for _ in 0..300 {
             let ctx = ctx(&mut rng);
             let rank = rank_variants(&ctx.servers[0].variants);

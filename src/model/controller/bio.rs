@@ -436,7 +436,7 @@ mod tests {
 
     fn ctx(e1_j: f64) -> ControllerContext {
         ControllerContext {
-            servers: vec![ServerProfile {
+            servers: vec![ServerProfile { instance_standby_power_w: 0.0,
                 name: "b".into(),
                 variants: vec![VariantProfile {
                     model: "m".into(),

@@ -295,7 +295,7 @@ mod tests {
     fn ctx() -> ControllerContext {
         let v = |m: &str, acc, e| VariantProfile { model: m.into(), accuracy: Some(acc), latency_s: vec![LAT], energy_j: vec![e] };
         ControllerContext {
-            servers: vec![ServerProfile { name: "s".into(), variants: vec![v("big", A_BIG, E_BIG), v("eco", A_ECO, E_ECO)], initial_variant: 0, instances: 1, max_batch_size: 1, idle_power_w: 0.0, warmup_s: 0.0, warmup_energy_j: 0.0 }],
+            servers: vec![ServerProfile { instance_standby_power_w: 0.0, name: "s".into(), variants: vec![v("big", A_BIG, E_BIG), v("eco", A_ECO, E_ECO)], initial_variant: 0, instances: 1, max_batch_size: 1, idle_power_w: 0.0, warmup_s: 0.0, warmup_energy_j: 0.0 }],
             early_exit: None,
             slo: SimDuration::from_millis_f64(50.0),
         }

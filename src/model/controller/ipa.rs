@@ -112,9 +112,10 @@ pub struct IpaConfig {
     pub batch_sizes: Vec<u32>,
     #[serde(default = "d_max_instances")]
     pub max_instances: u32,
-    /// Static power of one instance while it exists.
+    /// Static power of one instance while it exists (default: the server's
+    /// `instance_standby_power_w`).
     #[serde(default)]
-    pub instance_static_power_w: f64,
+    pub instance_static_power_w: Option<f64>,
     /// Warm-up time of a new instance (default: the server's `warmup`).
     #[serde(default)]
     pub warmup_s: Option<f64>,
@@ -155,7 +156,7 @@ impl Default for IpaConfig {
             drain_backlog_s: 0.0,
             batch_sizes: Vec::new(),
             max_instances: d_max_instances(),
-            instance_static_power_w: 0.0,
+            instance_static_power_w: None,
             warmup_s: None,
             warmup_energy_j: None,
             energy_ref_j: None,
@@ -190,7 +191,7 @@ impl IpaConfig {
         non_negative("drain_backlog_s", self.drain_backlog_s)?;
         check(self.batch_sizes.iter().all(|&b| b >= 1), "batch_sizes", "a list of sizes >= 1", format!("{:?}", self.batch_sizes))?;
         check(self.max_instances >= 1, "max_instances", ">= 1", self.max_instances)?;
-        non_negative("instance_static_power_w", self.instance_static_power_w)?;
+        if let Some(p) = self.instance_static_power_w { non_negative("instance_static_power_w", p)?; }
         if let Some(w) = self.warmup_s { non_negative("warmup_s", w)?; }
         if let Some(e) = self.warmup_energy_j { non_negative("warmup_energy_j", e)?; }
         if let Some(e) = self.energy_ref_j { positive("energy_ref_j", e)?; }
@@ -244,8 +245,9 @@ impl IpaConfig {
             None => (1, self.max_instances),
         };
         let best = rank_variants(&sp.variants).last().copied().unwrap_or(0);
+        let p_inst = self.instance_static_power_w.unwrap_or(sp.instance_standby_power_w);
         let energy_ref_j = self.energy_ref_j.unwrap_or_else(|| {
-            let e = sp.variants.get(best).and_then(|v| v.energy_j.first().copied()).unwrap_or(0.0) + self.instance_static_power_w;
+            let e = sp.variants.get(best).and_then(|v| v.energy_j.first().copied()).unwrap_or(0.0) + p_inst;
             if e > 0.0 { e } else { 1.0 }
         });
         Problem {
@@ -261,7 +263,7 @@ impl IpaConfig {
             c: self.c,
             energy_ref_j,
             batch_ref: 0,
-            instance_static_power_w: self.instance_static_power_w,
+            instance_static_power_w: p_inst,
             current_instances: sp.instances,
             interval_s: self.interval_s,
             warmup_s: self.warmup_s.unwrap_or(sp.warmup_s),
@@ -690,7 +692,7 @@ pub(crate) mod tests {
             energy_j: (1..=4).map(|b| e * (1.0 + 0.5 * (b as f64 - 1.0))).collect(),
         };
         ControllerContext {
-            servers: vec![ServerProfile {
+            servers: vec![ServerProfile { instance_standby_power_w: 0.0,
                 name: "s".into(),
                 variants: vec![v("big", 0.9, 0.02, 2.0), v("small", 0.7, 0.005, 0.4)],
                 initial_variant: 0,
@@ -782,7 +784,7 @@ pub(crate) mod tests {
     #[test]
     fn controller_scales_up_under_load_and_emits_only_changes() {
         let ctx = two_variant_ctx();
-        let cfg = IpaConfig { interval_s: 2.0, window_s: 2.0, fix_variant: Some("big".into()), fix_batch_size: Some(1), instance_static_power_w: 1.0, ..Default::default() };
+        let cfg = IpaConfig { interval_s: 2.0, window_s: 2.0, fix_variant: Some("big".into()), fix_batch_size: Some(1), instance_static_power_w: Some(1.0), ..Default::default() };
         cfg.validate().unwrap();
         let mut c = cfg.build(&ctx);
         assert_eq!(c.tick_interval(), Some(SimDuration::from_secs(2)));

@@ -93,6 +93,8 @@ pub struct ServerProfile {
     pub max_batch_size: u32,
     /// Idle power of the server's device.
     pub idle_power_w: f64,
+    /// Power each live instance draws while not serving a batch.
+    pub instance_standby_power_w: f64,
     /// Warm-up time and energy of a newly added instance.
     pub warmup_s: f64,
     pub warmup_energy_j: f64,

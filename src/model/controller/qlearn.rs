@@ -78,7 +78,7 @@ pub struct QLearnConfig {
     #[serde(default = "d_max_instances")]
     pub max_instances: u32,
     #[serde(default)]
-    pub instance_static_power_w: f64,
+    pub instance_static_power_w: Option<f64>,
     #[serde(default)]
     pub warmup_s: Option<f64>,
     #[serde(default)]
@@ -503,11 +503,11 @@ mod tests {
             energy_j: (1..=3).map(|b| e * (1.0 + 0.5 * (b as f64 - 1.0))).collect(),
         };
         let ctx = ControllerContext {
-            servers: vec![ServerProfile { name: "s".into(), variants: vec![v("big", 0.9, 0.02, 2.0), v("small", 0.7, 0.005, 0.4)], initial_variant: 0, instances: 1, max_batch_size: 1, idle_power_w: 0.0, warmup_s: 0.0, warmup_energy_j: 0.0 }],
+            servers: vec![ServerProfile { instance_standby_power_w: 0.0, name: "s".into(), variants: vec![v("big", 0.9, 0.02, 2.0), v("small", 0.7, 0.005, 0.4)], initial_variant: 0, instances: 1, max_batch_size: 1, idle_power_w: 0.0, warmup_s: 0.0, warmup_energy_j: 0.0 }],
             early_exit: None,
             slo: SimDuration::from_millis_f64(100.0),
         };
-        let cfg = QLearnConfig { max_instances: 2, planning_steps: 20, interval_s: 1.0, instance_static_power_w: 1.0, ..Default::default() };
+        let cfg = QLearnConfig { max_instances: 2, planning_steps: 20, interval_s: 1.0, instance_static_power_w: Some(1.0), ..Default::default() };
         cfg.validate().unwrap();
         let run = || {
             let mut c = cfg.build(&ctx);

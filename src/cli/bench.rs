@@ -30,6 +30,18 @@ pub enum BenchCmd {
     Speed(SpeedArgs),
     /// Peak RSS of a 24 h × 1,000 req/s run without per-request output.
     Memory(MemoryArgs),
+    /// Requests per second with each controller on the same workload (bursty ×100 behind a
+    /// cascade and a two-variant batcher).
+    Controllers(ControllersArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ControllersArgs {
+    /// The bursty rate trace (default: ${BASIN_TRACES_DIR}/twitter/bursty.csv).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    pub reps: u32,
 }
 
 #[derive(Args, Debug)]
@@ -124,7 +136,79 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Speed(a) => speed(a),
         BenchCmd::Memory(a) => memory(a),
+        BenchCmd::Controllers(a) => controllers(a),
     }
+}
+
+fn default_trace(t: Option<PathBuf>) -> Result<PathBuf> {
+    match t {
+        Some(t) => Ok(t),
+        None => crate::io::experiment::resolve_path(std::path::Path::new("./x.toml"), "${BASIN_TRACES_DIR}/twitter/bursty.csv").map_err(anyhow::Error::msg),
+    }
+}
+
+/// The controllers benchmarked, as `[controller]` tables.
+pub const BENCH_CONTROLLERS: &[(&str, &str)] = &[
+    ("open_loop", "kind = \"open_loop\""),
+    ("static_threshold", "kind = \"static_threshold\"\nthreshold = 0.3"),
+    ("bio_threshold", "kind = \"bio_threshold\"\ntau0 = 0.6\ntau_inf = 0.1\nk = 0.01"),
+    ("bio_threshold+feedback", "kind = \"bio_threshold\"\ntau0 = 0.6\ntau_inf = 0.1\nk = 0.01\n[feedback]\nwindow_s = 10\nslo_violation_target = 0.05\nreheat = 0.2\ntau_max = 0.9"),
+    ("ipa", "kind = \"ipa\"\ninterval_s = 10\nmax_instances = 4"),
+    ("fa2_low", "kind = \"fa2_low\"\ninterval_s = 10\nmax_instances = 4"),
+    ("fa2_high", "kind = \"fa2_high\"\ninterval_s = 10\nmax_instances = 4"),
+    ("rim_high", "kind = \"rim_high\"\ninterval_s = 10\nmax_instances = 4"),
+    ("qlearn", "kind = \"qlearn\"\ninterval_s = 10\nmax_instances = 4"),
+    ("carbon", "kind = \"carbon\"\ninterval_s = 60"),
+];
+
+/// Bursty ×100 behind a cascade (early exit `tiny`) and a batcher with two variants, with a
+/// synthetic joint quality table (deterministic).
+pub fn cascade_spec(rates: &[f64], controller: ControllerConfig, cascade: bool) -> SimSpec {
+    use crate::model::quality::{Quality, QualityTable};
+    use rand::RngExt;
+    let mut rng = crate::core::RngStreams::new(7).stream("bench_table");
+    let mut rows = Vec::new();
+    for i in 0..1000u32 {
+        for (m, skill) in [("tiny", 0.6), ("small", 0.85), ("large", 0.95)] {
+            let c: f64 = (skill + rng.random::<f64>() * 0.3 - 0.15_f64).clamp(0.0, 1.0);
+            rows.push((m.to_string(), i, c, rng.random::<f64>() < c));
+        }
+    }
+    let table = QualityTable::from_rows(rows).expect("valid synthetic table");
+    let mut srv = server(ServerKind::Batched, 16, 2000, None, |b| (0.6 + 0.15 * b as f64, 0.02 * b as f64));
+    let small = server(ServerKind::Batched, 16, 2000, None, |b| (0.3 + 0.08 * b as f64, 0.01 * b as f64));
+    srv.variants[0].model = "large".into();
+    srv.variants[0].quality_index = table.index_of("large");
+    srv.variants.push(Variant { model: "small".into(), costs: small.variants[0].costs.clone(), quality_index: table.index_of("small") });
+    let mut s = spec(ArrivalSpec::Rate { rates_rps: rates.iter().map(|r| r * 100.0).collect(), process: ArrivalProcess::Poisson }, srv, None);
+    if cascade {
+        s.early_exit = Some(crate::sim::EarlyExitSpec {
+            model: "tiny".into(),
+            dist: CostRow::fixed("tiny", "sim", "dev0", 1, 0.05, 0.001).service_dist().expect("valid row"),
+            quality_index: table.index_of("tiny"),
+        });
+    }
+    s.quality = Some(Quality::Table(table));
+    s.controller = controller;
+    s
+}
+
+fn controllers(a: ControllersArgs) -> Result<()> {
+    let rates = crate::io::traces::load_rate_csv(&default_trace(a.trace)?)?.rates_rps;
+    println!("basin {} ({}), bursty x100, one thread, best of {}", env!("CARGO_PKG_VERSION"), if cfg!(debug_assertions) { "debug build" } else { "release build" }, a.reps);
+    let base = cascade_spec(&rates, ControllerConfig::default(), false);
+    let (t0, n0, _) = time_run(&base, a.reps);
+    println!("  {:<24} {:>8.2} M requests/s  (no cascade: the reference)", "open_loop", n0 as f64 / t0 / 1e6);
+    let casc = cascade_spec(&rates, ControllerConfig::default(), true);
+    let (tc, nc, _) = time_run(&casc, a.reps);
+    println!("  {:<24} {:>8.2} M requests/s  (cascade: one early-exit event per request)", "open_loop+cascade", nc as f64 / tc / 1e6);
+    for (name, src) in BENCH_CONTROLLERS.iter().skip(1) {
+        let cfg: ControllerConfig = toml::from_str(src).context("bench controller config")?;
+        let s = cascade_spec(&rates, cfg, true);
+        let (t, n, _) = time_run(&s, a.reps);
+        println!("  {:<24} {:>8.2} M requests/s  ({:+.1}% time vs open_loop+cascade)", name, n as f64 / t / 1e6, ((t / n as f64) / (tc / nc as f64) - 1.0) * 100.0);
+    }
+    Ok(())
 }
 
 fn speed(a: SpeedArgs) -> Result<()> {

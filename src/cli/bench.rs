@@ -30,6 +30,21 @@ pub enum BenchCmd {
     Speed(SpeedArgs),
     /// Peak RSS of a 24 h × 1,000 req/s run without per-request output.
     Memory(MemoryArgs),
+    /// Sweep throughput: runs per second of a standard sweep at --jobs 1 and 2, and the speedup.
+    Sweep(SweepBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SweepBenchArgs {
+    /// The sweep file (default: experiments/sweep-k-tau0/bench.toml).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Job counts to time, in order; the speedup is of each over the first.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 2])]
+    pub jobs: Vec<usize>,
+    /// Repetitions per job count (the best is reported).
+    #[arg(long, default_value_t = 1)]
+    pub reps: u32,
 }
 
 #[derive(Args, Debug)]
@@ -124,6 +139,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Speed(a) => speed(a),
         BenchCmd::Memory(a) => memory(a),
+        BenchCmd::Sweep(a) => sweep_bench(a),
     }
 }
 
@@ -178,3 +194,38 @@ fn memory(a: MemoryArgs) -> Result<()> {
 }
 
 fn tempdir_path() -> PathBuf { std::env::temp_dir().join(format!("basin-bench-{}", std::process::id())) }
+
+/// Times a whole sweep (journal, fsync and results files included) at each job count.
+fn sweep_bench(a: SweepBenchArgs) -> Result<()> {
+    let file = a.file.unwrap_or_else(|| PathBuf::from("experiments/sweep-k-tau0/bench.toml"));
+    let p = crate::cli::sweep::prepare(&file)?;
+    println!("basin {} ({}), sweep {}: {} runs, {} cores available", env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) { "debug build" } else { "release build" }, file.display(), p.runs.len(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let mut first: Option<f64> = None;
+    let mut results: Vec<Vec<u8>> = Vec::new();
+    for &j in &a.jobs {
+        let mut best = f64::INFINITY;
+        for _ in 0..a.reps.max(1) {
+            let dir = tempdir_path().join(format!("jobs-{j}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            let t0 = Instant::now();
+            crate::cli::sweep::execute(&p, &dir, j, None, false, false, false)?;
+            best = best.min(t0.elapsed().as_secs_f64());
+            results.push(std::fs::read(dir.join(crate::io::sweep::RESULTS_CSV))?);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let rate = p.runs.len() as f64 / best;
+        let speedup = first.map(|f| rate / f);
+        first.get_or_insert(rate);
+        println!("  --jobs {j}: {} runs in {best:.2} s = {rate:.2} runs/s{}", p.runs.len(),
+            speedup.map_or(String::new(), |s| format!("  (speedup {s:.2}x over --jobs {})", a.jobs[0])));
+    }
+    let same = results.windows(2).all(|w| w[0] == w[1]);
+    println!("  results.csv identical across job counts: {same}");
+    let _ = std::fs::remove_dir_all(tempdir_path());
+    if !same {
+        bail!("results differ between job counts");
+    }
+    Ok(())
+}

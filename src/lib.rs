@@ -9,4 +9,5 @@ pub mod metrics;
 pub mod model;
 pub mod plot;
 pub mod sim;
+pub mod sweep;
 pub mod traces;

@@ -33,6 +33,21 @@ pub enum BenchCmd {
     /// Requests per second with each controller on the same workload (bursty ×100 behind a
     /// cascade and a two-variant batcher).
     Controllers(ControllersArgs),
+    /// Sweep throughput: runs per second of a standard sweep at --jobs 1 and 2, and the speedup.
+    Sweep(SweepBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SweepBenchArgs {
+    /// The sweep file (default: experiments/sweep-k-tau0/bench.toml).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Job counts to time, in order; the speedup is of each over the first.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 2])]
+    pub jobs: Vec<usize>,
+    /// Repetitions per job count (the best is reported).
+    #[arg(long, default_value_t = 1)]
+    pub reps: u32,
 }
 
 #[derive(Args, Debug)]
@@ -137,6 +152,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Speed(a) => speed(a),
         BenchCmd::Memory(a) => memory(a),
         BenchCmd::Controllers(a) => controllers(a),
+        BenchCmd::Sweep(a) => sweep_bench(a),
     }
 }
 
@@ -200,13 +216,15 @@ fn controllers(a: ControllersArgs) -> Result<()> {
     let (t0, n0, _) = time_run(&base, a.reps);
     println!("  {:<24} {:>8.2} M requests/s  (no cascade: the reference)", "open_loop", n0 as f64 / t0 / 1e6);
     let casc = cascade_spec(&rates, ControllerConfig::default(), true);
-    let (tc, nc, _) = time_run(&casc, a.reps);
-    println!("  {:<24} {:>8.2} M requests/s  (cascade: one early-exit event per request)", "open_loop+cascade", nc as f64 / tc / 1e6);
+    let (tc, nc, evc) = time_run(&casc, a.reps);
+    println!("  {:<24} {:>8.2} M requests/s  {:>6.2} M events/s  {:>4.2} events/request  (cascade: one early-exit event per request)",
+        "open_loop+cascade", nc as f64 / tc / 1e6, evc as f64 / tc / 1e6, evc as f64 / nc as f64);
     for (name, src) in BENCH_CONTROLLERS.iter().skip(1) {
         let cfg: ControllerConfig = toml::from_str(src).context("bench controller config")?;
         let s = cascade_spec(&rates, cfg, true);
-        let (t, n, _) = time_run(&s, a.reps);
-        println!("  {:<24} {:>8.2} M requests/s  ({:+.1}% time vs open_loop+cascade)", name, n as f64 / t / 1e6, ((t / n as f64) / (tc / nc as f64) - 1.0) * 100.0);
+        let (t, n, ev) = time_run(&s, a.reps);
+        println!("  {:<24} {:>8.2} M requests/s  {:>6.2} M events/s  {:>4.2} events/request  ({:+.1}% time per request vs open_loop+cascade)",
+            name, n as f64 / t / 1e6, ev as f64 / t / 1e6, ev as f64 / n as f64, ((t / n as f64) / (tc / nc as f64) - 1.0) * 100.0);
     }
     Ok(())
 }
@@ -262,3 +280,38 @@ fn memory(a: MemoryArgs) -> Result<()> {
 }
 
 fn tempdir_path() -> PathBuf { std::env::temp_dir().join(format!("basin-bench-{}", std::process::id())) }
+
+/// Times a whole sweep (journal, fsync and results files included) at each job count.
+fn sweep_bench(a: SweepBenchArgs) -> Result<()> {
+    let file = a.file.unwrap_or_else(|| PathBuf::from("experiments/sweep-k-tau0/bench.toml"));
+    let p = crate::cli::sweep::prepare(&file)?;
+    println!("basin {} ({}), sweep {}: {} runs, {} cores available", env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) { "debug build" } else { "release build" }, file.display(), p.runs.len(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let mut first: Option<f64> = None;
+    let mut results: Vec<Vec<u8>> = Vec::new();
+    for &j in &a.jobs {
+        let mut best = f64::INFINITY;
+        for _ in 0..a.reps.max(1) {
+            let dir = tempdir_path().join(format!("jobs-{j}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            let t0 = Instant::now();
+            crate::cli::sweep::execute(&p, &dir, j, None, false, false, false)?;
+            best = best.min(t0.elapsed().as_secs_f64());
+            results.push(std::fs::read(dir.join(crate::io::sweep::RESULTS_CSV))?);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let rate = p.runs.len() as f64 / best;
+        let speedup = first.map(|f| rate / f);
+        first.get_or_insert(rate);
+        println!("  --jobs {j}: {} runs in {best:.2} s = {rate:.2} runs/s{}", p.runs.len(),
+            speedup.map_or(String::new(), |s| format!("  (speedup {s:.2}x over --jobs {})", a.jobs[0])));
+    }
+    let same = results.windows(2).all(|w| w[0] == w[1]);
+    println!("  results.csv identical across job counts: {same}");
+    let _ = std::fs::remove_dir_all(tempdir_path());
+    if !same {
+        bail!("results differ between job counts");
+    }
+    Ok(())
+}

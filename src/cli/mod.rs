@@ -1,7 +1,10 @@
 //! The command-line front end: one function per subcommand. `main.rs` only calls [`main`].
 
 pub mod bench;
+pub mod pareto;
+pub mod plot;
 pub mod simulate;
+pub mod sweep;
 pub mod trace;
 
 use std::process::ExitCode;
@@ -28,6 +31,17 @@ pub enum Command {
         #[command(subcommand)]
         cmd: bench::BenchCmd,
     },
+    /// Run every (point, seed) of a sweep file in parallel; one results row per run.
+    Sweep(sweep::SweepArgs),
+    /// Join the shard directories of one sweep (checks every run is present once).
+    Merge(sweep::MergeArgs),
+    /// Non-dominated runs of a sweep per workload: front, hypervolume, knee, baseline.
+    Pareto(pareto::ParetoArgs),
+    /// Figures from recorded outputs (Pareto front, time series, latency CDF, energy).
+    Plot {
+        #[command(subcommand)]
+        cmd: plot::PlotCmd,
+    },
     /// Inspect and generate arrival traces.
     Trace {
         #[command(subcommand)]
@@ -45,6 +59,10 @@ pub fn main() -> ExitCode {
         Command::Simulate(a) => simulate::run(a),
         Command::Trace { cmd } => trace::run(cmd),
         Command::Bench { cmd } => bench::run(cmd),
+        Command::Sweep(a) => sweep::run(a),
+        Command::Merge(a) => sweep::merge(a),
+        Command::Pareto(a) => pareto::run(a),
+        Command::Plot { cmd } => plot::run(cmd),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,5 +3,6 @@
 pub mod experiment;
 pub mod manifest;
 pub mod outputs;
+pub mod sweep;
 pub mod tables;
 pub mod traces;

@@ -1,0 +1,233 @@
+//! `basin plot ...`: figures from recorded outputs only (a sweep's results table, a run's
+//! directory), never from a simulation in memory. Each `--out` may be given several times; the
+//! format follows the extension (.svg or .png).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::analysis::pareto::{Objective, Sense};
+use crate::cli::pareto::{Group, analyse};
+use crate::io::outputs;
+use crate::io::sweep as sio;
+use crate::metrics::Summary;
+use crate::plot::{self, EnergyBreakdown, FigureSpec, Panel, ParetoPoint, Width};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum WidthArg {
+    /// One column (3.5 in).
+    Single,
+    /// Full text width (7 in).
+    Double,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Output file(s): .svg or .png (repeatable).
+    #[arg(long, required = true)]
+    pub out: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "single")]
+    pub width: WidthArg,
+    /// A title above the plot (papers usually leave it to the caption).
+    #[arg(long)]
+    pub title: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlotCmd {
+    /// Pareto front of a sweep: all points faint, the front highlighted, the open-loop
+    /// baseline starred, seed 95% CIs as error bars; one colour per workload.
+    Pareto {
+        /// results.parquet / results.csv, or a sweep directory.
+        results: PathBuf,
+        /// x objective, COLUMN[:min|max] (default sense min).
+        #[arg(long, default_value = "energy_j_per_request")]
+        x: String,
+        /// y objective, COLUMN[:min|max] (default sense: max for accuracy, else min).
+        #[arg(long, default_value = "latency_ms_p99")]
+        y: String,
+        /// Only these workloads (repeatable; default all).
+        #[arg(long)]
+        workload: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// A run's time series: arrival rate, τ(t), admission rate, queue length, power, carbon.
+    Timeseries {
+        run: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Latency CDFs of several runs (needs requests.parquet: `[output] requests = true`).
+    Cdf {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Logarithmic latency axis.
+        #[arg(long)]
+        log_x: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Energy per request of several runs, broken down into active, idle and early exit.
+    Energy {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn width(w: WidthArg) -> Width {
+    match w {
+        WidthArg::Single => Width::Single,
+        WidthArg::Double => Width::Double,
+    }
+}
+
+fn each_out(c: &Common, mut draw: impl FnMut(&Path, &FigureSpec) -> plot::Result<()>) -> Result<()> {
+    for out in &c.out {
+        if let Some(d) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        let mut spec = FigureSpec::for_path(out, width(c.width))?;
+        if let Some(t) = &c.title {
+            spec = spec.with_title(t.clone());
+        }
+        draw(out, &spec)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// A human axis label for a results column.
+pub fn label(col: &str) -> String {
+    match col {
+        "energy_j_per_request" => "energy per request (J)".into(),
+        "energy_j" => "energy (J)".into(),
+        "co2_g_per_request" => "CO2 per request (g)".into(),
+        "accuracy" => "accuracy".into(),
+        "admission_rate" => "admission rate".into(),
+        "slo_violation_rate" => "SLO violation rate".into(),
+        "throughput_rps" => "throughput (req/s)".into(),
+        "mean_power_w" => "mean power (W)".into(),
+        c if c.starts_with("latency_ms_") => format!("{} latency (ms)", &c["latency_ms_".len()..]),
+        c => c.to_string(),
+    }
+}
+
+fn objective(s: &str) -> Result<Objective> {
+    if s.contains(':') {
+        return s.parse().map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    let sense = if matches!(s, "accuracy" | "admission_rate" | "throughput_rps") { Sense::Maximize } else { Sense::Minimize };
+    Ok(Objective::new(s, sense))
+}
+
+/// The 2-D Pareto points of every workload (the front recomputed for the two plotted
+/// objectives; error bars are the seeds' 95% CI half-widths).
+pub fn pareto_points(groups: &[Group]) -> Vec<(String, Vec<ParetoPoint>)> {
+    groups.iter().map(|g| {
+        let pts = g.points.iter().map(|p| {
+            let ci = |k: usize| Some(p.stats[k].ci95_half_width).filter(|v| v.is_finite() && *v > 0.0);
+            ParetoPoint { x: p.stats[0].mean, y: p.stats[1].mean, x_err: ci(0), y_err: ci(1), on_front: p.on_front, is_baseline: p.baseline, label: None }
+        }).collect();
+        (g.workload.clone(), pts)
+    }).collect()
+}
+
+fn read_summary(run: &Path) -> Result<Summary> {
+    let p = run.join(outputs::SUMMARY);
+    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {} (is {} a run directory?)", p.display(), run.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a basin summary", p.display()))
+}
+
+fn run_name(run: &Path) -> String {
+    run.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| run.display().to_string())
+}
+
+pub fn run(cmd: PlotCmd) -> Result<()> {
+    match cmd {
+        PlotCmd::Pareto { results, x, y, workload, common } => {
+            let (path, df) = sio::read_results(&results)?;
+            let objs = vec![objective(&x)?, objective(&y)?];
+            let mut groups = analyse(&df, &objs, None).with_context(|| path.display().to_string())?;
+            if !workload.is_empty() {
+                for w in &workload {
+                    if !groups.iter().any(|g| &g.workload == w) {
+                        bail!("{}: no workload `{w}`; workloads: {}", path.display(), groups.iter().map(|g| g.workload.as_str()).collect::<Vec<_>>().join(", "));
+                    }
+                }
+                groups.retain(|g| workload.contains(&g.workload));
+            }
+            let pts = pareto_points(&groups);
+            let (xl, yl) = (label(&objs[0].column), label(&objs[1].column));
+            each_out(&common, |out, spec| {
+                if pts.len() == 1 {
+                    plot::pareto_figure(out, spec, &pts[0].1, &xl, &yl, Some(&format!("Pareto front ({})", pts[0].0)))
+                } else {
+                    plot::pareto_figure_groups(out, spec, &pts, &xl, &yl)
+                }
+            })
+        }
+        PlotCmd::Timeseries { run, common } => {
+            let p = run.join(outputs::TIMESERIES);
+            let df = outputs::read_parquet(&p)?;
+            use crate::cli::pareto::f64_column as col;
+            let t = col(&df, "t_s")?;
+            let dt = if t.len() > 1 { t[1] - t[0] } else { 1.0 };
+            let arrivals = col(&df, "arrivals")?;
+            let admitted = col(&df, "admitted")?;
+            let series = |v: Vec<f64>| -> Vec<(f64, f64)> { t.iter().copied().zip(v).collect() };
+            let mut panels = vec![Panel { y_label: "arrival rate (req/s)".into(), series: vec![("arrivals".into(), series(arrivals.iter().map(|a| a / dt).collect()))] }];
+            let tau = col(&df, "tau")?;
+            if tau.iter().any(|v| v.is_finite()) {
+                panels.push(Panel { y_label: "threshold τ".into(), series: vec![("τ(t)".into(), series(tau))] });
+            }
+            panels.push(Panel { y_label: "admission rate".into(), series: vec![("admitted / arrivals".into(),
+                series(arrivals.iter().zip(&admitted).map(|(a, b)| if *a > 0.0 { b / a } else { f64::NAN }).collect()))] });
+            panels.push(Panel { y_label: "queue length (requests)".into(), series: vec![("queued".into(), series(col(&df, "queue_len")?))] });
+            panels.push(Panel { y_label: "power (W)".into(), series: vec![("power".into(), series(col(&df, "power_w")?))] });
+            panels.push(Panel { y_label: "carbon intensity (g/kWh)".into(), series: vec![("grid".into(), series(col(&df, "carbon_g_per_kwh")?))] });
+            each_out(&common, |out, spec| plot::timeseries_figure(out, spec, "time (s)", &panels))
+        }
+        PlotCmd::Cdf { runs, log_x, common } => {
+            let mut lines = Vec::new();
+            for r in &runs {
+                let p = r.join(outputs::REQUESTS);
+                if !p.is_file() {
+                    bail!("{}: no {} (record it with `[output] requests = true`, or `basin sweep --keep-runs` with it set)", r.display(), outputs::REQUESTS);
+                }
+                let df = outputs::read_parquet(&p)?;
+                let dec = crate::cli::pareto::str_column(&df, "decision").unwrap_or_default();
+                let lat = crate::cli::pareto::f64_column(&df, "latency_ms")?;
+                let mut v: Vec<f64> = lat.iter().zip(&dec).filter(|(l, d)| l.is_finite() && d.as_str() == "admitted").map(|(l, _)| *l).collect();
+                if v.is_empty() {
+                    bail!("{}: no admitted request with a latency", p.display());
+                }
+                v.sort_by(f64::total_cmp);
+                let n = v.len();
+                let step = (n / 400).max(1);
+                let mut pts: Vec<(f64, f64)> = (0..n).step_by(step).map(|i| (v[i], (i + 1) as f64 / n as f64)).collect();
+                if pts.last().is_none_or(|p| p.1 < 1.0) {
+                    pts.push((v[n - 1], 1.0));
+                }
+                lines.push((run_name(r), pts));
+            }
+            each_out(&common, |out, spec| plot::latency_cdf_figure(out, spec, &lines, log_x))
+        }
+        PlotCmd::Energy { runs, common } => {
+            let mut bars = Vec::new();
+            for r in &runs {
+                let s = read_summary(r)?;
+                let n = s.requests.max(1) as f64;
+                bars.push((run_name(r), EnergyBreakdown {
+                    active_j: (s.energy.active_j + s.energy.reconfig_j) / n,
+                    idle_j: s.energy.idle_j / n,
+                    early_exit_j: s.energy.early_exit_j / n,
+                }));
+            }
+            each_out(&common, |out, spec| plot::energy_breakdown_figure(out, spec, &bars))
+        }
+    }
+}

@@ -29,4 +29,9 @@ B=experiments/sweep-k-tau0/bursty-bio.toml
 "$BIN" plot timeseries runs/fig-bursty-bio --width double --out plots/timeseries-bursty-bio.svg --out plots/timeseries-bursty-bio.png
 "$BIN" plot cdf runs/fig-bursty-open runs/fig-bursty-bio --out plots/latency-cdf-bursty.svg --out plots/latency-cdf-bursty.png
 "$BIN" plot energy runs/fig-bursty-open runs/fig-bursty-bio --out plots/energy-bursty.svg --out plots/energy-bursty.png
+EB=runs/efficiency-boundary
+if [[ -f "$EB/sweep.json" ]]; then resume=--resume; else resume=; fi
+"$BIN" sweep experiments/efficiency-boundary.toml --out "$EB" $resume --quiet
+"$BIN" plot lines "$EB" --x workload.rate_rps --y energy_j_per_request --x-label "arrival rate (req/s)" --log-x \
+    --relative-to local --out plots/efficiency-boundary.svg --out plots/efficiency-boundary.png
 echo "make-figures: figures in plots/" >&2

@@ -69,6 +69,31 @@ pub enum PlotCmd {
         #[command(flatten)]
         common: Common,
     },
+    /// One metric against one axis of a sweep, one line per workload (mean over seeds), e.g.
+    /// energy per request against the arrival rate.
+    Lines {
+        /// results.parquet / results.csv, or a sweep directory.
+        results: PathBuf,
+        /// The x column (an axis, e.g. workload.rate_rps).
+        #[arg(long)]
+        x: String,
+        /// The y column (a summary figure, e.g. energy_j_per_request).
+        #[arg(long)]
+        y: String,
+        /// x-axis label (default: the column name).
+        #[arg(long)]
+        x_label: Option<String>,
+        #[arg(long)]
+        log_x: bool,
+        #[arg(long)]
+        log_y: bool,
+        /// Divide every series by this workload's series at the same x (a ratio plot: where
+        /// it crosses 1 is the boundary between the two).
+        #[arg(long)]
+        relative_to: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Energy per request of several runs, broken down into active, idle and early exit.
     Energy {
         #[arg(required = true)]
@@ -146,8 +171,55 @@ fn run_name(run: &Path) -> String {
     run.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| run.display().to_string())
 }
 
+/// Mean of `y` per (workload, x) over seeds, one series per workload, sorted by x.
+pub fn lines_from_results(df: &polars::prelude::DataFrame, x: &str, y: &str) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
+    use crate::cli::pareto::{f64_column, str_column};
+    let xs = f64_column(df, x)?;
+    let ys = f64_column(df, y)?;
+    let ws = str_column(df, "workload").unwrap_or_else(|| vec![String::new(); df.height()]);
+    let mut acc: std::collections::BTreeMap<String, std::collections::BTreeMap<u64, (f64, f64, usize)>> = Default::default();
+    for i in 0..df.height() {
+        let (xv, yv) = (xs[i], ys[i]);
+        if xv.is_finite() && yv.is_finite() {
+            let e = acc.entry(ws[i].clone()).or_default().entry(xv.to_bits()).or_insert((xv, 0.0, 0));
+            e.1 += yv;
+            e.2 += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (w, pts) in acc {
+        let mut v: Vec<(f64, f64)> = pts.values().map(|(xv, sum, n)| (*xv, sum / *n as f64)).collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out.push((w, v));
+    }
+    if out.is_empty() {
+        bail!("no rows with both `{x}` and `{y}`");
+    }
+    Ok(out)
+}
+
 pub fn run(cmd: PlotCmd) -> Result<()> {
     match cmd {
+        PlotCmd::Lines { results, x, y, x_label, log_x, log_y, relative_to, common } => {
+            let (path, df) = sio::read_results(&results)?;
+            let mut series = lines_from_results(&df, &x, &y).with_context(|| path.display().to_string())?;
+            let mut yl = label(&y);
+            if let Some(r) = relative_to {
+                let reference = series.iter().find(|(w, _)| *w == r).map(|(_, v)| v.clone())
+                    .with_context(|| format!("{}: no workload `{r}`; workloads: {}", path.display(), series.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(", ")))?;
+                series.retain(|(w, _)| *w != r);
+                for (w, pts) in &mut series {
+                    pts.retain_mut(|(xv, yv)| match reference.iter().find(|(rx, _)| rx == xv) {
+                        Some((_, ry)) if *ry != 0.0 => { *yv /= ry; true }
+                        _ => false,
+                    });
+                    *w = format!("{w} / {r}");
+                }
+                yl = format!("{} ÷ {r}", yl.split(" (").next().unwrap_or(&yl));
+            }
+            let xl = x_label.unwrap_or_else(|| label(&x));
+            each_out(&common, |out, spec| plot::lines_figure(out, spec, &xl, &yl, &series, log_x, log_y))
+        }
         PlotCmd::Pareto { results, x, y, workload, common } => {
             let (path, df) = sio::read_results(&results)?;
             let objs = vec![objective(&x)?, objective(&y)?];

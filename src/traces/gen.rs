@@ -67,6 +67,11 @@ pub enum Shape {
     SteadyHigh,
     /// Alternating high and low plateaus, one cycle every 10 minutes.
     Fluctuating,
+    /// A daily sinusoid (peak at 14:00 of simulated time, trough at 02:00) with Poisson-like
+    /// noise: `rate(t) = mean · (1 + √2·burstiness · sin(2π(t − 8 h)/24 h))`, so the envelope's
+    /// CV is `burstiness` (capped so the trough stays ≥ 0). Not an IPA shape; for multi-day
+    /// carbon-aware scenarios.
+    Diurnal,
 }
 
 impl Shape {
@@ -79,6 +84,7 @@ impl Shape {
             Shape::SteadyLow => "steady_low",
             Shape::SteadyHigh => "steady_high",
             Shape::Fluctuating => "fluctuating",
+            Shape::Diurnal => "diurnal",
         }
     }
 
@@ -89,6 +95,7 @@ impl Shape {
             Shape::SteadyLow => (5.06, 0.187),
             Shape::SteadyHigh => (28.84, 0.067),
             Shape::Fluctuating => (16.53, 0.566),
+            Shape::Diurnal => return GenParams { mean_rps: 20.0, burstiness: 0.35, duration_s: 2 * 86_400, seed: 1 },
         };
         GenParams { mean_rps, burstiness, duration_s: 1200, seed: 1 }
     }
@@ -96,7 +103,7 @@ impl Shape {
     /// Share of the burstiness given to per-second noise (the rest goes to the envelope).
     fn noise_share(self) -> f64 {
         match self {
-            Shape::SteadyLow | Shape::SteadyHigh => 1.0,
+            Shape::SteadyLow | Shape::SteadyHigh | Shape::Diurnal => 1.0,
             Shape::Bursty => 0.14,
             Shape::Fluctuating => 0.175,
         }
@@ -106,7 +113,7 @@ impl Shape {
         match self {
             Shape::Bursty => Some(Cycles { period_s: 1200.0, duty: 0.38, rise: (0.015, 0.04), fall: (0.08, 0.15) }),
             Shape::Fluctuating => Some(Cycles { period_s: 600.0, duty: 0.62, rise: (0.03, 0.06), fall: (0.12, 0.25) }),
-            Shape::SteadyLow | Shape::SteadyHigh => None,
+            Shape::SteadyLow | Shape::SteadyHigh | Shape::Diurnal => None,
         }
     }
 }
@@ -221,6 +228,17 @@ pub fn generate(shape: Shape, params: &GenParams) -> Result<RateTrace, TraceErro
         }
         None => (vec![m; n], (nu * nu - rounding).max(0.0).sqrt()),
     };
+    if shape == Shape::Diurnal {
+        // deterministic daily envelope; the per-second noise is Poisson-like (ν = 1)
+        let a = (std::f64::consts::SQRT_2 * b).min(0.95);
+        level = (0..n).map(|t| m * (1.0 + a * (2.0 * std::f64::consts::PI * (t as f64 - 8.0 * 3600.0) / 86_400.0).sin())).collect();
+        let noise = 1.0 / m.sqrt().max(1e-9);
+        let rates = level.iter().map(|&l| {
+            let z: f64 = rng.sample(StandardNormal);
+            (l + noise * (l * m).sqrt() * z).round().max(0.0)
+        }).collect();
+        return RateTrace::new(rates);
+    }
     let (lm, _) = mean_sd(&level);
     if lm > 0.0 && (lm - m).abs() > 1e-12 * m {
         level.iter_mut().for_each(|v| *v *= m / lm);

@@ -8,5 +8,6 @@ pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod plot;
+pub mod replay;
 pub mod sim;
 pub mod traces;

@@ -1,6 +1,7 @@
 //! The command-line front end: one function per subcommand. `main.rs` only calls [`main`].
 
 pub mod bench;
+pub mod replay;
 pub mod simulate;
 pub mod trace;
 
@@ -33,6 +34,10 @@ pub enum Command {
         #[command(subcommand)]
         cmd: trace::TraceCmd,
     },
+    /// The same experiment in real time on real backends (ONNX Runtime, Triton).
+    Replay(replay::ReplayArgs),
+    /// Simulation error against a replay.
+    Validate(replay::ValidateArgs),
 }
 
 /// Parses the command line, runs the subcommand, prints any error as one paragraph.
@@ -45,6 +50,8 @@ pub fn main() -> ExitCode {
         Command::Simulate(a) => simulate::run(a),
         Command::Trace { cmd } => trace::run(cmd),
         Command::Bench { cmd } => bench::run(cmd),
+        Command::Replay(a) => replay::run_replay(a),
+        Command::Validate(a) => replay::run_validate(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,7 +22,8 @@ fn main() -> anyhow::Result<()> {
     let (out, specs) = args.split_first().ok_or_else(|| anyhow::anyhow!("usage: replay_costs OUT.csv MODEL:BACKEND:MAXB..."))?;
     let reps: usize = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     let base = std::env::current_dir()?;
-    let sec = ReplaySection::default();
+    let mut sec = ReplaySection::default();
+    if let Ok(u) = std::env::var("TRITON_URL") { sec.triton_url = u; }
     let f = RealBackends::new(&sec, &base);
     let data = basin::replay::Dataset::load_csv(&f.model_dir.join("digits_test.csv"))?;
     let mut meter = open(MeterChoice::Auto)?;

@@ -40,7 +40,7 @@ if grep -q 'backend *= *"triton"' "$exp"; then
     fi
 fi
 if [[ -n "${need_triton_cal:-}" ]]; then
-    cargo run -q --features ort,triton --example replay_costs -- "$(dirname "$exp")/$table" \
+    TRITON_URL="http://127.0.0.1:$port" cargo run -q --features ort,triton --example replay_costs -- "$(dirname "$exp")/$table" \
         digits_tiny:onnxruntime:1 digits_large:onnxruntime:8 digits_large:triton:8
 fi
 "${BASIN_CMD[@]}" validate --experiment "$exp" --set "replay.triton_url=http://127.0.0.1:$port" "$@"

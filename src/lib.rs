@@ -8,6 +8,7 @@ pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod plot;
+pub mod replay;
 pub mod sim;
 pub mod sweep;
 pub mod traces;

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod pareto;
 pub mod plot;
+pub mod replay;
 pub mod simulate;
 pub mod sweep;
 pub mod trace;
@@ -47,6 +48,10 @@ pub enum Command {
         #[command(subcommand)]
         cmd: trace::TraceCmd,
     },
+    /// The same experiment in real time on real backends (ONNX Runtime, Triton).
+    Replay(replay::ReplayArgs),
+    /// Simulation error against a replay.
+    Validate(replay::ValidateArgs),
 }
 
 /// Parses the command line, runs the subcommand, prints any error as one paragraph.
@@ -63,6 +68,8 @@ pub fn main() -> ExitCode {
         Command::Merge(a) => sweep::merge(a),
         Command::Pareto(a) => pareto::run(a),
         Command::Plot { cmd } => plot::run(cmd),
+        Command::Replay(a) => replay::run_replay(a),
+        Command::Validate(a) => replay::run_validate(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -47,6 +47,10 @@ pub struct Experiment {
     pub energy: EnergyConfig,
     #[serde(default)]
     pub output: OutputConfig,
+    /// `[replay]`: where `basin replay` finds the real backends (extension keys, read by
+    /// `replay::real::ReplaySection`; ignored by the simulator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<toml::Table>,
 }
 
 /// `[workload]`: exactly one of `trace`, `rate_rps` or `generate`.

@@ -306,6 +306,17 @@ impl Server {
         }
     }
 
+    /// Instance slots (including removed ones); indices are `0..instance_slots()`.
+    pub fn instance_slots(&self) -> usize { self.instances.len() }
+
+    /// Whether `instance` is serving a batch.
+    pub fn is_busy(&self, instance: u32) -> bool {
+        self.instances.get(instance as usize).is_some_and(|i| i.state == InstanceState::Busy)
+    }
+
+    /// Removes and returns every queued request (the replay fails them when it gives up).
+    pub fn drain_queue(&mut self) -> Vec<QueuedRequest> { self.queue.drain(..).collect() }
+
     /// Switches the model variant used by the next batches.
     pub fn set_variant(&mut self, variant: usize) {
         if variant < self.spec.variants.len() {

@@ -118,3 +118,20 @@ fn equal_time_arrivals_keep_fifo_order() {
     assert_eq!(r.batch_size, vec![Some(2), Some(2), Some(1)]);
     assert_eq!(r.start_s[2], Some(0.005));
 }
+
+#[test]
+fn request_overhead_adds_to_latency_without_occupying_the_instance() {
+    // 5 ms batches, 3 ms transport overhead: the instance frees at 5 ms (second request starts
+    // then), but each answer reaches the gateway 3 ms after its batch.
+    let mut srv = batched(1, 1, 0);
+    srv.request_overhead = basin::core::SimDuration::from_millis_f64(3.0);
+    let mut s = spec(times(&[0.0, 0.001]), vec![srv], 10.0);
+    s.record_requests = true;
+    s.record_batches = true;
+    let out = sim::run(&s, 1);
+    let b = out.batches.unwrap();
+    assert_eq!((b.start_s[1] * 1e3).round(), 5.0);
+    let r = out.requests.unwrap();
+    assert_eq!(r.latency_ms, vec![Some(8.0), Some(12.0)]);
+    assert_eq!(out.summary.duration_s, 0.013);
+}

@@ -98,7 +98,7 @@ fn server(kind: ServerKind, max_batch: u32, delay_us: u64, dist: Option<LatencyD
         variants: vec![Variant { model: "m".into(), costs, quality_index: None }],
         initial_variant: 0, instances: 1, max_batch_size: max_batch, preferred_batch_sizes: vec![],
         max_queue_delay: SimDuration::from_micros(delay_us), max_queue_size: None,
-        warmup: SimDuration::ZERO, warmup_energy: Joules(0.0), instance_standby_power_w: 0.0,
+        warmup: SimDuration::ZERO, warmup_energy: Joules(0.0), instance_standby_power_w: 0.0, request_overhead: SimDuration::ZERO,
     }
 }
 

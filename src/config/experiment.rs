@@ -167,6 +167,10 @@ pub struct ServerConfig {
     /// Power each live instance draws while not serving a batch (default 0).
     #[serde(default)]
     pub instance_standby_power_w: f64,
+    /// Per-request transport overhead added on the response path (e.g. measured by `basin
+    /// calibrate` as Triton's client round trip minus its queue and compute time). Default 0.
+    #[serde(default)]
+    pub request_overhead_ms: f64,
 }
 
 /// `[early_exit]`: the cascade's cheap model (its cost is the `batch_size = 1` row).

@@ -328,6 +328,7 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
         check_finite(&ctx, &k("warmup_s"), s.warmup_s, 0.0, false)?;
         check_finite(&ctx, &k("warmup_energy_j"), s.warmup_energy_j, 0.0, false)?;
         check_finite(&ctx, &k("instance_standby_power_w"), s.instance_standby_power_w, 0.0, false)?;
+        check_finite(&ctx, &k("request_overhead_ms"), s.request_overhead_ms, 0.0, false)?;
         let mut variants = Vec::new();
         for (vi, model) in std::iter::once(&s.model).chain(s.variants.iter()).enumerate() {
             let key = if vi == 0 { k("model") } else { format!("server[{i}].variants[{}]", vi - 1) };
@@ -350,6 +351,7 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
             warmup: SimDuration::from_secs_f64(s.warmup_s),
             warmup_energy: Joules(s.warmup_energy_j),
             instance_standby_power_w: s.instance_standby_power_w,
+            request_overhead: SimDuration::from_millis_f64(s.request_overhead_ms),
         });
     }
 

@@ -67,6 +67,10 @@ pub struct ServerSpec {
     /// Power each live instance draws while it is not serving a batch (idle or warming up),
     /// on top of the device's idle power: a loaded model holding memory and clocks.
     pub instance_standby_power_w: f64,
+    /// Per-request transport time outside the server's queue and instances (e.g. a KServe
+    /// HTTP round trip's client, network and (de)serialisation share): added to each admitted
+    /// request's latency on the way back; it occupies no instance.
+    pub request_overhead: SimDuration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

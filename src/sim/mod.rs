@@ -102,6 +102,19 @@ enum Ev {
     Complete(u32, u32),
     Tick,
     Ready(u32, u32),
+    /// The answer of `in_transit[slot]` reaches the gateway.
+    Respond(u32),
+}
+
+/// A request whose batch has finished, on its way back to the gateway.
+#[derive(Clone, Copy, Debug)]
+struct Finished {
+    r: QueuedRequest,
+    server: u32,
+    size: u32,
+    start: SimTime,
+    share: f64,
+    variant: u32,
 }
 
 struct DeviceState {
@@ -147,6 +160,9 @@ struct Sim<'a> {
     /// Requests inside the early-exit model (kept out of the event queue so events stay small).
     pending: Vec<QueuedRequest>,
     free_slots: Vec<u32>,
+    finished_scratch: Vec<Finished>,
+    in_transit: Vec<Finished>,
+    free_finished: Vec<u32>,
     /// Instance standby power now, its energy so far, and since when it is accrued.
     has_standby: bool,
     standby_w: f64,
@@ -219,6 +235,9 @@ impl<'a> Sim<'a> {
             ee_path,
             pending: Vec::new(),
             free_slots: Vec::new(),
+            finished_scratch: Vec::new(),
+            in_transit: Vec::new(),
+            free_finished: Vec::new(),
             has_standby: spec.servers.iter().any(|s| s.instance_standby_power_w > 0.0),
             standby_w: spec.servers.iter().map(|s| s.instance_standby_power_w * s.instances as f64).sum(),
             standby_j: 0.0,
@@ -255,6 +274,11 @@ impl<'a> Sim<'a> {
                 }
                 Ev::Complete(s, i) => self.on_complete(s as usize, i, now),
                 Ev::Tick => self.on_tick(now),
+                Ev::Respond(slot) => {
+                    let f = self.in_transit[slot as usize];
+                    self.free_finished.push(slot);
+                    self.respond(&f, now);
+                }
                 Ev::Ready(s, i) => {
                     self.accrue_standby(now);
                     self.servers[s as usize].instance_ready(i);
@@ -452,7 +476,6 @@ impl<'a> Sim<'a> {
     }
 
     fn on_complete(&mut self, s: usize, instance: u32, now: SimTime) {
-        let pue = self.spec.pue;
         if self.has_standby {
             self.accrue_standby(now);
         }
@@ -471,44 +494,65 @@ impl<'a> Sim<'a> {
         } else if service.0 > 0 {
             dev.active_w -= done.energy.0 / service.as_secs_f64();
         }
-        let variant = &srv.spec.variants[done.variant];
         let share = done.energy.0 / size as f64;
-        let model_idx = self.requests.as_ref().and_then(|r| r.model_names.iter().position(|m| *m == variant.model).map(|i| i as u16));
-        let view = GatewayView { now, servers: &self.views, carbon_g_per_kwh: self.series.intensity(), power_w: self.series.power_w(), slo: self.spec.slo };
-        for r in batch {
-            let latency = now.since(r.arrival);
-            self.summary.completed(latency);
-            let correct = match (&self.spec.quality, variant.quality_index) {
-                (Some(q), Some(qi)) => Some(q.correct(qi, r.sample)),
-                _ => None,
-            };
-            self.summary.answered(correct);
-            self.attributed_j += share;
-            if let Some(rec) = &mut self.requests {
-                rec.push(RequestRow {
-                    id: r.id,
-                    arrival_s: r.arrival.as_secs_f64(),
-                    decision: Outcome::Admitted,
-                    path: Some(s as u16),
-                    model: model_idx,
-                    batch_size: Some(size),
-                    start_s: Some(done.start.as_secs_f64()),
-                    end_s: Some(now.as_secs_f64()),
-                    latency_ms: Some(latency.as_millis_f64()),
-                    energy_j: Some((share + r.pre_energy_j) * pue),
-                    correct,
-                    reason: None,
-                });
+        let overhead = srv.spec.request_overhead;
+        let mut finished = std::mem::take(&mut self.finished_scratch);
+        finished.clear();
+        finished.extend(batch.iter().map(|r| Finished { r: *r, server: s as u32, size, start: done.start, share, variant: done.variant as u32 }));
+        for f in finished.drain(..) {
+            if overhead.0 == 0 {
+                self.respond(&f, now);
+            } else {
+                let slot = match self.free_finished.pop() {
+                    Some(i) => { self.in_transit[i as usize] = f; i }
+                    None => { self.in_transit.push(f); (self.in_transit.len() - 1) as u32 }
+                };
+                self.engine.schedule_at(now + overhead, Ev::Respond(slot));
             }
-            let cv = CompletionView { server: s, arrival: r.arrival, completion: now, batch_size: size, energy_j: share };
-            self.controller.on_completion(&cv, &view);
         }
+        self.finished_scratch = finished;
         self.in_service -= size as u64;
-        self.series.completed(size as u64);
         self.series.set_in_service(self.in_service);
         let p = self.total_power();
         self.series.set_power_w(p);
         self.pump(s, now);
+    }
+
+    /// The gateway receives the answer to a request served by a server (after the server's
+    /// transport overhead, if any): metrics, the record, and the controller's observation.
+    fn respond(&mut self, f: &Finished, now: SimTime) {
+        let s = f.server as usize;
+        let r = &f.r;
+        let variant = &self.servers[s].spec.variants[f.variant as usize];
+        let latency = now.since(r.arrival);
+        self.summary.completed(latency);
+        let correct = match (&self.spec.quality, variant.quality_index) {
+            (Some(q), Some(qi)) => Some(q.correct(qi, r.sample)),
+            _ => None,
+        };
+        self.summary.answered(correct);
+        self.attributed_j += f.share;
+        self.series.completed(1);
+        if let Some(rec) = &mut self.requests {
+            let model_idx = rec.model_names.iter().position(|m| *m == variant.model).map(|i| i as u16);
+            rec.push(RequestRow {
+                id: r.id,
+                arrival_s: r.arrival.as_secs_f64(),
+                decision: Outcome::Admitted,
+                path: Some(s as u16),
+                model: model_idx,
+                batch_size: Some(f.size),
+                start_s: Some(f.start.as_secs_f64()),
+                end_s: Some(now.as_secs_f64()),
+                latency_ms: Some(latency.as_millis_f64()),
+                energy_j: Some((f.share + r.pre_energy_j) * self.spec.pue),
+                correct,
+                reason: None,
+            });
+        }
+        let view = GatewayView { now, servers: &self.views, carbon_g_per_kwh: self.series.intensity(), power_w: self.series.power_w(), slo: self.spec.slo };
+        let cv = CompletionView { server: s, arrival: r.arrival, completion: now, batch_size: f.size, energy_j: f.share };
+        self.controller.on_completion(&cv, &view);
     }
 
     fn on_tick(&mut self, now: SimTime) {

@@ -1,6 +1,7 @@
 //! The command-line front end: one function per subcommand. `main.rs` only calls [`main`].
 
 pub mod bench;
+pub mod calibrate;
 pub mod simulate;
 pub mod trace;
 
@@ -28,6 +29,8 @@ pub enum Command {
         #[command(subcommand)]
         cmd: bench::BenchCmd,
     },
+    /// Measure cost and quality tables on this host (ONNX Runtime, Triton).
+    Calibrate(calibrate::CalibrateArgs),
     /// Inspect and generate arrival traces.
     Trace {
         #[command(subcommand)]
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Simulate(a) => simulate::run(a),
         Command::Trace { cmd } => trace::run(cmd),
         Command::Bench { cmd } => bench::run(cmd),
+        Command::Calibrate(a) => calibrate::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -157,6 +157,9 @@ pub struct MeasureConfig {
     pub tolerance: f64,
     /// Measured time per (model, backend, batch size), warm-up excluded.
     pub max_time_s: f64,
+    /// The stop rule needs at least this much measured time too (energy resolution: the
+    /// CPU-time estimate ticks every 10 ms, RAPL every ~1 ms, NVML every ~20-100 ms).
+    pub min_time_s: f64,
     pub timing: Timing,
     /// At most this many latencies are written to each samples file (evenly thinned in time
     /// order; the table's quantiles use all of them).
@@ -169,12 +172,13 @@ impl Default for MeasureConfig {
             warmup: 5,
             warmup_max_s: 2.0,
             min_repetitions: 30,
-            max_repetitions: 5000,
+            max_repetitions: 1_000_000,
             window_batches: 5,
             window_s: 0.25,
             stable_windows: 3,
             tolerance: 0.05,
             max_time_s: 10.0,
+            min_time_s: 1.0,
             timing: Timing::Wall,
             samples_max: 1000,
         }
@@ -193,6 +197,8 @@ pub struct LimitsConfig {
     pub max_repetitions: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_time_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_time_s: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_batches: Option<u32>,
 }
@@ -351,7 +357,7 @@ impl CalConfig {
         if m.stable_windows == 0 || m.window_batches == 0 {
             return err("measure", "stable_windows and window_batches must be at least 1".into());
         }
-        for (k, v) in [("measure.tolerance", m.tolerance), ("measure.max_time_s", m.max_time_s), ("measure.window_s", m.window_s + 1.0), ("measure.warmup_max_s", m.warmup_max_s + 1.0), ("meter.idle_s", self.meter.idle_s + 1.0)] {
+        for (k, v) in [("measure.tolerance", m.tolerance), ("measure.max_time_s", m.max_time_s), ("measure.min_time_s", m.min_time_s + 1.0), ("measure.window_s", m.window_s + 1.0), ("measure.warmup_max_s", m.warmup_max_s + 1.0), ("meter.idle_s", self.meter.idle_s + 1.0)] {
             if !(v.is_finite() && v > 0.0) {
                 return err(k, format!("must be a positive number (got {v})"));
             }
@@ -366,10 +372,12 @@ impl CalConfig {
         m.min_repetitions = m.min_repetitions.min(10);
         m.max_repetitions = m.max_repetitions.min(500).max(m.min_repetitions);
         m.max_time_s = m.max_time_s.min(1.0);
+        m.min_time_s = m.min_time_s.min(0.3);
         m.window_s = m.window_s.min(0.1);
         self.meter.idle_s = self.meter.idle_s.min(0.5);
         for l in self.limits.values_mut() {
             l.max_time_s = l.max_time_s.map(|t| t.min(1.0));
+            l.min_time_s = l.min_time_s.map(|t| t.min(0.3));
             l.min_repetitions = l.min_repetitions.map(|r| r.min(10));
         }
     }
@@ -382,9 +390,11 @@ impl CalConfig {
             if let Some(v) = l.min_repetitions { m.min_repetitions = v; }
             if let Some(v) = l.max_repetitions { m.max_repetitions = v; }
             if let Some(v) = l.max_time_s { m.max_time_s = v; }
+            if let Some(v) = l.min_time_s { m.min_time_s = v; }
             if let Some(v) = l.window_batches { m.window_batches = v; }
         }
         m.max_repetitions = m.max_repetitions.max(m.min_repetitions);
+        m.min_time_s = m.min_time_s.min(m.max_time_s);
         m
     }
 }

@@ -12,12 +12,13 @@
 //! all batches measured so far are computed; the point is **stable** when at least
 //! `min_repetitions` batches were measured and the p50 values at the end of the last
 //! `stable_windows` windows, and likewise the p99 values, are all within ±`tolerance` of their
-//! mean. Otherwise the point stops at `max_repetitions` batches or after `max_time_s`, and the
+//! mean, and at least `min_time_s` was measured (energy resolution). Otherwise the point stops at `max_repetitions` batches or after `max_time_s`, and the
 //! reason is recorded.
 //!
 //! Energy per batch = energy metered over all measured windows / batches in them (the
 //! batch-weighted mean of the windows' energy per batch); mean power = that energy / the
-//! meter's elapsed time over the windows. This is the whole metered domain's energy (idle
+//! meter's elapsed time over the windows. The meter is read at the start and end of each
+//! window, so the harness's bookkeeping between windows is in neither. This is the whole metered domain's energy (idle
 //! floor included), which is what a cost-table row means.
 
 use std::time::{Duration, Instant};
@@ -108,6 +109,23 @@ impl LatencyStats {
             max_ms: q(1.0),
         }
     }
+}
+
+/// p50 and p99 (type 7) without sorting everything.
+fn p50_p99(samples: &[f64]) -> (f64, f64) {
+    let mut s = samples.to_vec();
+    let n = s.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut q = |p: f64| {
+        let h = (n - 1) as f64 * p;
+        let lo = h.floor() as usize;
+        let (_, &mut a, rest) = s.select_nth_unstable_by(lo, f64::total_cmp);
+        let b = if lo + 1 < n { rest.iter().copied().fold(f64::INFINITY, f64::min) } else { a };
+        a + (h - lo as f64) * (b - a)
+    };
+    (q(0.5), q(0.99))
 }
 
 /// Whether the last `k` values are all within ±`tol` (relative) of their mean.
@@ -208,10 +226,11 @@ pub fn measure_point(
     let mut samples: Vec<f64> = Vec::with_capacity(cfg.max_repetitions.min(100_000) as usize);
     let mut windows = Vec::new();
     let mut meter_read = Duration::ZERO;
+    let (mut energy_j, mut meter_elapsed) = (0.0, Duration::ZERO);
+    let min_time = Duration::from_secs_f64(cfg.min_time_s.max(0.0));
     let t_read = Instant::now();
     let mut r0 = meter.read()?;
     meter_read += t_read.elapsed();
-    let r_first = r0;
     let begin = Instant::now();
     let mut w_start = begin;
     let mut w_batches = 0u64;
@@ -235,19 +254,23 @@ pub fn measure_point(
         let t_read = Instant::now();
         let r1 = meter.read()?;
         meter_read += t_read.elapsed();
-        let stats = LatencyStats::of(&samples);
-        windows.push(Window {
-            batches: w_batches,
-            energy_j: r1.energy_j - r0.energy_j,
-            elapsed_s: r1.at.saturating_sub(r0.at).as_secs_f64(),
-            p50_ms: stats.p50_ms,
-            p99_ms: stats.p99_ms,
-        });
+        let (e, el) = (r1.energy_j - r0.energy_j, r1.at.saturating_sub(r0.at));
+        energy_j += e;
+        meter_elapsed += el;
+        // The bookkeeping below (sorting for the stop rule) happens between windows: outside
+        // both the timed batches and the metered windows.
+        let (p50_ms, p99_ms) = p50_p99(&samples);
+        windows.push(Window { batches: w_batches, energy_j: e, elapsed_s: el.as_secs_f64(), p50_ms, p99_ms });
         tick(Tick { batches: n, elapsed: now.duration_since(begin) });
-        r0 = r1;
         w_batches = 0;
-        w_start = Instant::now();
-        if n >= u64::from(cfg.min_repetitions) && is_stable(&windows, cfg.stable_windows as usize, cfg.tolerance) {
+        let stable = n >= u64::from(cfg.min_repetitions) && now.duration_since(begin) >= min_time && is_stable(&windows, cfg.stable_windows as usize, cfg.tolerance);
+        if !(stable || at_max || over_time) {
+            let t_read = Instant::now();
+            r0 = meter.read()?;
+            meter_read += t_read.elapsed();
+            w_start = Instant::now();
+        }
+        if stable {
             break StopReason::Stable;
         }
         if at_max {
@@ -264,8 +287,8 @@ pub fn measure_point(
         stats: LatencyStats::of(&samples),
         windows,
         stop,
-        energy_j: r0.energy_j - r_first.energy_j,
-        meter_elapsed_s: r0.at.saturating_sub(r_first.at).as_secs_f64(),
+        energy_j,
+        meter_elapsed_s: meter_elapsed.as_secs_f64(),
         wall_s,
         meter_read_s: meter_read.as_secs_f64(),
         samples_ms: samples,
@@ -296,6 +319,15 @@ mod tests {
         let st = LatencyStats::of(&[4.0, 1.0, 3.0, 2.0]);
         assert_eq!((st.min_ms, st.p50_ms, st.max_ms, st.mean_ms), (1.0, 2.5, 4.0, 2.5));
         assert!((st.std_ms - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn selection_quantiles_equal_sorted_ones() {
+        let v: Vec<f64> = (0..1001).map(|i| ((i * 7919) % 1009) as f64 * 0.37).collect();
+        let st = LatencyStats::of(&v);
+        let (p50, p99) = p50_p99(&v);
+        assert_eq!((p50, p99), (st.p50_ms, st.p99_ms));
+        assert_eq!(p50_p99(&[3.0]), (3.0, 3.0));
     }
 
     #[test]

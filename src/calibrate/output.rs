@@ -12,7 +12,6 @@ use super::measure::thin;
 use super::{Calibration, gpu_models, nvidia_driver};
 use crate::io::manifest::{BASIN_VERSION, GIT_REVISION, Host, now_rfc3339};
 use crate::io::outputs::write_dir_atomic;
-use crate::io::tables::Csv;
 
 /// Per-sample quality recomputed by basin, and its check against a reference table.
 #[derive(Clone, Debug, Default)]
@@ -53,6 +52,7 @@ pub struct QualityCheck {
 pub fn recompute_quality(file: &Path, cfg: &CalConfig, q: &QualityConfig, models: &[(String, PathBuf)]) -> Result<QualityResult> {
     use crate::hw::backend::onnx::{OrtBackend, OrtOptions};
     use crate::hw::backend::{InferenceBackend, InputData, Tensor, TensorData};
+    use crate::io::tables::Csv;
     let test = super::config::expand(file, &q.test_csv)?;
     let csv = Csv::read(&test).with_context(|| format!("{}: `quality.test_csv`", file.display()))?;
     let (s_col, l_col) = (csv.require("sample")?, csv.require("label")?);

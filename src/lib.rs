@@ -1,5 +1,6 @@
 //! basin
 pub mod analysis;
+pub mod calibrate;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -1,6 +1,7 @@
 //! The command-line front end: one function per subcommand. `main.rs` only calls [`main`].
 
 pub mod bench;
+pub mod calibrate;
 pub mod pareto;
 pub mod plot;
 pub mod replay;
@@ -43,6 +44,8 @@ pub enum Command {
         #[command(subcommand)]
         cmd: plot::PlotCmd,
     },
+    /// Measure cost and quality tables on this host (ONNX Runtime, Triton).
+    Calibrate(calibrate::CalibrateArgs),
     /// Inspect and generate arrival traces.
     Trace {
         #[command(subcommand)]
@@ -70,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Plot { cmd } => plot::run(cmd),
         Command::Replay(a) => replay::run_replay(a),
         Command::Validate(a) => replay::run_validate(a),
+        Command::Calibrate(a) => calibrate::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -110,6 +110,8 @@ pub fn tmp_sibling(path: &Path) -> PathBuf {
 /// Whether `dir` looks like a basin output directory (safe to replace).
 pub fn is_run_dir(dir: &Path) -> bool {
     dir.join(MANIFEST).is_file() || dir.join(SUMMARY).is_file() || dir.join("sweep.json").is_file()
+        // a `basin calibrate` folder
+        || (dir.join("manifest.toml").is_file() && dir.join("cost.csv").is_file())
 }
 
 /// Builds a directory with `fill` under a temporary name, then renames it to `out`, replacing a

@@ -30,6 +30,7 @@ pub mod mock;
 #[cfg(feature = "nvml")]
 pub mod nvml;
 pub mod perf_log;
+pub mod procset;
 pub mod rapl;
 
 use std::path::PathBuf;

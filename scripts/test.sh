@@ -2,30 +2,60 @@
 # The project's test command (README, .ci/run): installs what the tests need, then runs them.
 #   scripts/test.sh [extra cargo test args]
 # Sets up (idempotent, project-local): the Python venv (.venv), the ONNX Runtime shared library
-# from the onnxruntime wheel (.cache/onnxruntime) and the ONNX models (.cache/models). Then:
-#   1. the notebook, executed headless with nbclient (it reads a recorded sweep),
-#   2. a sharded sweep on a private one-node Slurm (job array + merge == unsharded run),
-#   3. cargo test (last, so its summary closes the output).
-# BASIN_SKIP_SLURM=1 skips step 2 (it needs root: apt-get install slurm-wlm munge).
+# from the onnxruntime wheel (.cache/onnxruntime) and the ONNX models (.cache/models). Then,
+# against REAL components on this machine:
+#   1. a real Triton server on loopback (pytriton), a CI calibration of both backends at batch
+#      sizes 1-16 (basin calibrate calibration/cal-ci.toml), and a simulation on those tables;
+#   2. the replay fault test (kills a real Triton mid-replay) and a short real replay + validate;
+#   3. the notebook, executed headless with nbclient (it reads a recorded sweep);
+#   4. a sharded sweep on a private one-node Slurm (job array + merge == unsharded run);
+#   5. cargo test (last, so its summary closes the output), with BASIN_REQUIRE_HW=1 so tests
+#      that need ONNX Runtime or the models fail instead of skipping.
+# BASIN_SKIP_SLURM=1 skips step 4 (it needs root: apt-get install slurm-wlm munge).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BASIN_SHARED_DIR="${BASIN_SHARED_DIR:-$(cd .. && pwd)/shared}"
 export BASIN_REQUIRE_HW="${BASIN_REQUIRE_HW:-1}"
 TARGET="${CARGO_TARGET_DIR:-target}"
+OUT="$(mktemp -d "${TMPDIR:-/tmp}/basin-test.XXXXXX")"
 t0=$SECONDS
+stamp() { echo "   ($((SECONDS - t0)) s)"; }
+cleanup() { scripts/stop-triton.sh >/dev/null 2>&1 || true; rm -rf "$OUT"; }
+trap cleanup EXIT
+
 echo "== setup: python venv, ONNX Runtime library, models"
 scripts/setup-python.sh >/dev/null
 scripts/setup-ort.sh >/dev/null
 scripts/build-models.sh >/dev/null
-echo "   setup took $((SECONDS - t0)) s"
+stamp
 echo "== build"
 cargo build --quiet
 BIN="$TARGET/debug/basin"
+stamp
+
+echo "== real Triton on loopback, CI calibration of both backends, simulation on the tables"
+scripts/start-triton.sh --models digits_tiny digits_small digits_medium digits_large resnet18 >/dev/null
+"$BIN" calibrate calibration/cal-ci.toml --out "$OUT/calibration" --quiet
+test -s "$OUT/calibration/cost.csv"
+grep -q ',triton,' "$OUT/calibration/cost.csv"
+grep -q ',onnxruntime,' "$OUT/calibration/cost.csv"
+"$BIN" simulate experiments/steady_low-batched.toml --set "cost_table.path=\"$OUT/calibration/cost.csv\"" \
+    --set "quality.path=\"$OUT/calibration/quality.csv\"" --set workload.duration_s=120 --out "$OUT/sim-on-ci-tables"
+scripts/stop-triton.sh >/dev/null
+stamp
+
+echo "== replay: fault test (Triton killed mid-run) and a short real replay + validation"
+BASIN="$BIN" TRITON_PORT=8500 scripts/test-replay-faults.sh
+BASIN="$BIN" TRITON_PORT=8600 scripts/validate.sh experiments/replay/steady_low.toml --time-scale 15 --duration-s 5 --out "$OUT/validate"
+stamp
+
 echo "== notebook (nbclient)"
 scripts/run-notebooks.sh "$BIN"
+stamp
 if [[ "${BASIN_SKIP_SLURM:-0}" != 1 ]]; then
     echo "== sharded sweep on Slurm"
     scripts/test-slurm.sh --compare-unsharded "$BIN" experiments/sweep-k-tau0/bench.toml
+    stamp
 fi
-echo "== cargo test ($((SECONDS - t0)) s so far)"
+echo "== cargo test"
 cargo test "$@"

@@ -59,6 +59,13 @@ pub enum Command {
 
 /// Parses the command line, runs the subcommand, prints any error as one paragraph.
 pub fn main() -> ExitCode {
+    // Like other Unix tools, stop quietly when the reader of our output goes away
+    // (`basin ... | head`) instead of panicking on a broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let level = match cli.verbose { 0 => "warn", 1 => "info", _ => "debug" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BASIN_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));

@@ -85,11 +85,19 @@ pub fn human_summary(out: &RunOutput, wall_s: f64) -> String {
     t += &format!("  latency ms   mean {} · p50 {} · p95 {} · p99 {} · max {}\n", opt(l.mean, 2), opt(l.p50, 2), opt(l.p95, 2), opt(l.p99, 2), opt(l.max, 2));
     t += &format!("  SLO {} ms   violations {}\n", s.slo_ms, pct(s.slo_violation_rate));
     t += &format!("  accuracy     {:>12}   mean batch {}\n", pct(s.accuracy), opt(s.mean_batch_size, 2));
-    let est = if s.energy.estimated { "  [ESTIMATED energy in cost table]" } else { "" };
+    let est = match (s.energy.estimated, s.mode.as_str()) {
+        (false, _) => "",
+        (true, "replay") => "  [ESTIMATED energy: no energy counter]",
+        (true, _) => "  [ESTIMATED energy in cost table]",
+    };
     t += &format!("  energy       {:>10.1} J   {} J/request · mean power {:.1} W{est}\n", s.energy_j, opt(s.energy_j_per_request, 4), s.mean_power_w);
     t += &format!("               active {:.1} J · idle {:.1} J · early exit {:.1} J · warm-up {:.1} J (PUE {})\n",
         s.energy.active_j, s.energy.idle_j, s.energy.early_exit_j, s.energy.reconfig_j, s.energy.pue);
     t += &format!("  carbon       {:>10.3} g   {} g/request · mean intensity {:.1} g/kWh\n", s.co2_g, opt(s.co2_g_per_request, 6), s.carbon_g_per_kwh_mean);
-    t += &format!("  simulated in {:.3} s wall ({:.2} M requests/s, {} events)\n", wall_s, s.requests as f64 / wall_s.max(1e-9) / 1e6, out.events);
+    if s.mode == "replay" {
+        t += &format!("  replayed in {wall_s:.3} s wall\n");
+    } else {
+        t += &format!("  simulated in {:.3} s wall ({:.2} M requests/s, {} events)\n", wall_s, s.requests as f64 / wall_s.max(1e-9) / 1e6, out.events);
+    }
     t
 }

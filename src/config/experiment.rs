@@ -139,6 +139,11 @@ pub struct ServerConfig {
     /// Further model variants a controller may switch to (IPA, Clover).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<String>,
+    /// Take answers' correctness from this model's rows of the quality table instead of
+    /// `model`'s (a declared stand-in, e.g. a cost-only model with random weights answered as a
+    /// real model of the same role). Only for servers without `variants`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_model: Option<String>,
     pub backend: String,
     pub device: String,
     /// Model instances (batched) or workers (local).
@@ -180,6 +185,9 @@ pub struct EarlyExitConfig {
     pub model: String,
     pub backend: String,
     pub device: String,
+    /// As `[[server]] quality_model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_model: Option<String>,
 }
 
 /// `[quality]`: a per-sample table (`path`, columns sample,model,confidence,correct) or

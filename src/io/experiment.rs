@@ -289,6 +289,9 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
             return Err(ctx.err(k("name"), format!("duplicate server name `{}`", s.name)));
         }
         let device = device_index(&k("device"), &s.device)?;
+        if s.quality_model.is_some() && !s.variants.is_empty() {
+            return Err(ctx.err(k("quality_model"), "a server with `variants` takes each variant's own quality"));
+        }
         if s.instances == 0 {
             return Err(ctx.err(k("instances"), "must be at least 1"));
         }
@@ -334,7 +337,11 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
             let key = if vi == 0 { k("model") } else { format!("server[{i}].variants[{}]", vi - 1) };
             let why = format!("server `{}` can form batches of 1..={limit}", s.name);
             let costs = (1..=limit).map(|b| lookup(&key, model, &s.backend, &s.device, b, &why)).collect::<Result<Vec<_>, _>>()?;
-            variants.push(Variant { model: model.clone(), costs, quality_index: quality_index(&key, model)? });
+            let (qkey, qmodel) = match (&s.quality_model, vi) {
+                (Some(q), 0) => (k("quality_model"), q),
+                _ => (key.clone(), model),
+            };
+            variants.push(Variant { model: model.clone(), costs, quality_index: quality_index(&qkey, qmodel)? });
         }
         servers.push(ServerSpec {
             name: s.name.clone(),
@@ -361,7 +368,8 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
         Some(e) => {
             device_index("early_exit.device", &e.device)?;
             let dist = lookup("early_exit.model", &e.model, &e.backend, &e.device, 1, "the early-exit model runs one request at a time")?;
-            Some(EarlyExitSpec { model: e.model.clone(), dist, quality_index: quality_index("early_exit.model", &e.model)? })
+            let (qkey, qmodel) = match &e.quality_model { Some(q) => ("early_exit.quality_model", q), None => ("early_exit.model", &e.model) };
+            Some(EarlyExitSpec { model: e.model.clone(), dist, quality_index: quality_index(qkey, qmodel)? })
         }
     };
 

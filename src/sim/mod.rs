@@ -160,6 +160,7 @@ struct Sim<'a> {
     /// Requests inside the early-exit model (kept out of the event queue so events stay small).
     pending: Vec<QueuedRequest>,
     free_slots: Vec<u32>,
+    last_activity: SimTime,
     finished_scratch: Vec<Finished>,
     in_transit: Vec<Finished>,
     free_finished: Vec<u32>,
@@ -235,6 +236,7 @@ impl<'a> Sim<'a> {
             ee_path,
             pending: Vec::new(),
             free_slots: Vec::new(),
+            last_activity: SimTime::ZERO,
             finished_scratch: Vec::new(),
             in_transit: Vec::new(),
             free_finished: Vec::new(),
@@ -259,6 +261,13 @@ impl<'a> Sim<'a> {
             self.engine.schedule_at(SimTime::ZERO + iv, Ev::Tick);
         }
         while let Some((now, ev)) = self.engine.pop() {
+            if matches!(ev, Ev::Tick) {
+                if self.arrivals_done && self.queued + self.in_service == 0 && self.engine.is_empty() {
+                    break; // a trailing tick after the last answer: the run is over
+                }
+            } else {
+                self.last_activity = now;
+            }
             let ctl = &self.controller;
             self.series.advance(now, &|t| ctl.tau(t));
             match ev {
@@ -607,7 +616,9 @@ impl<'a> Sim<'a> {
     }
 
     fn finish(mut self) -> RunOutput {
-        let end = self.engine.now().max(self.spec.arrivals.end());
+        // the run ends with its last arrival or answer (or the workload's end), not with a
+        // controller tick that found nothing left to do
+        let end = self.last_activity.max(self.spec.arrivals.end());
         self.accrue_standby(end);
         for d in &mut self.devices {
             if d.busy == 0 {

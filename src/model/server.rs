@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use super::controller::ServerView;
 use super::cost::ServiceDist;
 use super::request::QueuedRequest;
 use crate::core::{Joules, SimDuration, SimTime, StreamRng};
@@ -170,6 +171,21 @@ impl Server {
     pub fn model(&self) -> &str { &self.spec.variants[self.variant].model }
     pub fn max_batch_size(&self) -> u32 { self.max_batch }
     pub fn oldest_enqueued(&self) -> Option<SimTime> { self.queue.front().map(|r| r.enqueued) }
+
+    /// What a gateway can observe of this server (for controllers and routing).
+    pub fn view(&self) -> ServerView {
+        let b = self.max_batch as usize;
+        ServerView {
+            name: self.spec.name.clone(),
+            queue_len: self.queue_len(),
+            in_service: self.in_service(),
+            busy_instances: self.busy_instances(),
+            instances: self.instances(),
+            max_batch_size: self.max_batch,
+            variant: self.variant,
+            batch_service_s: self.spec.variants[self.variant].costs[b - 1].mean_s(),
+        }
+    }
 
     fn trigger_size(&self) -> usize {
         self.spec.preferred_batch_sizes.iter().rev().find(|&&p| p <= self.max_batch).copied().unwrap_or(self.max_batch) as usize

@@ -275,20 +275,6 @@ struct Flight {
     variant: usize,
 }
 
-fn view_of(s: &Server) -> ServerView {
-    let b = s.max_batch_size() as usize;
-    ServerView {
-        name: s.spec.name.clone(),
-        queue_len: s.queue_len(),
-        in_service: s.in_service(),
-        busy_instances: s.busy_instances(),
-        instances: s.instances(),
-        max_batch_size: s.max_batch_size(),
-        variant: s.variant(),
-        batch_service_s: s.spec.variants[s.variant()].costs[b - 1].mean_s(),
-    }
-}
-
 struct Gateway<'a> {
     spec: &'a SimSpec,
     opts: &'a ReplayOptions,
@@ -368,7 +354,7 @@ pub fn run(spec: &SimSpec, seed: u64, factory: &dyn BackendFactory, data: Option
     let ee_path = path_names.len() as u16;
     path_names.push("early_exit".into());
     let ctx = spec.controller_context();
-    let views = servers.iter().map(|s| view_of(&s.server)).collect();
+    let views = servers.iter().map(|s| s.server.view()).collect();
     let counts0: Vec<Option<BatchCounts>> = spec.servers.iter().map(|s| {
         if factory.batches_remotely(&s.backend) { factory.batch_counts(s.variants[0].model.as_str(), &s.backend) } else { None }
     }).collect();
@@ -785,7 +771,7 @@ impl Gateway<'_> {
         v.in_service = srv.in_service();
         v.busy_instances = srv.busy_instances();
         if v.instances != srv.instances() || v.variant != srv.variant() || v.max_batch_size != srv.max_batch_size() {
-            *v = view_of(srv);
+            *v = srv.view();
         }
     }
 
@@ -912,7 +898,7 @@ impl Gateway<'_> {
         for s in 0..self.servers.len() {
             if matches!(self.servers[s].exec, Exec::Remote { .. }) {
                 self.refresh_remote(s);
-                let v = view_of(&self.servers[s].server);
+                let v = self.servers[s].server.view();
                 self.views[s].variant = v.variant;
                 self.views[s].batch_service_s = v.batch_service_s;
             } else {

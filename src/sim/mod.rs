@@ -171,27 +171,13 @@ struct Sim<'a> {
     standby_since: SimTime,
 }
 
-fn view_of(s: &Server) -> ServerView {
-    let b = s.max_batch_size() as usize;
-    ServerView {
-        name: s.spec.name.clone(),
-        queue_len: s.queue_len(),
-        in_service: s.in_service(),
-        busy_instances: s.busy_instances(),
-        instances: s.instances(),
-        max_batch_size: s.max_batch_size(),
-        variant: s.variant(),
-        batch_service_s: s.spec.variants[s.variant()].costs[b - 1].mean_s(),
-    }
-}
-
 impl<'a> Sim<'a> {
     fn new(spec: &'a SimSpec, seed: u64) -> Self {
         let streams = RngStreams::new(seed);
         let servers: Vec<Server> = spec.servers.iter().enumerate()
             .map(|(i, s)| Server::new(s.clone(), streams.stream_indexed("service", i as u64)))
             .collect();
-        let views = servers.iter().map(view_of).collect();
+        let views = servers.iter().map(Server::view).collect();
         let devices = spec.devices.iter()
             .map(|d| DeviceState { idle_w: d.idle_power_w, busy: 0, active_w: 0.0, idle_since: SimTime::ZERO, idle_ns: 0 })
             .collect();
@@ -480,7 +466,7 @@ impl<'a> Sim<'a> {
         v.in_service = srv.in_service();
         v.busy_instances = srv.busy_instances();
         if v.instances != srv.instances() || v.variant != srv.variant() || v.max_batch_size != srv.max_batch_size() {
-            *v = view_of(srv);
+            *v = srv.view();
         }
     }
 

@@ -110,3 +110,23 @@ fn littles_law_on_time_series() {
     eprintln!("Little: L = {l:.5}, λW = {:.5}, rel {rel:.2e}", lambda * w);
     assert!(rel < 1e-6, "L = {l}, λW = {}", lambda * w);
 }
+
+/// The streaming percentiles (HDR histogram, 3 significant digits) against the exact
+/// nearest-rank quantiles of every recorded latency.
+#[test]
+fn streaming_percentiles_are_within_a_thousandth() {
+    let mut s = spec(poisson(900.0, 250),
+        vec![server("s", ServerKind::Local, 1, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.01))], 10.0);
+    s.record_requests = true;
+    let out = sim::run(&s, 11);
+    let mut lat: Vec<f64> = out.requests.unwrap().latency_ms.iter().flatten().copied().collect();
+    lat.sort_by(f64::total_cmp);
+    let l = &out.summary.latency_ms;
+    for (q, got) in [(0.50, l.p50), (0.95, l.p95), (0.99, l.p99)] {
+        let exact = lat[((q * lat.len() as f64).ceil() as usize).max(1) - 1];
+        let rel = (got.unwrap() - exact).abs() / exact;
+        eprintln!("p{}: streaming {:.6} ms, exact {exact:.6} ms, rel {rel:.2e}", q * 100.0, got.unwrap());
+        assert!(rel <= 1e-3, "p{}: {} vs exact {exact}", q * 100.0, got.unwrap());
+    }
+    assert_eq!(l.max, lat.last().copied());
+}

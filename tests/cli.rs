@@ -200,3 +200,11 @@ fn bad_set_override() {
     let o = basin(&["simulate", "exp.toml", "--out", "out"], tmp.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn wrong_type_inside_the_controller_names_the_key() {
+    let (e, _) = bad(|b| format!("{b}\n[controller]\nkind = \"bio_threshold\"\nk = \"fast\"\n"), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "`controller.k`", "expected f64"]);
+    let (e, _) = bad(|b| format!("{b}\n[controller]\nkind = \"ipa\"\ninterval = 5\n"), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "`controller.interval`", "unknown field", "interval_s"]);
+}

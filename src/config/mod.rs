@@ -92,8 +92,15 @@ fn set_in(cur: &mut toml::Value, segs: &[String], i: usize, value: toml::Value) 
 
 /// Deserializes a table, naming the failing key in the error.
 pub fn from_table<T: serde::de::DeserializeOwned>(file: &Path, table: toml::Table) -> Result<T, ConfigError> {
+    let controller = table.get("controller").and_then(|v| v.as_table()).cloned();
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let path = e.path().to_string();
+        if path == "controller"
+            && let Some((inner, msg)) = controller.as_ref().and_then(crate::model::controller::ControllerConfig::explain_error)
+        {
+            let key = if inner == "." || inner.is_empty() { path.clone() } else { format!("controller.{inner}") };
+            return ConfigError::key(file, key, msg.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("in `")).collect::<Vec<_>>().join("; "));
+        }
         let inner = e.into_inner().to_string();
         // toml adds "in `table`" lines; the path already says where
         let inner = inner.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("in `")).collect::<Vec<_>>().join("; ");

@@ -216,6 +216,29 @@ impl ControllerConfig {
         }
     }
 
+    /// Re-reads a `[controller]` table that failed to parse as its own kind's struct, to name
+    /// the failing key (serde's tagged enums lose the path): `(path inside the table, message)`.
+    pub fn explain_error(table: &toml::Table) -> Option<(String, String)> {
+        fn de<T: serde::de::DeserializeOwned>(t: toml::Table) -> Option<(String, String)> {
+            serde_path_to_error::deserialize::<_, T>(toml::Value::Table(t)).err().map(|e| (e.path().to_string(), e.into_inner().to_string()))
+        }
+        let kind = table.get("kind")?.as_str()?;
+        let mut t = table.clone();
+        t.remove("kind");
+        match kind {
+            "open_loop" => de::<OpenLoopConfig>(t),
+            "static_threshold" => de::<StaticThresholdConfig>(t),
+            "bio_threshold" => de::<BioThresholdConfig>(t),
+            "ipa" => de::<IpaConfig>(t),
+            "fa2_low" => de::<Fa2LowConfig>(t),
+            "fa2_high" => de::<Fa2HighConfig>(t),
+            "rim_high" => de::<RimHighConfig>(t),
+            "qlearn" => de::<QLearnConfig>(t),
+            "carbon" => de::<CarbonConfig>(t),
+            _ => None,
+        }
+    }
+
     /// Checks what the config names (servers, variants, batch sizes) against the deployment.
     pub fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> {
         match self {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use basin::calibrate::transport::{ServerSnapshot, TransportConfig, cost_point, measure_transport, overhead_ms};
-use basin::hw::backend::{BackendError, BackendInfo, InferOutput, InferenceBackend, MockBackend, MockLatency, TensorSpec};
+use basin::hw::backend::{BackendError, BackendInfo, InferOutput, InferenceBackend, InputData, MockBackend, MockLatency, TensorSpec, ThreadSleep};
 use basin::hw::meter::mock::MockMeter;
 
 /// Per request: queue 0.1 ms, compute 1 ms; the client sleeps 3 ms (so its round trip is ≥ 3 ms).
@@ -33,6 +33,7 @@ impl InferenceBackend for Client {
         assert_eq!(batch_size, 1, "the replay's pattern is one row per request");
         self.inner.prepare(batch_size)
     }
+    fn set_inputs(&mut self, inputs: &InputData) -> Result<(), BackendError> { self.inner.set_inputs(inputs) }
     fn infer(&mut self) -> Result<InferOutput, BackendError> {
         let out = self.inner.infer()?;
         let mut s = self.server.lock().unwrap();
@@ -68,7 +69,7 @@ fn stats_of(server: &Arc<Mutex<Server>>) -> impl FnMut() -> Result<ServerSnapsho
 fn clients(n: usize, server: &Arc<Mutex<Server>>) -> Vec<Box<dyn InferenceBackend>> {
     (0..n)
         .map(|_| {
-            let inner = MockBackend::classifier("m", 4, 3, MockLatency::Linear { base: Duration::from_millis(3), per_item: Duration::ZERO });
+            let inner = MockBackend::classifier("m", 4, 3, MockLatency::Linear { base: Duration::from_millis(3), per_item: Duration::ZERO }).with_sleeper(Box::new(ThreadSleep));
             Box::new(Client { inner, server: server.clone() }) as Box<dyn InferenceBackend>
         })
         .collect()

@@ -24,7 +24,7 @@ pid="$(<"$BASIN_CACHE/triton/triton.pid")"
 
 # a 12 s replay at ~100 requests/s; Triton dies after ~4 s
 "${BASIN_CMD[@]}" replay experiments/replay/fluctuating.toml --out "$work/run" --time-scale 5 --duration-s 12 \
-    --set "replay.triton_url=http://127.0.0.1:$port" --set replay.request_timeout_s=2 --set replay.drain_timeout_s=5 \
+    --set "replay.triton_url=http://127.0.0.1:$port" --set "replay.server_pid_file=$BASIN_CACHE/triton/triton.pid" --set replay.request_timeout_s=2 --set replay.drain_timeout_s=5 \
     >"$work/replay.log" 2>&1 &
 rpid=$!
 sleep 4

@@ -46,6 +46,10 @@ pub struct CalConfig {
     pub meter: MeterConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<QualityConfig>,
+    /// `[transport]`: measure Triton models as the replay uses them (concurrent one-row
+    /// requests; see [`super::transport`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<super::transport::TransportConfig>,
 }
 
 /// `[backends]`: at least one of them.
@@ -375,6 +379,11 @@ impl CalConfig {
         m.min_time_s = m.min_time_s.min(0.3);
         m.window_s = m.window_s.min(0.1);
         self.meter.idle_s = self.meter.idle_s.min(0.5);
+        if let Some(t) = &mut self.transport {
+            t.warmup_rounds = t.warmup_rounds.min(2);
+            t.rounds = t.rounds.min(20);
+            t.max_time_s = t.max_time_s.min(1.0);
+        }
         for l in self.limits.values_mut() {
             l.max_time_s = l.max_time_s.map(|t| t.min(1.0));
             l.min_time_s = l.min_time_s.map(|t| t.min(0.3));

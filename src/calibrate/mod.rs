@@ -15,6 +15,7 @@
 //! | `devices.csv` | `name,idle_power_w,estimated,meter` |
 //! | `quality.csv` | `sample,model,confidence,correct` (when `[quality]` is given) |
 //! | `points.csv` | per point: stop reason, windows, warm-up, wall time, harness overhead |
+//! | `overhead.csv` | with `[transport]`: per Triton model × batch size, the replay's request pattern (b concurrent one-row requests): client round trip, server queue/compute, overhead = round trip − (queue + compute); the service samples replace the Triton cost rows |
 //! | `triton_stats.csv` | per Triton point: server-side queue/compute means from the statistics extension |
 //! | `manifest.toml` | host (CPU/GPU, driver), runtime versions, threads, meter, idle power, date, git revision, config |
 //! | `latency_per_request.{svg,png}`, `energy_per_request.{svg,png}` | against batch size, one line per model/backend |
@@ -26,6 +27,7 @@
 pub mod config;
 pub mod measure;
 pub mod output;
+pub mod transport;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -222,6 +224,28 @@ pub fn open_triton(t: &TritonConfig, seed: u64, model: &str, rt: &mut RuntimeInf
 #[cfg(not(feature = "triton"))]
 pub fn open_triton(_: &TritonConfig, _: u64, _: &str, _: &mut RuntimeInfo) -> Result<Opened> { Err(not_compiled("triton")) }
 
+/// Cumulative counters of `model` for the transport measurement.
+#[cfg(feature = "triton")]
+fn transport_stats(t: &TritonConfig, model: &str) -> Result<Box<dyn FnMut() -> Result<transport::ServerSnapshot>>> {
+    use crate::hw::backend::triton::{Timeouts, TritonClient};
+    let client = TritonClient::new(&t.url, Timeouts { connect: Duration::from_secs_f64(t.connect_timeout_s), request: Duration::from_secs_f64(t.request_timeout_s) })?;
+    let name = model.to_string();
+    Ok(Box::new(move || {
+        let s = client.model_stats(&name)?;
+        let i = &s.inference_stats;
+        Ok(transport::ServerSnapshot {
+            inference_count: s.inference_count,
+            execution_count: s.execution_count,
+            queue_ns: i.queue.ns,
+            compute_ns: i.compute_input.ns + i.compute_infer.ns + i.compute_output.ns,
+            batches: s.batch_stats.iter().map(|b| (b.batch_size, b.compute_infer.count, b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns)).collect(),
+        })
+    }))
+}
+
+#[cfg(not(feature = "triton"))]
+fn transport_stats(_: &TritonConfig, _: &str) -> Result<Box<dyn FnMut() -> Result<transport::ServerSnapshot>>> { Err(not_compiled("triton")) }
+
 /// The server pid for the process-set estimate: from `server_pid_file` or
 /// `.cache/triton/triton.pid` above the calibration file, when the URL is on loopback and the
 /// process runs. `Err` carries why not (for the manifest).
@@ -298,6 +322,10 @@ pub struct Calibration {
     pub host: Host,
     pub measured: Vec<Measured>,
     pub triton_stats: Vec<TritonPointStats>,
+    /// `[transport]` points (Triton measured as the replay uses it).
+    pub transport: Vec<transport::TransportPoint>,
+    /// Notes on the transport measurement (e.g. a batch size never formed).
+    pub transport_notes: Vec<String>,
     /// (device name, idle power, backend whose meter measured it).
     pub idle: Vec<(String, IdlePower, String)>,
     pub quality: Option<output::QualityResult>,
@@ -362,7 +390,14 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
     // Idle power, once per device, with nothing running.
     let mut idle: Vec<(String, IdlePower, String)> = Vec::new();
     if cfg.meter.idle_s > 0.0 {
-        for (backend, _, o) in &opened {
+        // With `[transport]` the Triton meter (client + server session, as the replay meters
+        // it) measures a device shared by both backends: the simulation's idle power then
+        // covers what that meter counts with no load.
+        let mut order: Vec<usize> = (0..opened.len()).collect();
+        if cfg.transport.is_some() {
+            order.sort_by_key(|&i| opened[i].0 != "triton");
+        }
+        for (backend, _, o) in order.iter().map(|&i| &opened[i]) {
             if idle.iter().any(|(d, _, b)| d == &o.device || b == backend) {
                 continue;
             }
@@ -374,6 +409,7 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         }
     }
 
+    let by_transport = |backend: &str, model: &str| backend == "triton" && cfg.transport.as_ref().is_some_and(|t| t.models.as_ref().is_none_or(|l| l.iter().any(|m| m == model)));
     let n_points = opened.len() * cfg.batch_sizes.len();
     let pb = if opts.progress { indicatif::ProgressBar::new(n_points as u64) } else { indicatif::ProgressBar::hidden() };
     pb.set_style(
@@ -384,6 +420,10 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
     for (backend, model, mut o) in opened {
         let m = if backend == "onnxruntime" { meters.ort.as_mut() } else { meters.triton.as_mut() }.ok_or_else(|| anyhow!("no meter for {backend}"))?;
         let mcfg = cfg.measure_for(&model);
+        if by_transport(backend, &model) {
+            pb.inc(cfg.batch_sizes.len() as u64);
+            continue;
+        }
         for &b in &cfg.batch_sizes {
             let label = format!("{model} {backend} b={b}");
             pb.set_message(label.clone());
@@ -417,6 +457,45 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
     }
     pb.finish_and_clear();
 
+    // Triton as the replay uses it: concurrent one-row requests.
+    let mut transport_points = Vec::new();
+    let mut transport_notes = Vec::new();
+    if let (Some(tc), Some(t)) = (&cfg.transport, &cfg.backends.triton) {
+        let models: Vec<String> = plan.iter().filter(|(b, m, _)| by_transport(b, m)).map(|(_, m, _)| m.clone()).collect();
+        let max_b = cfg.batch_sizes.iter().copied().max().unwrap_or(1) as usize;
+        for model in models {
+            let m = meters.triton.as_mut().ok_or_else(|| anyhow!("no meter for triton"))?;
+            let mut backends = Vec::new();
+            let mut stats = None;
+            for _ in 0..max_b {
+                let o = open_triton(t, cfg.seed, &model, &mut rt)?;
+                stats = stats.or(Some(transport_stats(t, &model)?));
+                backends.push(o.backend);
+            }
+            let mut stats = stats.ok_or_else(|| anyhow!("no batch sizes"))?;
+            let device = t.device.clone();
+            let mut pts = Vec::new();
+            for &b in &cfg.batch_sizes {
+                let p = transport::measure_transport(&model, &mut backends, &mut *stats, m.as_mut(), b, tc).with_context(|| format!("transport calibration of `{model}` on triton at batch size {b}"))?;
+                if opts.progress {
+                    eprintln!(
+                        "{model} triton b={b} (concurrent 1-row): rtt {:.3} ms, queue {:.3} ms, compute {:.3} ms, overhead p50 {:.3} ms, {} rounds, {} executions",
+                        p.client_mean_ms, p.queue_ms, p.compute_ms, p.overhead_p50_ms, p.rounds, p.executions
+                    );
+                }
+                pts.push(p);
+            }
+            let info = m.info();
+            for &b in &cfg.batch_sizes {
+                match transport::cost_point(&pts, b) {
+                    Some(point) => measured.push(Measured { model: model.clone(), backend: "triton".into(), device: device.clone(), meter: info.name.clone(), estimated: info.estimated, point }),
+                    None => transport_notes.push(format!("{model}: Triton never executed a batch of exactly {b} alone in a round; no cost row for it")),
+                }
+            }
+            transport_points.extend(pts);
+        }
+    }
+
     let quality = match &cfg.quality {
         Some(q) => Some(output::recompute_quality(file, &cfg, q, &models)?),
         None => None,
@@ -428,6 +507,8 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         host,
         measured,
         triton_stats,
+        transport: transport_points,
+        transport_notes,
         idle,
         quality,
         runtime: rt,

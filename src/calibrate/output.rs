@@ -248,11 +248,31 @@ struct Manifest<'a> {
     /// Largest share of a point's measured time spent in meter reads.
     harness_meter_overhead_max: f64,
     idle: Vec<ManifestIdle>,
+    /// With `[transport]`: the `[[server]] request_overhead_ms` to use per Triton model.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    request_overhead: Vec<ManifestOverhead>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    transport_notes: Vec<String>,
     models: Vec<ManifestModel>,
     #[serde(skip_serializing_if = "Option::is_none")]
     quality: Option<&'a QualitySummary>,
     points: Vec<ManifestPoint>,
     config: &'a CalConfig,
+}
+
+#[derive(Serialize)]
+struct ManifestOverhead {
+    model: String,
+    backend: &'static str,
+    request_overhead_ms: f64,
+    how: &'static str,
+}
+
+/// `(model, request_overhead_ms)` per Triton model measured with `[transport]`.
+pub fn request_overheads(cal: &Calibration) -> Vec<(String, f64)> {
+    let mut models: Vec<&str> = cal.transport.iter().map(|p| p.model.as_str()).collect();
+    models.dedup();
+    models.into_iter().filter_map(|m| super::transport::overhead_ms(&cal.transport, m).map(|v| (m.to_string(), v))).collect()
 }
 
 fn manifest_toml(cal: &Calibration) -> Result<String> {
@@ -301,6 +321,11 @@ fn manifest_toml(cal: &Calibration) -> Result<String> {
             .iter()
             .map(|(d, ip, b)| ManifestIdle { device: d.clone(), backend: b.clone(), idle_power_w: ip.watts, window_s: ip.window_s, estimated: ip.estimated, meter: ip.meter_name.clone() })
             .collect(),
+        request_overhead: request_overheads(cal)
+            .into_iter()
+            .map(|(model, v)| ManifestOverhead { model, backend: "triton", request_overhead_ms: v, how: "median over batch sizes of the per-round median of client round trip - (queue + compute), overhead.csv" })
+            .collect(),
+        transport_notes: cal.transport_notes.clone(),
         models,
         quality: cal.quality.as_ref().map(|q| &q.summary),
         points: cal
@@ -384,6 +409,28 @@ pub fn write(out: &Path, cal: &Calibration) -> Result<()> {
                 );
             }
             w("triton_stats.csv", t)?;
+        }
+        if !cal.transport.is_empty() {
+            let mut t = String::from("# Triton measured as the replay uses it: per batch size b, rounds of b concurrent one-row requests (basin calibrate [transport]). overhead = client round trip - (server queue + execution service time) per request; use the model's median as [[server]] request_overhead_ms (see manifest.toml).\nmodel,backend,batch_size,rounds,requests,executions,client_mean_ms,client_p50_ms,queue_ms,compute_ms,overhead_mean_ms,overhead_p50_ms,energy_per_request_j\n");
+            for p in &cal.transport {
+                let _ = writeln!(
+                    t,
+                    "{},triton,{},{},{},{},{},{},{},{},{},{},{}",
+                    p.model,
+                    p.batch_size,
+                    p.rounds,
+                    p.requests,
+                    p.executions,
+                    f(p.client_mean_ms),
+                    f(p.client_p50_ms),
+                    f(p.queue_ms),
+                    f(p.compute_ms),
+                    f(p.overhead_mean_ms),
+                    f(p.overhead_p50_ms),
+                    fe(if p.requests > 0 { p.energy_j / p.requests as f64 } else { 0.0 })
+                );
+            }
+            w("overhead.csv", t)?;
         }
         if let Some(q) = &cal.quality {
             let mut t = String::from("sample,model,confidence,correct\n");

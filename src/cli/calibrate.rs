@@ -37,6 +37,12 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         out.display(),
         if est { " (energy ESTIMATED from CPU time: no energy counters on this host)" } else { "" }
     );
+    for (model, v) in calibrate::output::request_overheads(&cal) {
+        println!("transport: {model} on triton: set [[server]] request_overhead_ms = {v:.3} (overhead.csv)");
+    }
+    for n in &cal.transport_notes {
+        println!("transport: {n}");
+    }
     if let Some(c) = cal.quality.as_ref().and_then(|q| q.summary.check.as_ref()) {
         println!(
             "quality: {} rows, {} vs {} (max |confidence diff| {:.1e}, {} correct mismatches)",

@@ -116,6 +116,23 @@ fn do_replay(p: &Prepared, dir: &Path, scale: &ScaleArgs, stop: Arc<AtomicBool>)
         }
     };
     let mut meter = crate::hw::meter::open(p.section.meter.clone()).context("opening the energy meter")?;
+    if let Some(pf) = &p.section.server_pid_file
+        && meter.info().kind == crate::hw::meter::MeterKind::Estimate
+    {
+        let pf = base.join(crate::io::experiment::resolve_path(&p.loaded.file, pf).map_err(anyhow::Error::msg)?);
+        match std::fs::read_to_string(&pf) {
+            // no server started by scripts/start-triton.sh here: this process only, said loudly
+            Err(e) => eprintln!("warning: [replay] server_pid_file {}: {e}; the energy estimate covers this process only, not the Triton server", pf.display()),
+            Ok(text) => {
+                let pid: u32 = text.trim().parse().map_err(|_| anyhow::anyhow!("[replay] server_pid_file {}: not a pid: {:?}", pf.display(), text.trim()))?;
+                let cfg = match &p.section.meter {
+                    crate::hw::meter::MeterChoice::Estimate { config } => config.clone(),
+                    _ => crate::hw::meter::EstimateConfig::default(),
+                };
+                meter = Box::new(crate::hw::meter::procset::ProcessSetMeter::open(cfg, pid).with_context(|| format!("[replay] server_pid_file {} (pid {pid}): opening the process-set meter", pf.display()))?);
+            }
+        }
+    }
     let opts = ReplayOptions {
         drain_timeout: Duration::from_secs_f64(p.section.drain_timeout_s.max(0.0)),
         client_threads: p.section.client_threads,

@@ -51,6 +51,13 @@ pub struct ReplaySection {
     /// The energy meter (`kind = "auto" | "rapl" | "nvml" | "estimate"`, as `hw::meter::MeterChoice`).
     #[serde(default)]
     pub meter: crate::hw::meter::MeterChoice,
+    /// The Triton server's pid file (`scripts/start-triton.sh` writes
+    /// `$BASIN_CACHE/triton/triton.pid`): with the CPU-time estimate meter, the CPU time of the
+    /// server's whole session is charged too, as `basin calibrate` does for Triton points (so
+    /// that replay energy and cost-table energy cover the same processes). Default: not set
+    /// (this process only).
+    #[serde(default)]
+    pub server_pid_file: Option<String>,
 }
 
 impl Default for ReplaySection {

@@ -250,7 +250,13 @@ pub fn run(cmd: PlotCmd) -> Result<()> {
             let dt = if t.len() > 1 { t[1] - t[0] } else { 1.0 };
             let arrivals = col(&df, "arrivals")?;
             let admitted = col(&df, "admitted")?;
-            let series = |v: Vec<f64>| -> Vec<(f64, f64)> { t.iter().copied().zip(v).collect() };
+            // A run's last interval is usually partial (the run ends mid-interval): its rates and
+            // power are per its own short length and would show as spikes, so the figure leaves
+            // it out (the recorded data keep it).
+            let partial = read_summary(&run).ok().zip(t.last())
+                .is_some_and(|(s, &last)| t.len() > 1 && s.duration_s - last < 0.999 * dt);
+            let n = if partial { t.len() - 1 } else { t.len() };
+            let series = |v: Vec<f64>| -> Vec<(f64, f64)> { t.iter().copied().zip(v).take(n).collect() };
             let mut panels = vec![Panel { y_label: "arrival rate (req/s)".into(), series: vec![("arrivals".into(), series(arrivals.iter().map(|a| a / dt).collect()))] }];
             let tau = col(&df, "tau")?;
             if tau.iter().any(|v| v.is_finite()) {

@@ -240,10 +240,7 @@ fn controllers(a: ControllersArgs) -> Result<()> {
 }
 
 fn speed(a: SpeedArgs) -> Result<()> {
-    let trace = match a.trace {
-        Some(t) => t,
-        None => crate::io::experiment::resolve_path(std::path::Path::new("./x.toml"), "${BASIN_TRACES_DIR}/twitter/bursty.csv").map_err(anyhow::Error::msg)?,
-    };
+    let trace = default_trace(a.trace)?;
     let rates = crate::io::traces::load_rate_csv(&trace)?.rates_rps;
     println!("basin {} ({}), one thread, best of {}", env!("CARGO_PKG_VERSION"), if cfg!(debug_assertions) { "debug build" } else { "release build" }, a.reps);
     let mm1 = mm1_spec(a.requests);

@@ -66,6 +66,12 @@ pub struct SimSpec {
     pub energy_estimated: bool,
 }
 
+/// What a controller sees at `now` (a free function: the controller is borrowed mutably while
+/// the view borrows the servers' views and the series).
+fn gateway_view<'a>(now: SimTime, views: &'a [ServerView], series: &SeriesAccumulator, slo: SimDuration) -> GatewayView<'a> {
+    GatewayView { now, servers: views, carbon_g_per_kwh: series.intensity(), power_w: series.power_w(), slo }
+}
+
 impl SimSpec {
     /// The deployment as an operator knows it before the run (given to the controller).
     pub fn controller_context(&self) -> ControllerContext {
@@ -347,7 +353,7 @@ impl<'a> Sim<'a> {
             _ => None,
         };
         let req = RequestView { id: r.id, arrival: r.arrival, uncertainty };
-        let view = GatewayView { now, servers: &self.views, carbon_g_per_kwh: self.series.intensity(), power_w: self.series.power_w(), slo: self.spec.slo };
+        let view = gateway_view(now, &self.views, &self.series, self.spec.slo);
         let decision = self.controller.decide(&req, &view);
         self.attributed_j += r.pre_energy_j;
         let target = match decision {
@@ -519,6 +525,7 @@ impl<'a> Sim<'a> {
         let s = f.server as usize;
         let r = &f.r;
         let variant = &self.servers[s].spec.variants[f.variant as usize];
+        let model_idx = self.model_index(&variant.model);
         let latency = now.since(r.arrival);
         self.summary.completed(latency);
         let correct = match (&self.spec.quality, variant.quality_index) {
@@ -529,7 +536,6 @@ impl<'a> Sim<'a> {
         self.attributed_j += f.share;
         self.series.completed(1);
         if let Some(rec) = &mut self.requests {
-            let model_idx = rec.model_names.iter().position(|m| *m == variant.model).map(|i| i as u16);
             rec.push(RequestRow {
                 id: r.id,
                 arrival_s: r.arrival.as_secs_f64(),
@@ -545,7 +551,7 @@ impl<'a> Sim<'a> {
                 reason: None,
             });
         }
-        let view = GatewayView { now, servers: &self.views, carbon_g_per_kwh: self.series.intensity(), power_w: self.series.power_w(), slo: self.spec.slo };
+        let view = gateway_view(now, &self.views, &self.series, self.spec.slo);
         let cv = CompletionView { server: s, arrival: r.arrival, completion: now, batch_size: f.size, energy_j: f.share };
         self.controller.on_completion(&cv, &view);
     }
@@ -557,7 +563,7 @@ impl<'a> Sim<'a> {
         let mut out = std::mem::take(&mut self.reconfigs);
         out.clear();
         {
-            let view = GatewayView { now, servers: &self.views, carbon_g_per_kwh: self.series.intensity(), power_w: self.series.power_w(), slo: self.spec.slo };
+            let view = gateway_view(now, &self.views, &self.series, self.spec.slo);
             self.controller.on_tick(&view, &mut out);
         }
         for rc in out.drain(..) {

@@ -208,3 +208,43 @@ fn wrong_type_inside_the_controller_names_the_key() {
     let (e, _) = bad(|b| format!("{b}\n[controller]\nkind = \"ipa\"\ninterval = 5\n"), "trace.csv", Some(GOOD));
     has(&e, &["exp.toml", "`controller.interval`", "unknown field", "interval_s"]);
 }
+
+/// `simulate` with BASE + a load profile file: (stderr, success).
+fn with_profile(server_keys: &str, profile: &str) -> (String, bool) {
+    let tmp = tempfile::tempdir().unwrap().keep();
+    std::fs::write(tmp.join("exp.toml"), format!("{BASE}{server_keys}\n")).unwrap();
+    std::fs::write(tmp.join("trace.csv"), GOOD).unwrap();
+    std::fs::write(tmp.join("load.csv"), profile).unwrap();
+    let o = basin(&["simulate", "exp.toml", "--out", "out"], &tmp);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!err.contains("panicked"), "panic: {err}");
+    if !o.status.success() {
+        assert!(!tmp.join("out").exists(), "an output directory was left behind");
+    }
+    (err, o.status.success())
+}
+
+#[test]
+fn load_profile_errors_name_the_key_file_and_line() {
+    let good = "# comment\nrps,service_factor,overhead_ms,energy_factor,extra\n0,1.0,0.5,1.0,x\n500,1.5,1.0,1.2,y\n";
+    let (e, ok) = with_profile("load_profile = \"load.csv\"\nload_window_ms = 100", good);
+    assert!(ok, "a valid profile must load: {e}");
+    let (e, ok) = with_profile("load_profile = \"load.csv\"\nrequest_overhead_ms = 1.0", good);
+    assert!(!ok);
+    has(&e, &["exp.toml", "server[0].request_overhead_ms", "not both"]);
+    let (e, ok) = with_profile("load_window_ms = 100", good);
+    assert!(!ok);
+    has(&e, &["exp.toml", "server[0].load_window_ms", "needs `load_profile`"]);
+    let (e, ok) = with_profile("load_profile = \"load.csv\"", "rps,service_factor,overhead_ms\n0,1.0,0.5\n100,-1,0.5\n");
+    assert!(!ok);
+    has(&e, &["exp.toml", "server[0].load_profile", "load.csv", "line 3", "service_factor"]);
+    let (e, ok) = with_profile("load_profile = \"load.csv\"", "rps,overhead_ms\n0,0.5\n");
+    assert!(!ok);
+    has(&e, &["load.csv", "missing column `service_factor`"]);
+    let (e, ok) = with_profile("load_profile = \"load.csv\"", "rps,service_factor,overhead_ms\n10,1.0,0.5\n10,1.2,0.5\n");
+    assert!(!ok);
+    has(&e, &["server[0].load_profile", "appears twice"]);
+    let (e, ok) = with_profile("load_profile = \"nope.csv\"", good);
+    assert!(!ok);
+    has(&e, &["server[0].load_profile", "nope.csv", "not found"]);
+}

@@ -65,7 +65,7 @@ fn deployment(ctl: &str, shift: u32, seconds: usize) -> SimSpec {
     srv.instance_standby_power_w = 5.0;
     srv.warmup = SimDuration::from_secs(1);
     let mut s = spec(basin::model::arrivals::ArrivalSpec::Rate { rates_rps: rates, process: Default::default() }, vec![srv], 30.0);
-    s.early_exit = Some(EarlyExitSpec { model: "tiny".into(), dist: CostRow::fixed("tiny", "sim", "dev0", 1, 0.1, 0.001).service_dist().unwrap(), quality_index: table.index_of("tiny") });
+    s.early_exit = Some(EarlyExitSpec { model: "tiny".into(), dist: CostRow::fixed("tiny", "sim", "dev0", 1, 0.1, 0.001).service_dist().unwrap(), quality_index: table.index_of("tiny"), overhead_energy_j: 0.0 });
     s.quality = Some(Quality::Table(table));
     s.controller = controller(ctl);
     s.slo = SimDuration::from_millis_f64(20.0);

@@ -90,7 +90,7 @@ fn cascade_energy_is_attributed_to_requests() {
     let qi_small = table.index_of("small");
     s.servers[0].variants[0].quality_index = table.index_of("m");
     s.quality = Some(Quality::Table(table));
-    s.early_exit = Some(EarlyExitSpec { model: "small".into(), dist: CostRow::fixed("small", "sim", "dev0", 1, 0.2, 0.003).service_dist().unwrap(), quality_index: qi_small });
+    s.early_exit = Some(EarlyExitSpec { model: "small".into(), dist: CostRow::fixed("small", "sim", "dev0", 1, 0.2, 0.003).service_dist().unwrap(), quality_index: qi_small, overhead_energy_j: 0.0 });
     s.controller = ControllerConfig::StaticThreshold(StaticThresholdConfig { threshold: 0.3 });
     let out = sim::run(&s, 2);
     let sm = &out.summary;

@@ -130,3 +130,43 @@ fn streaming_percentiles_are_within_a_thousandth() {
     }
     assert_eq!(l.max, lat.last().copied());
 }
+
+/// A load profile (model::load) with one point is a constant factor and overhead: an M/D/1
+/// whose table says 0.5 ms with factor 1.6 is an M/D/1 with service 0.8 ms, plus the 0.7 ms
+/// overhead on the way back. λ = 1000/s, ρ = 0.8: sojourn 0.8 + 1.6 (P–K wait) + 0.7 = 3.1 ms.
+#[test]
+fn md1_with_a_flat_load_profile() {
+    use basin::core::SimDuration;
+    use basin::model::load::{LoadPoint, LoadProfile};
+    let mut srv = server("s", ServerKind::Local, 1, 1, 0, None, |_| (0.5, 0.01));
+    srv.load = Some(LoadProfile::new(vec![LoadPoint { rps: 100.0, service_factor: 1.6, overhead_ms: 0.7, energy_factor: 1.0 }], SimDuration::from_micros(200_000)).unwrap());
+    let s = spec(poisson(1000.0, 1_500), vec![srv], 10.0);
+    let (mu, rho) = (1250.0, 0.8);
+    check("M/D/1 + flat load profile", &replicate(&s), 0.8 + 1e3 * rho / (2.0 * mu * (1.0 - rho)) + 0.7, 0.01);
+}
+
+/// The factor and overhead follow the rate the window sees: evenly spaced arrivals at 500/s
+/// (window 100 ms → 50 arrivals → 500/s), profile 0 → (1.0, 0 ms) and 1000 → (2.0, 2 ms):
+/// factor 1.5 and overhead 1 ms, so a 1 ms table service takes 1.5 ms (no queueing at 2 ms
+/// spacing) and every request answers in 2.5 ms; each batch's energy is scaled by the energy
+/// factor at that rate (2.0).
+#[test]
+fn load_profile_follows_the_windowed_rate() {
+    use basin::core::SimDuration;
+    use basin::model::arrivals::{ArrivalProcess, ArrivalSpec};
+    use basin::model::load::{LoadPoint, LoadProfile};
+    let mut srv = server("s", ServerKind::Local, 1, 1, 0, None, |_| (1.0, 0.01));
+    srv.load = Some(LoadProfile::new(vec![
+        LoadPoint { rps: 0.0, service_factor: 1.0, overhead_ms: 0.0, energy_factor: 1.0 },
+        LoadPoint { rps: 1000.0, service_factor: 2.0, overhead_ms: 2.0, energy_factor: 3.0 },
+    ], SimDuration::from_micros(100_000)).unwrap());
+    let s = spec(ArrivalSpec::Rate { rates_rps: vec![500.0; 20], process: ArrivalProcess::Uniform }, vec![srv], 0.0);
+    let out = sim::run(&s, 1);
+    let m = out.summary.latency_ms.mean.unwrap();
+    // the first 100 ms see fewer than 50 arrivals in the window (lower rate): skip them by
+    // bounding the mean from both sides instead of equality
+    assert!((m - 2.5).abs() < 0.01 * 2.5, "mean latency {m} ms, expected 2.5 ms");
+    let n = out.summary.completed as f64;
+    let e = out.summary.energy.active_j / n;
+    assert!((e - 0.02).abs() < 0.01 * 0.02, "energy per request {e} J, expected 0.01 × 2.0");
+}

@@ -98,7 +98,7 @@ fn server(kind: ServerKind, max_batch: u32, delay_us: u64, dist: Option<LatencyD
         variants: vec![Variant { model: "m".into(), costs, quality_index: None }],
         initial_variant: 0, instances: 1, max_batch_size: max_batch, preferred_batch_sizes: vec![],
         max_queue_delay: SimDuration::from_micros(delay_us), max_queue_size: None,
-        warmup: SimDuration::ZERO, warmup_energy: Joules(0.0), instance_standby_power_w: 0.0, request_overhead: SimDuration::ZERO,
+        warmup: SimDuration::ZERO, warmup_energy: Joules(0.0), instance_standby_power_w: 0.0, request_overhead: SimDuration::ZERO, load: None,
     }
 }
 
@@ -202,6 +202,7 @@ pub fn cascade_spec(rates: &[f64], controller: ControllerConfig, cascade: bool) 
             model: "tiny".into(),
             dist: CostRow::fixed("tiny", "sim", "dev0", 1, 0.05, 0.001).service_dist().expect("valid row"),
             quality_index: table.index_of("tiny"),
+            overhead_energy_j: 0.0,
         });
     }
     s.quality = Some(Quality::Table(table));

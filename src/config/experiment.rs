@@ -176,6 +176,16 @@ pub struct ServerConfig {
     /// calibrate` as Triton's client round trip minus its queue and compute time). Default 0.
     #[serde(default)]
     pub request_overhead_ms: f64,
+    /// A load profile (`basin load-profile` writes one): CSV with columns `rps,
+    /// service_factor, overhead_ms` (others ignored), relative to the experiment file. The
+    /// service time of each batch is multiplied by the factor at the server's current arrival
+    /// rate and the overhead at that rate replaces `request_overhead_ms` (see `model::load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_profile: Option<String>,
+    /// The sliding window over which the server's arrival rate is estimated for the load
+    /// profile (default 200 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_window_ms: Option<f64>,
 }
 
 /// `[early_exit]`: the cascade's cheap model (its cost is the `batch_size = 1` row).
@@ -188,6 +198,10 @@ pub struct EarlyExitConfig {
     /// As `[[server]] quality_model`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality_model: Option<String>,
+    /// Energy per request besides the model's execution: the gateway's and the serving
+    /// driver's own work per arrival (`basin load-profile --gateway-rates` measures it). Default 0.
+    #[serde(default)]
+    pub overhead_energy_j: f64,
 }
 
 /// `[quality]`: a per-sample table (`path`, columns sample,model,confidence,correct) or

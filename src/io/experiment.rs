@@ -15,6 +15,7 @@ use crate::metrics::CarbonSignal;
 use crate::model::DeviceSpec;
 use crate::model::arrivals::ArrivalSpec;
 use crate::model::cost::{CostRow, ServiceDist, interpolate_rows};
+use crate::model::load::LoadProfile;
 use crate::model::quality::Quality;
 use crate::model::routing::RoutingConfig;
 use crate::model::server::{ServerKind, ServerSpec, Variant};
@@ -332,6 +333,24 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
         check_finite(&ctx, &k("warmup_energy_j"), s.warmup_energy_j, 0.0, false)?;
         check_finite(&ctx, &k("instance_standby_power_w"), s.instance_standby_power_w, 0.0, false)?;
         check_finite(&ctx, &k("request_overhead_ms"), s.request_overhead_ms, 0.0, false)?;
+        let load = match &s.load_profile {
+            None => {
+                if s.load_window_ms.is_some() {
+                    return Err(ctx.err(k("load_window_ms"), "needs `load_profile`"));
+                }
+                None
+            }
+            Some(lp) => {
+                if s.request_overhead_ms > 0.0 {
+                    return Err(ctx.err(k("request_overhead_ms"), "a load profile gives the overhead per arrival rate; set `request_overhead_ms` or `load_profile`, not both"));
+                }
+                let window_ms = s.load_window_ms.unwrap_or(200.0);
+                check_finite(&ctx, &k("load_window_ms"), window_ms, 0.0, true)?;
+                let p = ctx.input(&k("load_profile"), lp)?;
+                let points = tables::load_profile_csv(&p).map_err(|e| ctx.err(k("load_profile"), e.to_string()))?;
+                Some(LoadProfile::new(points, SimDuration::from_millis_f64(window_ms)).map_err(|e| ctx.err(k("load_profile"), format!("{}: {e}", p.display())))?)
+            }
+        };
         let mut variants = Vec::new();
         for (vi, model) in std::iter::once(&s.model).chain(s.variants.iter()).enumerate() {
             let key = if vi == 0 { k("model") } else { format!("server[{i}].variants[{}]", vi - 1) };
@@ -359,6 +378,7 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
             warmup_energy: Joules(s.warmup_energy_j),
             instance_standby_power_w: s.instance_standby_power_w,
             request_overhead: SimDuration::from_millis_f64(s.request_overhead_ms),
+            load,
         });
     }
 
@@ -369,7 +389,8 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
             device_index("early_exit.device", &e.device)?;
             let dist = lookup("early_exit.model", &e.model, &e.backend, &e.device, 1, "the early-exit model runs one request at a time")?;
             let (qkey, qmodel) = match &e.quality_model { Some(q) => ("early_exit.quality_model", q), None => ("early_exit.model", &e.model) };
-            Some(EarlyExitSpec { model: e.model.clone(), dist, quality_index: quality_index(qkey, qmodel)? })
+            check_finite(&ctx, "early_exit.overhead_energy_j", e.overhead_energy_j, 0.0, false)?;
+            Some(EarlyExitSpec { model: e.model.clone(), dist, quality_index: quality_index(qkey, qmodel)?, overhead_energy_j: e.overhead_energy_j })
         }
     };
 

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::model::cost::{CostRow, LatencyDistribution};
+use crate::model::load::LoadPoint;
 use crate::model::quality::QualityTable;
 
 #[derive(Debug, thiserror::Error)]
@@ -146,4 +147,31 @@ pub fn load_quality_csv(path: &Path) -> Result<QualityTable, TableError> {
         rows.push((cells[m].clone(), sample, conf, csv.bool(*line, cells, k)?));
     }
     QualityTable::from_rows(rows).map_err(|e| TableError::File { path: path.into(), message: e.to_string() })
+}
+
+/// Reads a load profile CSV (`basin load-profile`): columns `rps`, `service_factor`,
+/// `overhead_ms`, optional `energy_factor` (default 1); other columns are read and ignored.
+pub fn load_profile_csv(path: &Path) -> Result<Vec<LoadPoint>, TableError> {
+    let csv = Csv::read(path)?;
+    let (r, f, o) = (csv.require("rps")?, csv.require("service_factor")?, csv.require("overhead_ms")?);
+    let e = csv.col("energy_factor");
+    let mut out = Vec::new();
+    for (line, cells) in &csv.rows {
+        let energy_factor = csv.opt_num(*line, cells, e)?.unwrap_or(1.0);
+        let p = LoadPoint { rps: csv.num(*line, cells, r)?, service_factor: csv.num(*line, cells, f)?, overhead_ms: csv.num(*line, cells, o)?, energy_factor };
+        if !(p.energy_factor.is_finite() && p.energy_factor > 0.0) {
+            return Err(csv.err(*line, format!("`energy_factor` must be a finite number > 0, got {}", p.energy_factor)));
+        }
+        if !(p.rps.is_finite() && p.rps >= 0.0) {
+            return Err(csv.err(*line, format!("`rps` must be a finite number >= 0, got {}", p.rps)));
+        }
+        if !(p.service_factor.is_finite() && p.service_factor > 0.0) {
+            return Err(csv.err(*line, format!("`service_factor` must be a finite number > 0, got {}", p.service_factor)));
+        }
+        if !(p.overhead_ms.is_finite() && p.overhead_ms >= 0.0) {
+            return Err(csv.err(*line, format!("`overhead_ms` must be a finite number >= 0, got {}", p.overhead_ms)));
+        }
+        out.push(p);
+    }
+    Ok(out)
 }

@@ -5,6 +5,7 @@
 pub mod arrivals;
 pub mod controller;
 pub mod cost;
+pub mod load;
 pub mod quality;
 pub mod request;
 pub mod routing;

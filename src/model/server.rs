@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::controller::ServerView;
 use super::cost::ServiceDist;
+use super::load::{LoadProfile, RateWindow};
 use super::request::QueuedRequest;
 use crate::core::{Joules, SimDuration, SimTime, StreamRng};
 
@@ -72,6 +73,9 @@ pub struct ServerSpec {
     /// HTTP round trip's client, network and (de)serialisation share): added to each admitted
     /// request's latency on the way back; it occupies no instance.
     pub request_overhead: SimDuration,
+    /// Service factor and transport overhead as functions of the server's arrival rate (see
+    /// [`crate::model::load`]); when set, its overhead replaces `request_overhead`.
+    pub load: Option<LoadProfile>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +139,8 @@ pub struct Server {
     /// A timer event is pending for this server at this time.
     pub timer_pending: Option<SimTime>,
     rng: StreamRng,
+    /// Recent arrivals (only with a load profile).
+    rate: RateWindow,
 }
 
 impl Server {
@@ -155,6 +161,7 @@ impl Server {
             busy: 0,
             timer_pending: None,
             rng,
+            rate: RateWindow::default(),
         }
     }
 
@@ -198,6 +205,7 @@ impl Server {
     /// Adds a request to the queue, or refuses it when the queue is full.
     #[inline]
     pub fn enqueue(&mut self, r: QueuedRequest) -> Result<(), QueueFull> {
+        self.note_arrival(r.enqueued);
         if self.spec.max_queue_size.is_some_and(|m| self.queue.len() >= m) {
             return Err(QueueFull);
         }
@@ -229,7 +237,12 @@ impl Server {
             n
         };
         let idx = self.instances.iter().position(|i| i.state == InstanceState::Idle)?;
-        let (service, energy) = self.spec.variants[self.variant].costs[size - 1].draw(&mut self.rng);
+        let (mut service, mut energy) = self.spec.variants[self.variant].costs[size - 1].draw(&mut self.rng);
+        if let Some(l) = &self.spec.load {
+            let at = l.at(self.rate.rate(now, l.window));
+            service = SimDuration((service.0 as f64 * at.service_factor).round() as u64);
+            energy = Joules(energy.0 * at.energy_factor);
+        }
         let inst = &mut self.instances[idx];
         inst.batch.clear();
         for _ in 0..size {
@@ -243,6 +256,31 @@ impl Server {
         self.busy += 1;
         self.in_service += size as u32;
         Some(Dispatch { instance: idx as u32, size: size as u32, start: now, service, energy })
+    }
+
+    /// Counts an arrival for the load profile's rate window ([`Server::enqueue`] does it; a
+    /// replay calls it for requests a remote server queues itself).
+    #[inline]
+    pub fn note_arrival(&mut self, now: SimTime) {
+        if let Some(l) = &self.spec.load {
+            self.rate.arrival(now, l.window);
+        }
+    }
+
+    /// The load profile's values at the current arrival rate (`None` without a profile).
+    pub fn load_at(&mut self, now: SimTime) -> Option<crate::model::load::LoadAt> {
+        let l = self.spec.load.as_ref()?;
+        Some(l.at(self.rate.rate(now, l.window)))
+    }
+
+    /// The transport overhead of a request answered at `now`: the load profile's at the
+    /// current arrival rate, or the fixed `request_overhead`.
+    #[inline]
+    pub fn overhead(&mut self, now: SimTime) -> SimDuration {
+        match &self.spec.load {
+            None => self.spec.request_overhead,
+            Some(l) => SimDuration::from_millis_f64(l.at(self.rate.rate(now, l.window)).overhead_ms),
+        }
     }
 
     /// When a timer should fire to dispatch the oldest request on its delay, if a batch is not

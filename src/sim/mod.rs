@@ -42,6 +42,9 @@ pub struct EarlyExitSpec {
     pub model: String,
     pub dist: ServiceDist,
     pub quality_index: Option<usize>,
+    /// Energy per request besides the model's own execution (the gateway's and the serving
+    /// driver's work per arrival), added to the early-exit energy of every request.
+    pub overhead_energy_j: f64,
 }
 
 /// A resolved experiment.
@@ -310,6 +313,7 @@ impl<'a> Sim<'a> {
         match &self.spec.early_exit {
             Some(ee) => {
                 let (lat, e) = ee.dist.draw(&mut self.ee_rng);
+                let e = Joules(e.0 + ee.overhead_energy_j);
                 self.ee_j += e.0;
                 self.series.lump(e.0);
                 r.pre_energy_j = e.0;
@@ -481,6 +485,7 @@ impl<'a> Sim<'a> {
             self.accrue_standby(now);
         }
         let done = self.servers[s].complete(instance);
+        let overhead = self.servers[s].overhead(now);
         self.update_standby();
         let srv = &self.servers[s];
         let device = srv.spec.device;
@@ -496,7 +501,6 @@ impl<'a> Sim<'a> {
             dev.active_w -= done.energy.0 / service.as_secs_f64();
         }
         let share = done.energy.0 / size as f64;
-        let overhead = srv.spec.request_overhead;
         let mut finished = std::mem::take(&mut self.finished_scratch);
         finished.clear();
         finished.extend(batch.iter().map(|r| Finished { r: *r, server: s as u32, size, start: done.start, share, variant: done.variant as u32 }));

@@ -25,7 +25,7 @@ pub fn server(name: &str, kind: ServerKind, instances: u32, max_batch: u32, dela
         variants: vec![Variant { model: "m".into(), costs, quality_index: None }],
         initial_variant: 0, instances, max_batch_size: max_batch, preferred_batch_sizes: vec![],
         max_queue_delay: SimDuration::from_micros(delay_us), max_queue_size: None,
-        warmup: SimDuration::ZERO, warmup_energy: basin::core::Joules(0.0), instance_standby_power_w: 0.0, request_overhead: SimDuration::ZERO,
+        warmup: SimDuration::ZERO, warmup_energy: basin::core::Joules(0.0), instance_standby_power_w: 0.0, request_overhead: SimDuration::ZERO, load: None,
     }
 }
 

@@ -46,7 +46,15 @@ stamp
 
 echo "== replay: fault test (Triton killed mid-run) and a short real replay + validation"
 BASIN="$BIN" TRITON_PORT=8500 scripts/test-replay-faults.sh
+scripts/start-triton.sh --models digits_large --max-batch-size 8 --max-queue-delay-us 2000 --instances 1 \
+    --ort-threads 1 --http-port 8600 --grpc-port 8601 --metrics-port 8602 >/dev/null
+"$BIN" load-profile experiments/replay/steady_low.toml --rates 50,200 --duration-s 3 --warmup-s 1 --gateway-rates 100 \
+    --set 'replay.triton_url="http://127.0.0.1:8600"' --out "$OUT/load-profile" >/dev/null
+grep -q '^rps,service_factor,overhead_ms,energy_factor' "$OUT/load-profile/load.csv"
+"$BIN" simulate experiments/replay/steady_low.toml --set "server[0].load_profile=\"$OUT/load-profile/load.csv\"" \
+    --set workload.duration_s=60 --out "$OUT/sim-on-load-profile" >/dev/null
 BASIN="$BIN" TRITON_PORT=8600 scripts/validate.sh experiments/replay/steady_low.toml --time-scale 15 --duration-s 5 --out "$OUT/validate"
+scripts/stop-triton.sh >/dev/null
 stamp
 
 echo "== notebook (nbclient)"

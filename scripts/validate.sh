@@ -3,8 +3,9 @@
 #
 #   scripts/validate.sh EXP.toml [basin validate options: --time-scale X --rate-scale X --duration-s S --set K=V --out DIR]
 #
-# 1. calibrates if needed: when the experiment's cost table is missing, measures it on this
-#    host (TEMPORARY: examples/replay_costs.rs until `basin calibrate` lands);
+# 1. calibrates if needed: when the experiment's cost table or load profile is missing,
+#    measures both on this host into the table's folder (scripts/calibrate-replay.sh: basin
+#    calibrate calibration/cal-replay.toml + basin load-profile; made for experiments/replay/);
 # 2. starts Triton with the experiment's batcher knobs when a server has backend = "triton" and
 #    nothing answers on the experiment's Triton URL (stopped again at the end);
 # 3. runs `basin validate --experiment EXP.toml ...`: simulates and replays the identical
@@ -18,11 +19,13 @@ cd "$REPO"
 BASIN_CMD=(${BASIN:-cargo run -q --features ort,triton --bin basin --})
 port="${TRITON_PORT:-8000}"
 
-# the cost table the experiment names, relative to the experiment file
+# the cost table (and load profile) the experiment names, relative to the experiment file
 table="$(sed -n '/^\[cost_table\]/,/^\[/{s/^path *= *"\(.*\)".*/\1/p}' "$exp" | head -1)"
-if [[ -n "$table" && ! -f "$(dirname "$exp")/$table" ]]; then
-    echo "validate: no cost table at $(dirname "$exp")/$table; measuring one (TEMPORARY calibration)" >&2
-    need_triton_cal=1
+profile="$(sed -n 's/^load_profile *= *"\(.*\)".*/\1/p' "$exp" | head -1)"
+if [[ -n "$table" && ! -f "$(dirname "$exp")/$table" ]] || [[ -n "$profile" && ! -f "$(dirname "$exp")/$profile" ]]; then
+    caldir="$(dirname "$(dirname "$exp")/${table:-$profile}")"
+    echo "validate: no cost table or load profile in $caldir; measuring them on this host (scripts/calibrate-replay.sh)" >&2
+    BASIN="${BASIN:-target/debug/basin}" TRITON_PORT=$((${TRITON_PORT:-8000} + 100)) scripts/calibrate-replay.sh "$caldir"
 fi
 
 started=""
@@ -38,9 +41,5 @@ if grep -q 'backend *= *"triton"' "$exp"; then
         started=1
         trap 'scripts/stop-triton.sh || true' EXIT
     fi
-fi
-if [[ -n "${need_triton_cal:-}" ]]; then
-    TRITON_URL="http://127.0.0.1:$port" cargo run -q --features ort,triton --example replay_costs -- "$(dirname "$exp")/$table" \
-        digits_tiny:onnxruntime:1 digits_large:onnxruntime:8 digits_large:triton:8
 fi
 "${BASIN_CMD[@]}" validate --experiment "$exp" --set "replay.triton_url=http://127.0.0.1:$port" "$@"

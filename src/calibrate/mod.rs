@@ -231,15 +231,7 @@ fn transport_stats(t: &TritonConfig, model: &str) -> Result<Box<dyn FnMut() -> R
     let client = TritonClient::new(&t.url, Timeouts { connect: Duration::from_secs_f64(t.connect_timeout_s), request: Duration::from_secs_f64(t.request_timeout_s) })?;
     let name = model.to_string();
     Ok(Box::new(move || {
-        let s = client.model_stats(&name)?;
-        let i = &s.inference_stats;
-        Ok(transport::ServerSnapshot {
-            inference_count: s.inference_count,
-            execution_count: s.execution_count,
-            queue_ns: i.queue.ns,
-            compute_ns: i.compute_input.ns + i.compute_infer.ns + i.compute_output.ns,
-            batches: s.batch_stats.iter().map(|b| (b.batch_size, b.compute_infer.count, b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns)).collect(),
-        })
+        Ok(transport::ServerSnapshot::from(&client.model_stats(&name)?))
     }))
 }
 

@@ -39,6 +39,20 @@ pub struct ServerSnapshot {
     pub batches: Vec<(u64, u64, u64)>,
 }
 
+#[cfg(feature = "triton")]
+impl From<&crate::hw::backend::triton::ModelStats> for ServerSnapshot {
+    fn from(s: &crate::hw::backend::triton::ModelStats) -> Self {
+        let i = &s.inference_stats;
+        ServerSnapshot {
+            inference_count: s.inference_count,
+            execution_count: s.execution_count,
+            queue_ns: i.queue.ns,
+            compute_ns: i.compute_input.ns + i.compute_infer.ns + i.compute_output.ns,
+            batches: s.batch_stats.iter().map(|b| (b.batch_size, b.compute_infer.count, b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns)).collect(),
+        }
+    }
+}
+
 /// `[transport]`: rounds per batch size.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -82,7 +96,8 @@ pub struct TransportPoint {
     pub wall_s: f64,
 }
 
-fn diff(a: &ServerSnapshot, e: &ServerSnapshot) -> ServerSnapshot {
+/// Counters accumulated between snapshot `e` (earlier) and `a`.
+pub fn diff(a: &ServerSnapshot, e: &ServerSnapshot) -> ServerSnapshot {
     ServerSnapshot {
         inference_count: a.inference_count.saturating_sub(e.inference_count),
         execution_count: a.execution_count.saturating_sub(e.execution_count),

@@ -55,6 +55,9 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Simulation error against a replay.
     Validate(replay::ValidateArgs),
+    /// Measure how a Triton server's service and transport times grow with load (open-loop
+    /// Poisson through the experiment's replay pipeline): a `[[server]] load_profile`.
+    LoadProfile(replay::LoadProfileArgs),
 }
 
 /// Parses the command line, runs the subcommand, prints any error as one paragraph.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Plot { cmd } => plot::run(cmd),
         Command::Replay(a) => replay::run_replay(a),
         Command::Validate(a) => replay::run_validate(a),
+        Command::LoadProfile(a) => replay::run_load_profile(a),
         Command::Calibrate(a) => calibrate::run(a),
     };
     match res {

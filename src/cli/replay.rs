@@ -13,6 +13,8 @@ use crate::io::{manifest, outputs};
 use crate::metrics::RunOutput;
 use crate::replay::real::{RealBackends, ReplaySection};
 use crate::replay::{self, Dataset, ReplayOptions, ReplayResult, validate};
+use crate::core::SimDuration;
+use crate::model::load::{LoadPoint, LoadProfile};
 use crate::sim::SimSpec;
 
 #[derive(Args, Debug, Clone)]
@@ -60,14 +62,26 @@ pub struct ValidateArgs {
     pub scale: ScaleArgs,
 }
 
+#[derive(Clone)]
 struct Prepared {
     loaded: Loaded,
     spec: SimSpec,
     section: ReplaySection,
 }
 
-fn prepare(file: &Path, scale: &ScaleArgs) -> Result<Prepared> {
-    let loaded = experiment::load(file, &scale.set, scale.seed)?;
+fn prepare(file: &Path, scale: &ScaleArgs) -> Result<Prepared> { prepare_with(file, scale, false) }
+
+/// `without_load_profiles`: drop every server's `load_profile` / `load_window_ms` (what
+/// `basin load-profile` measures must not depend on a profile, which may not exist yet).
+fn prepare_with(file: &Path, scale: &ScaleArgs, without_load_profiles: bool) -> Result<Prepared> {
+    let mut table = experiment::read_table(file, &scale.set)?;
+    if without_load_profiles && let Some(toml::Value::Array(servers)) = table.get_mut("server") {
+        for s in servers.iter_mut().filter_map(|s| s.as_table_mut()) {
+            s.remove("load_profile");
+            s.remove("load_window_ms");
+        }
+    }
+    let loaded = experiment::resolve(file, table, scale.seed)?;
     let section: ReplaySection = match &loaded.experiment.replay {
         Some(t) => crate::config::from_table(file, t.clone()).with_context(|| format!("{}: [replay]", file.display()))?,
         None => ReplaySection::default(),
@@ -213,5 +227,208 @@ pub fn run_validate(a: ValidateArgs) -> Result<()> {
     print!("{}", validate::table(&v));
     validate::write_report(&v, &sim_dir, &replay_dir, &report)?;
     println!("report: {}", report.display());
+    Ok(())
+}
+
+/// Measures a server's load profile: the experiment's pipeline under open-loop Poisson load.
+#[derive(Args, Debug)]
+pub struct LoadProfileArgs {
+    pub experiment: PathBuf,
+    /// Arrival rates to measure (requests/s), e.g. 50,150,300,450,600.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub rates: Vec<f64>,
+    /// Seconds of load per rate.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration_s: f64,
+    /// Before the server's rates: measure the gateway's own energy per arrival at these rates
+    /// (every request answered by the early-exit model, none sent to the server), i.e. the
+    /// `[early_exit] overhead_energy_j` to use; the profile's simulations then include it.
+    #[arg(long, value_delimiter = ',')]
+    pub gateway_rates: Vec<f64>,
+    /// How the service factor is set: `fitted` (the factor at which the simulator reproduces
+    /// Triton's measured queue + compute time per request) or `measured` (Triton's execution
+    /// times over the cost table's).
+    #[arg(long, value_parser = ["fitted", "measured"], default_value = "fitted")]
+    pub service: String,
+    /// Passes over the rates (alternately ascending and descending); each rate's profile point
+    /// is the median over passes (load-passes.csv keeps every pass), which evens out slow drift
+    /// of a shared host.
+    #[arg(long, default_value_t = 1)]
+    pub passes: u32,
+    /// Seconds of load at the first rate before measuring (not recorded in the profile).
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup_s: f64,
+    /// The server to profile (default: the first with backend = "triton").
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Output directory: load.csv (the profile), load-batches.csv, and each rate's replay.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[cfg(feature = "triton")]
+fn triton_snapshot(url: &str, model: &str) -> Result<crate::calibrate::transport::ServerSnapshot> {
+    use crate::hw::backend::triton::{Timeouts, TritonClient};
+    let c = TritonClient::new(url, Timeouts { connect: Duration::from_secs(2), request: Duration::from_secs(10) })?;
+    Ok(crate::calibrate::transport::ServerSnapshot::from(&c.model_stats(model).with_context(|| format!("reading Triton's statistics of `{model}` at {url}"))?))
+}
+
+#[cfg(not(feature = "triton"))]
+fn triton_snapshot(_: &str, _: &str) -> Result<crate::calibrate::transport::ServerSnapshot> {
+    bail!("basin was built without the `triton` feature (rebuild with --features ort,triton)")
+}
+
+pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
+    use crate::model::arrivals::{ArrivalProcess, ArrivalSpec};
+    use crate::replay::load_profile;
+    if a.rates.is_empty() || a.rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+        bail!("--rates: every rate must be a finite number > 0 (got {:?})", a.rates);
+    }
+    if !(a.duration_s.is_finite() && a.duration_s >= 1.0) || !(a.warmup_s.is_finite() && a.warmup_s >= 0.0) {
+        bail!("--duration-s must be >= 1 and --warmup-s >= 0 (got {}, {})", a.duration_s, a.warmup_s);
+    }
+    let scale = ScaleArgs { time_scale: 1.0, rate_scale: 1.0, duration_s: None, seed: a.seed, set: a.set.clone() };
+    let base = prepare_with(&a.experiment, &scale, true)?;
+    let s = match &a.server {
+        Some(n) => base.spec.servers.iter().position(|x| &x.name == n).with_context(|| format!("{}: no [[server]] named `{n}`", a.experiment.display()))?,
+        None => base.spec.servers.iter().position(|x| x.backend == "triton").with_context(|| format!("{}: no [[server]] with backend = \"triton\" (name one with --server)", a.experiment.display()))?,
+    };
+    let srv = &base.spec.servers[s];
+    if srv.backend != "triton" {
+        bail!("server `{}` runs on `{}`: a load profile reads the server's own statistics, which only Triton exposes", srv.name, srv.backend);
+    }
+    let model = srv.variants[0].model.clone();
+    let table_ms: Vec<f64> = srv.variants[0].costs.iter().map(|c| c.mean_s() * 1e3).collect();
+    let ee_ms = base.spec.early_exit.as_ref().map_or(0.0, |e| e.dist.mean_s() * 1e3);
+    let stats_url = base.section.triton_stats_url.clone().unwrap_or_else(|| base.section.triton_url.clone());
+    let seed = base.loaded.experiment.seed;
+    let mut spec0 = base.spec.clone();
+    if !a.gateway_rates.is_empty() && spec0.early_exit.is_none() {
+        bail!("--gateway-rates needs an experiment with an [early_exit] model (the gateway's energy is measured with every request answered by it)");
+    }
+    if a.gateway_rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+        bail!("--gateway-rates: every rate must be a finite number > 0 (got {:?})", a.gateway_rates);
+    }
+    std::fs::create_dir_all(a.out.join("runs"))?;
+    let stop = stop_flag();
+    if !a.gateway_rates.is_empty() {
+        // every request exits early: static threshold above any uncertainty
+        let mut g = spec0.clone();
+        g.controller = crate::model::controller::ControllerConfig::StaticThreshold(crate::model::controller::StaticThresholdConfig { threshold: 2.0 });
+        if let Some(e) = &mut g.early_exit {
+            e.overhead_energy_j = 0.0;
+        }
+        let mut pts = Vec::new();
+        let mut text = String::from("# the gateway's own power beyond the simulated idle and early-exit model energy, every request answered by the early-exit model (static_threshold 2.0): power_w = (replay - simulated energy) / duration; fitted power_w = base_power_w + overhead_energy_j x rate\nrate_rps,arrivals,duration_s,replay_energy_j,sim_energy_j,power_w\n");
+        for &rate in &a.gateway_rates {
+            let mut spec = g.clone();
+            spec.arrivals = ArrivalSpec::Rate { rates_rps: vec![rate; a.duration_s.ceil() as usize], process: ArrivalProcess::Poisson };
+            spec.max_requests = None;
+            let spec = replay::scaled_spec(&spec, seed, 1.0, 1.0, Some(a.duration_s))?;
+            let p = Prepared { loaded: base.loaded.clone(), spec, section: base.section.clone() };
+            let res = do_replay(&p, &a.out.join(format!("runs/gateway-rate-{rate}")), &scale, stop.clone())?;
+            if res.extras.interrupted {
+                bail!("interrupted");
+            }
+            let sim_out = crate::sim::run(&p.spec, seed);
+            let n = res.output.summary.requests.max(1) as f64;
+            let pue = sim_out.summary.energy.pue.max(1e-9);
+            let dur = res.output.summary.duration_s.max(1e-9);
+            let w = (res.output.summary.energy_j - sim_out.summary.energy_j) / pue / dur;
+            println!("gateway at {rate} req/s: {n} arrivals in {dur:.2} s, replay {:.2} J, simulated {:.2} J: {w:.3} W beyond the simulation", res.output.summary.energy_j, sim_out.summary.energy_j);
+            text.push_str(&format!("{rate},{n},{dur:.4},{:.5},{:.5},{w:.5}\n", res.output.summary.energy_j, sim_out.summary.energy_j));
+            pts.push((n / dur, w));
+        }
+        let (base_w, per_j) = load_profile::fit_power(&pts);
+        text.push_str(&format!("# fit: base_power_w = {base_w:.5} (add to [[device]] idle_power_w), overhead_energy_j = {per_j:.8} ([early_exit])\n"));
+        outputs::write_atomic(&a.out.join("gateway.csv"), text.as_bytes())?;
+        println!("gateway: {per_j:.6} J per arrival + {base_w:.3} W: set [early_exit] overhead_energy_j = {per_j:.8} and add {base_w:.5} W to the early-exit device's idle_power_w (gateway.csv)");
+        if let Some(ee) = &mut spec0.early_exit {
+            ee.overhead_energy_j = per_j;
+        }
+        if let Some(e) = &base.loaded.experiment.early_exit
+            && let Some(d) = spec0.devices.iter().position(|d| d.name == e.device)
+        {
+            spec0.devices[d].idle_power_w += base_w;
+        }
+    }
+    let with_rate = |rate: f64, secs: f64| -> Result<Prepared> {
+        let mut spec = spec0.clone();
+        spec.arrivals = ArrivalSpec::Rate { rates_rps: vec![rate; secs.ceil() as usize], process: ArrivalProcess::Poisson };
+        spec.max_requests = None;
+        spec.record_requests = true;
+        let spec = replay::scaled_spec(&spec, seed, 1.0, 1.0, Some(secs))?;
+        Ok(Prepared { loaded: base.loaded.clone(), spec, section: base.section.clone() })
+    };
+    if a.warmup_s > 0.0 {
+        println!("warm-up: {} req/s for {} s", a.rates[0], a.warmup_s);
+        do_replay(&with_rate(a.rates[0], a.warmup_s)?, &a.out.join("runs/warmup"), &scale, stop.clone())?;
+    }
+    if a.passes == 0 {
+        bail!("--passes must be at least 1");
+    }
+    let mut per_rate: Vec<Vec<load_profile::LoadRow>> = vec![Vec::new(); a.rates.len()];
+    let mut all = Vec::new();
+    for pass in 0..a.passes {
+    let order: Vec<usize> = if pass % 2 == 0 { (0..a.rates.len()).collect() } else { (0..a.rates.len()).rev().collect() };
+    for ri in order {
+        let rate = a.rates[ri];
+        let p = with_rate(rate, a.duration_s)?;
+        let before = triton_snapshot(&stats_url, &model)?;
+        let res = do_replay(&p, &a.out.join(format!("runs/pass{pass}-rate-{rate}")), &scale, stop.clone())?;
+        let after = triton_snapshot(&stats_url, &model)?;
+        if res.extras.interrupted {
+            bail!("interrupted");
+        }
+        let d = crate::calibrate::transport::diff(&after, &before);
+        // the simulator on the identical arrivals, at this rate's factor and no overhead
+        let (measured, _) = load_profile::service_factor(&d, &table_ms).map_err(anyhow::Error::msg)?;
+        let simulate_at = |f: f64| -> Result<crate::metrics::RunOutput> {
+            let mut sim_spec = p.spec.clone();
+            sim_spec.servers[s].request_overhead = SimDuration::ZERO;
+            let point = LoadPoint { rps: rate, service_factor: f, overhead_ms: 0.0, energy_factor: 1.0 };
+            sim_spec.servers[s].load = Some(LoadProfile::new(vec![point], SimDuration::from_millis_f64(200.0)).map_err(anyhow::Error::msg)?);
+            Ok(crate::sim::run(&sim_spec, seed))
+        };
+        let factor = if a.service == "measured" {
+            measured
+        } else {
+            let n = d.inference_count.max(1) as f64;
+            let target_ms = (d.queue_ns + d.compute_ns) as f64 / n / 1e6;
+            load_profile::fit_factor(target_ms, |f| {
+                simulate_at(f).ok().and_then(|o| load_profile::sim_server_time(&o, s, ee_ms)).unwrap_or(f64::INFINITY)
+            })
+        };
+        let sim_out = simulate_at(factor)?;
+        let row = load_profile::derive(rate, a.duration_s, s, &d, &res.output, &sim_out, factor, &table_ms, ee_ms).map_err(anyhow::Error::msg)?;
+        println!(
+            "{:>7.1} req/s at the server (offered {rate}): service ×{:.3} (compute ×{:.3}), energy ×{:.3}, overhead {:.3} ms (transport {:.3}), queue {:.3} ms (sim {:.3}), compute {:.3} ms, mean batch {:.2}, latency mean {:.3} (sim w/o overhead {:.3}) / p99 {:.3} ms, {:.2} W{}",
+            row.rps, row.service_factor, row.measured_factor, row.energy_factor, row.overhead_ms, row.transport_ms, row.queue_ms, row.sim_queue_ms, row.compute_ms, row.mean_batch, row.latency_mean_ms, row.sim_latency_mean_ms, row.latency_p99_ms, row.power_w,
+            if row.failed > 0 { format!(", {} FAILED", row.failed) } else { String::new() }
+        );
+        all.push(row.clone());
+        per_rate[ri].push(row);
+    }
+    }
+    let mut rows: Vec<load_profile::LoadRow> = per_rate.iter().map(|r| load_profile::average(r)).collect();
+    rows.sort_by(|x, y| x.rps.total_cmp(&y.rps));
+    let header = format!(
+        "Load profile of server `{}` (model {model}, Triton) measured by `basin load-profile {}` on {}, {}.\nEach row: the experiment's pipeline (replay driver) under open-loop Poisson load for {} s, median of {} pass(es). service_factor ({}) = the factor at which the simulator reproduces Triton's queue + compute time per request (fitted) or measured_factor = mean execution time / cost-table mean for the batch sizes that ran (measured); overhead_ms = mean latency - the simulator's mean latency on the same arrivals at that factor without overhead; energy_factor = (energy - simulated idle and early-exit energy) / simulated batch energy (transport_ms = mean latency - early exit - Triton queue - Triton compute per request).\nUse: [[server]] load_profile = \"<this file>\" (and drop request_overhead_ms).",
+        srv.name,
+        a.experiment.display(),
+        { let h = crate::io::manifest::Host::describe(); format!("{} ({}, {} CPUs)", h.hostname, h.cpu_model, h.cpus) },
+        manifest::now_rfc3339(),
+        a.duration_s,
+        a.passes,
+        a.service
+    );
+    outputs::write_atomic(&a.out.join("load.csv"), load_profile::csv(&rows, &header).as_bytes())?;
+    outputs::write_atomic(&a.out.join("load-batches.csv"), load_profile::batches_csv(&all).as_bytes())?;
+    outputs::write_atomic(&a.out.join("load-passes.csv"), load_profile::csv(&all, "every pass's rows (load.csv takes their median per rate)").as_bytes())?;
+    println!("profile: {} (set [[server]] load_profile to it)", a.out.join("load.csv").display());
     Ok(())
 }

@@ -28,6 +28,7 @@
 //! whatever is still in flight then is recorded as failed.
 
 pub mod data;
+pub mod load_profile;
 pub mod real;
 pub mod validate;
 
@@ -676,6 +677,7 @@ impl Gateway<'_> {
         self.summary.admitted += 1;
         self.series.admitted();
         if remote {
+            self.servers[target].server.note_arrival(now);
             let variant = self.servers[target].server.variant();
             let slot = self.slot(Flight { r, start: now, variant });
             let sent = match &mut self.servers[target].exec {
@@ -799,7 +801,10 @@ impl Gateway<'_> {
                     Ok(j) => {
                         let (p, _) = j.preds[0];
                         let variant = f.variant;
-                        let share = self.spec.servers[server].variants[variant].costs[est_b as usize - 1].mean_energy().0 / est_b as f64;
+                        // the cost table's estimate, scaled like the simulator's by the load
+                        // profile's energy factor at the current rate (same controller input)
+                        let factor = self.servers[server].server.load_at(now).map_or(1.0, |l| l.energy_factor);
+                        let share = factor * self.spec.servers[server].variants[variant].costs[est_b as usize - 1].mean_energy().0 / est_b as f64;
                         self.answered(server, variant, &f.r, f.start, now, None, p, j.scored, share);
                         self.series.completed(1);
                     }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Measures the tables the replay experiments (experiments/replay/*.toml) simulate with, on THIS
+# host, against one Triton server started with the experiments' batcher knobs:
+#   1. basin calibrate calibration/cal-replay.toml: cost rows (ONNX Runtime early exit in
+#      process; Triton execution per batch size with the replay's request pattern), the
+#      zero-load device idle power (devices.csv) and the transport overhead (overhead.csv);
+#   2. basin load-profile: first the gateway alone (every request answered by the early-exit
+#      model) at 100/300/600 req/s: its own power = base + energy per arrival (gateway.csv);
+#      then the experiments' own pipeline under open-loop Poisson load at rates spanning the
+#      workloads (25-850 req/s, 3 passes, median), giving the service-time and energy factors and
+#      the transport overhead per arrival rate (load.csv, the experiments' [[server]] load_profile).
+#   scripts/calibrate-replay.sh [OUT_DIR (default calibration/replay)]
+# Environment: BASIN (binary, default target/release/basin), TRITON_PORT (8700),
+# LOAD_RATES (comma list), LOAD_DURATION_S (8), LOAD_PASSES (3). Prints the idle power to put in the
+# experiments' [[device]] idle_power_w.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+out="${1:-calibration/replay}"
+bin="${BASIN:-target/release/basin}"
+port="${TRITON_PORT:-8700}"
+rates="${LOAD_RATES:-25,50,100,150,200,250,300,375,450,525,600,675,750,850}"
+export BASIN_MODELS_DIR="${BASIN_MODELS_DIR:-$REPO/.cache/models}"
+scripts/start-triton.sh --models digits_large --max-batch-size 8 --max-queue-delay-us 2000 \
+    --instances 1 --ort-threads 1 --http-port "$port" --grpc-port $((port + 1)) --metrics-port $((port + 2)) >/dev/null
+trap 'scripts/stop-triton.sh >/dev/null 2>&1 || true' EXIT
+pidf="$(realpath .cache/triton/triton.pid)"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/basin-calrep.XXXXXX")"
+"$bin" calibrate calibration/cal-replay.toml --out "$tmp/cal" --set "backends.triton.url=\"http://127.0.0.1:$port\"" \
+    --set "backends.triton.server_pid_file=\"$pidf\""
+idle="$(sed -n '2p' "$tmp/cal/devices.csv" | cut -d, -f2)"
+"$bin" load-profile experiments/replay/steady_high.toml --rates "$rates" --duration-s "${LOAD_DURATION_S:-8}" --passes "${LOAD_PASSES:-3}" \
+    --gateway-rates "${GATEWAY_RATES:-100,300,600}" --set 'controller.kind="open_loop"' \
+    --set "replay.triton_url=\"http://127.0.0.1:$port\"" \
+    --set "replay.server_pid_file=\"$pidf\"" --set "cost_table.path=\"$tmp/cal/cost.csv\"" \
+    --set "device[0].idle_power_w=$idle" --set "early_exit.overhead_energy_j=0.0" --out "$tmp/load"
+cp "$tmp/load/load.csv" "$tmp/load/load-batches.csv" "$tmp/load/load-passes.csv" "$tmp/load/gateway.csv" "$tmp/cal/"
+rm -rf "$out.tmp" && mv "$tmp/cal" "$out.tmp" && rm -rf "$out" && mv "$out.tmp" "$out"
+rm -rf "$tmp"
+echo "calibrate-replay: wrote $out. For experiments/replay/*.toml: [[device]] idle_power_w = $idle W (devices.csv,"
+echo "  zero load) + the gateway's base power, and [early_exit] overhead_energy_j, both from: $(tail -1 "$out/gateway.csv")"

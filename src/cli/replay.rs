@@ -282,8 +282,18 @@ fn triton_snapshot(_: &str, _: &str) -> Result<crate::calibrate::transport::Serv
     bail!("basin was built without the `triton` feature (rebuild with --features ort,triton)")
 }
 
-pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
+/// `spec` with its workload replaced by `secs` seconds of Poisson arrivals at `rate`
+/// (listed from the seed's arrival stream, per-request records on).
+fn poisson_spec(spec: &SimSpec, rate: f64, secs: f64, seed: u64) -> Result<SimSpec> {
     use crate::model::arrivals::{ArrivalProcess, ArrivalSpec};
+    let mut s = spec.clone();
+    s.arrivals = ArrivalSpec::Rate { rates_rps: vec![rate; secs.ceil() as usize], process: ArrivalProcess::Poisson };
+    s.max_requests = None;
+    s.record_requests = true;
+    replay::scaled_spec(&s, seed, 1.0, 1.0, Some(secs))
+}
+
+pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     use crate::replay::load_profile;
     if a.rates.is_empty() || a.rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
         bail!("--rates: every rate must be a finite number > 0 (got {:?})", a.rates);
@@ -325,11 +335,7 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
         let mut pts = Vec::new();
         let mut text = String::from("# the gateway's own power beyond the simulated idle and early-exit model energy, every request answered by the early-exit model (static_threshold 2.0): power_w = (replay - simulated energy) / duration; fitted power_w = base_power_w + overhead_energy_j x rate\nrate_rps,arrivals,duration_s,replay_energy_j,sim_energy_j,power_w\n");
         for &rate in &a.gateway_rates {
-            let mut spec = g.clone();
-            spec.arrivals = ArrivalSpec::Rate { rates_rps: vec![rate; a.duration_s.ceil() as usize], process: ArrivalProcess::Poisson };
-            spec.max_requests = None;
-            let spec = replay::scaled_spec(&spec, seed, 1.0, 1.0, Some(a.duration_s))?;
-            let p = Prepared { loaded: base.loaded.clone(), spec, section: base.section.clone() };
+            let p = Prepared { loaded: base.loaded.clone(), spec: poisson_spec(&g, rate, a.duration_s, seed)?, section: base.section.clone() };
             let res = do_replay(&p, &a.out.join(format!("runs/gateway-rate-{rate}")), &scale, stop.clone())?;
             if res.extras.interrupted {
                 bail!("interrupted");
@@ -357,12 +363,7 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
         }
     }
     let with_rate = |rate: f64, secs: f64| -> Result<Prepared> {
-        let mut spec = spec0.clone();
-        spec.arrivals = ArrivalSpec::Rate { rates_rps: vec![rate; secs.ceil() as usize], process: ArrivalProcess::Poisson };
-        spec.max_requests = None;
-        spec.record_requests = true;
-        let spec = replay::scaled_spec(&spec, seed, 1.0, 1.0, Some(secs))?;
-        Ok(Prepared { loaded: base.loaded.clone(), spec, section: base.section.clone() })
+        Ok(Prepared { loaded: base.loaded.clone(), spec: poisson_spec(&spec0, rate, secs, seed)?, section: base.section.clone() })
     };
     if a.warmup_s > 0.0 {
         println!("warm-up: {} req/s for {} s", a.rates[0], a.warmup_s);

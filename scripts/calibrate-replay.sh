@@ -10,14 +10,14 @@
 #      workloads (25-850 req/s, 3 passes, median), giving the service-time and energy factors and
 #      the transport overhead per arrival rate (load.csv, the experiments' [[server]] load_profile).
 #   scripts/calibrate-replay.sh [OUT_DIR (default calibration/replay)]
-# Environment: BASIN (binary, default target/release/basin), TRITON_PORT (8700),
+# Environment: BASIN (the basin command, default: cargo run --release --features ort,triton), TRITON_PORT (8700),
 # LOAD_RATES (comma list), LOAD_DURATION_S (8), LOAD_PASSES (3). Prints the idle power to put in the
 # experiments' [[device]] idle_power_w.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 out="${1:-calibration/replay}"
-bin="${BASIN:-target/release/basin}"
+BASIN_CMD=(${BASIN:-cargo run -q --release --features ort,triton --bin basin --})
 port="${TRITON_PORT:-8700}"
 rates="${LOAD_RATES:-25,50,100,150,200,250,300,375,450,525,600,675,750,850}"
 export BASIN_MODELS_DIR="${BASIN_MODELS_DIR:-$REPO/.cache/models}"
@@ -26,10 +26,10 @@ scripts/start-triton.sh --models digits_large --max-batch-size 8 --max-queue-del
 trap 'scripts/stop-triton.sh >/dev/null 2>&1 || true' EXIT
 pidf="$(realpath .cache/triton/triton.pid)"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/basin-calrep.XXXXXX")"
-"$bin" calibrate calibration/cal-replay.toml --out "$tmp/cal" --set "backends.triton.url=\"http://127.0.0.1:$port\"" \
+"${BASIN_CMD[@]}" calibrate calibration/cal-replay.toml --out "$tmp/cal" --set "backends.triton.url=\"http://127.0.0.1:$port\"" \
     --set "backends.triton.server_pid_file=\"$pidf\""
 idle="$(sed -n '2p' "$tmp/cal/devices.csv" | cut -d, -f2)"
-"$bin" load-profile experiments/replay/steady_high.toml --rates "$rates" --duration-s "${LOAD_DURATION_S:-8}" --passes "${LOAD_PASSES:-3}" \
+"${BASIN_CMD[@]}" load-profile experiments/replay/steady_high.toml --rates "$rates" --duration-s "${LOAD_DURATION_S:-8}" --passes "${LOAD_PASSES:-3}" \
     --gateway-rates "${GATEWAY_RATES:-100,300,600}" --set 'controller.kind="open_loop"' \
     --set "replay.triton_url=\"http://127.0.0.1:$port\"" \
     --set "replay.server_pid_file=\"$pidf\"" --set "cost_table.path=\"$tmp/cal/cost.csv\"" \

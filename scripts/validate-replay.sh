@@ -2,11 +2,11 @@
 # Simulation-vs-replay validation of the four IPA replay experiments × {open_loop, bio_threshold}
 # against ONE Triton server (start it first, with the experiments' batcher knobs):
 #
+#   scripts/calibrate-replay.sh        # tables, gateway energy and load profile (once per host)
 #   scripts/start-triton.sh --models digits_large --max-batch-size 8 --max-queue-delay-us 2000 \
 #       --instances 1 --ort-threads 1 --http-port 8700 --grpc-port 8701 --metrics-port 8702
-#   basin calibrate calibration/cal-replay.toml --out calibration/replay \
-#       --set backends.triton.server_pid_file=.cache/triton/triton.pid   # (tables; once)
 #   scripts/validate-replay.sh [OUT_DIR]
+#   python3 scripts/validation_table.py OUT_DIR   # the table of experiments/replay/VALIDATION.md
 #
 # Each replay is time-compressed 20× and cut to 45 s. Environment: BASIN (binary, default
 # target/debug/basin), TRITON_PORT (8700), TRITON_PID_FILE (.cache/triton/triton.pid; the

@@ -25,7 +25,7 @@ profile="$(sed -n 's/^load_profile *= *"\(.*\)".*/\1/p' "$exp" | head -1)"
 if [[ -n "$table" && ! -f "$(dirname "$exp")/$table" ]] || [[ -n "$profile" && ! -f "$(dirname "$exp")/$profile" ]]; then
     caldir="$(dirname "$(dirname "$exp")/${table:-$profile}")"
     echo "validate: no cost table or load profile in $caldir; measuring them on this host (scripts/calibrate-replay.sh)" >&2
-    BASIN="${BASIN:-target/debug/basin}" TRITON_PORT=$((${TRITON_PORT:-8000} + 100)) scripts/calibrate-replay.sh "$caldir"
+    BASIN="${BASIN:-cargo run -q --features ort,triton --bin basin --}" TRITON_PORT=$((${TRITON_PORT:-8000} + 100)) scripts/calibrate-replay.sh "$caldir"
 fi
 
 started=""

@@ -298,7 +298,8 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     if a.rates.is_empty() || a.rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
         bail!("--rates: every rate must be a finite number > 0 (got {:?})", a.rates);
     }
-    if !(a.duration_s.is_finite() && a.duration_s >= 1.0) || !(a.warmup_s.is_finite() && a.warmup_s >= 0.0) {
+    let valid = a.duration_s.is_finite() && a.duration_s >= 1.0 && a.warmup_s.is_finite() && a.warmup_s >= 0.0;
+    if !valid {
         bail!("--duration-s must be >= 1 and --warmup-s >= 0 (got {}, {})", a.duration_s, a.warmup_s);
     }
     let scale = ScaleArgs { time_scale: 1.0, rate_scale: 1.0, duration_s: None, seed: a.seed, set: a.set.clone() };

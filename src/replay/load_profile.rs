@@ -54,9 +54,8 @@ pub struct LoadRow {
     pub latency_p99_ms: f64,
     pub failed: u64,
     pub power_w: f64,
-    /// (batch size, executions, mean service ms, cost table mean ms).
     #[serde(skip)]
-    pub by_size: Vec<(u64, u64, f64, f64)>,
+    pub by_size: BySize,
 }
 
 /// Derives a [`LoadRow`] from the server's counters over the run (`stats`: after − before),
@@ -154,8 +153,11 @@ pub fn average(rows: &[LoadRow]) -> LoadRow {
     }
 }
 
+/// Per batch size: (size, executions, mean service ms, cost table mean ms).
+pub type BySize = Vec<(u64, u64, f64, f64)>;
+
 /// Σ_b n_b·s_b / Σ_b n_b·t_b over the batch sizes that ran, and per size (b, n_b, s_b, t_b).
-pub fn service_factor(stats: &ServerSnapshot, table_ms: &[f64]) -> Result<(f64, Vec<(u64, u64, f64, f64)>), String> {
+pub fn service_factor(stats: &ServerSnapshot, table_ms: &[f64]) -> Result<(f64, BySize), String> {
     let (mut measured, mut table) = (0.0, 0.0);
     let mut by_size = Vec::new();
     for &(b, n, ns) in &stats.batches {

@@ -302,6 +302,12 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     if !valid {
         bail!("--duration-s must be >= 1 and --warmup-s >= 0 (got {}, {})", a.duration_s, a.warmup_s);
     }
+    if a.passes == 0 {
+        bail!("--passes must be at least 1");
+    }
+    if a.gateway_rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+        bail!("--gateway-rates: every rate must be a finite number > 0 (got {:?})", a.gateway_rates);
+    }
     let scale = ScaleArgs { time_scale: 1.0, rate_scale: 1.0, duration_s: None, seed: a.seed, set: a.set.clone() };
     let base = prepare_with(&a.experiment, &scale, true)?;
     let s = match &a.server {
@@ -320,9 +326,6 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     let mut spec0 = base.spec.clone();
     if !a.gateway_rates.is_empty() && spec0.early_exit.is_none() {
         bail!("--gateway-rates needs an experiment with an [early_exit] model (the gateway's energy is measured with every request answered by it)");
-    }
-    if a.gateway_rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
-        bail!("--gateway-rates: every rate must be a finite number > 0 (got {:?})", a.gateway_rates);
     }
     std::fs::create_dir_all(a.out.join("runs"))?;
     let stop = stop_flag();
@@ -370,53 +373,50 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
         println!("warm-up: {} req/s for {} s", a.rates[0], a.warmup_s);
         do_replay(&with_rate(a.rates[0], a.warmup_s)?, &a.out.join("runs/warmup"), &scale, stop.clone())?;
     }
-    if a.passes == 0 {
-        bail!("--passes must be at least 1");
-    }
     let mut per_rate: Vec<Vec<load_profile::LoadRow>> = vec![Vec::new(); a.rates.len()];
     let mut all = Vec::new();
     for pass in 0..a.passes {
-    let order: Vec<usize> = if pass % 2 == 0 { (0..a.rates.len()).collect() } else { (0..a.rates.len()).rev().collect() };
-    for ri in order {
-        let rate = a.rates[ri];
-        let p = with_rate(rate, a.duration_s)?;
-        let before = triton_snapshot(&stats_url, &model)?;
-        let res = do_replay(&p, &a.out.join(format!("runs/pass{pass}-rate-{rate}")), &scale, stop.clone())?;
-        let after = triton_snapshot(&stats_url, &model)?;
-        if res.extras.interrupted {
-            bail!("interrupted");
+        let order: Vec<usize> = if pass % 2 == 0 { (0..a.rates.len()).collect() } else { (0..a.rates.len()).rev().collect() };
+        for ri in order {
+            let rate = a.rates[ri];
+            let p = with_rate(rate, a.duration_s)?;
+            let before = triton_snapshot(&stats_url, &model)?;
+            let res = do_replay(&p, &a.out.join(format!("runs/pass{pass}-rate-{rate}")), &scale, stop.clone())?;
+            let after = triton_snapshot(&stats_url, &model)?;
+            if res.extras.interrupted {
+                bail!("interrupted");
+            }
+            let d = crate::calibrate::transport::diff(&after, &before);
+            // the simulator on the identical arrivals, at this rate's factor and no overhead
+            let (measured, _) = load_profile::service_factor(&d, &table_ms).map_err(anyhow::Error::msg)?;
+            let simulate_at = |f: f64| -> Result<crate::metrics::RunOutput> {
+                let mut sim_spec = p.spec.clone();
+                sim_spec.servers[s].request_overhead = SimDuration::ZERO;
+                let point = LoadPoint { rps: rate, service_factor: f, overhead_ms: 0.0, energy_factor: 1.0 };
+                sim_spec.servers[s].load = Some(LoadProfile::new(vec![point], SimDuration::from_millis_f64(200.0)).map_err(anyhow::Error::msg)?);
+                Ok(crate::sim::run(&sim_spec, seed))
+            };
+            let factor = if a.service == "measured" {
+                measured
+            } else {
+                let n = d.inference_count.max(1) as f64;
+                let target_ms = (d.queue_ns + d.compute_ns) as f64 / n / 1e6;
+                load_profile::fit_factor(target_ms, |f| {
+                    simulate_at(f).ok().and_then(|o| load_profile::sim_server_time(&o, s, ee_ms)).unwrap_or(f64::INFINITY)
+                })
+            };
+            let sim_out = simulate_at(factor)?;
+            let row = load_profile::derive(rate, a.duration_s, s, &d, &res.output, &sim_out, factor, &table_ms, ee_ms).map_err(anyhow::Error::msg)?;
+            println!(
+                "{:>7.1} req/s at the server (offered {rate}): service ×{:.3} (compute ×{:.3}), energy ×{:.3}, overhead {:.3} ms (transport {:.3}), queue {:.3} ms (sim {:.3}), compute {:.3} ms, mean batch {:.2}, latency mean {:.3} (sim w/o overhead {:.3}) / p99 {:.3} ms, {:.2} W{}",
+                row.rps, row.service_factor, row.measured_factor, row.energy_factor, row.overhead_ms, row.transport_ms, row.queue_ms, row.sim_queue_ms, row.compute_ms, row.mean_batch, row.latency_mean_ms, row.sim_latency_mean_ms, row.latency_p99_ms, row.power_w,
+                if row.failed > 0 { format!(", {} FAILED", row.failed) } else { String::new() }
+            );
+            all.push(row.clone());
+            per_rate[ri].push(row);
         }
-        let d = crate::calibrate::transport::diff(&after, &before);
-        // the simulator on the identical arrivals, at this rate's factor and no overhead
-        let (measured, _) = load_profile::service_factor(&d, &table_ms).map_err(anyhow::Error::msg)?;
-        let simulate_at = |f: f64| -> Result<crate::metrics::RunOutput> {
-            let mut sim_spec = p.spec.clone();
-            sim_spec.servers[s].request_overhead = SimDuration::ZERO;
-            let point = LoadPoint { rps: rate, service_factor: f, overhead_ms: 0.0, energy_factor: 1.0 };
-            sim_spec.servers[s].load = Some(LoadProfile::new(vec![point], SimDuration::from_millis_f64(200.0)).map_err(anyhow::Error::msg)?);
-            Ok(crate::sim::run(&sim_spec, seed))
-        };
-        let factor = if a.service == "measured" {
-            measured
-        } else {
-            let n = d.inference_count.max(1) as f64;
-            let target_ms = (d.queue_ns + d.compute_ns) as f64 / n / 1e6;
-            load_profile::fit_factor(target_ms, |f| {
-                simulate_at(f).ok().and_then(|o| load_profile::sim_server_time(&o, s, ee_ms)).unwrap_or(f64::INFINITY)
-            })
-        };
-        let sim_out = simulate_at(factor)?;
-        let row = load_profile::derive(rate, a.duration_s, s, &d, &res.output, &sim_out, factor, &table_ms, ee_ms).map_err(anyhow::Error::msg)?;
-        println!(
-            "{:>7.1} req/s at the server (offered {rate}): service ×{:.3} (compute ×{:.3}), energy ×{:.3}, overhead {:.3} ms (transport {:.3}), queue {:.3} ms (sim {:.3}), compute {:.3} ms, mean batch {:.2}, latency mean {:.3} (sim w/o overhead {:.3}) / p99 {:.3} ms, {:.2} W{}",
-            row.rps, row.service_factor, row.measured_factor, row.energy_factor, row.overhead_ms, row.transport_ms, row.queue_ms, row.sim_queue_ms, row.compute_ms, row.mean_batch, row.latency_mean_ms, row.sim_latency_mean_ms, row.latency_p99_ms, row.power_w,
-            if row.failed > 0 { format!(", {} FAILED", row.failed) } else { String::new() }
-        );
-        all.push(row.clone());
-        per_rate[ri].push(row);
     }
-    }
-    let mut rows: Vec<load_profile::LoadRow> = per_rate.iter().map(|r| load_profile::average(r)).collect();
+    let mut rows: Vec<load_profile::LoadRow> = per_rate.iter().map(|r| load_profile::median(r)).collect();
     rows.sort_by(|x, y| x.rps.total_cmp(&y.rps));
     let header = format!(
         "Load profile of server `{}` (model {model}, Triton) measured by `basin load-profile {}` on {}, {}.\nEach row: the experiment's pipeline (replay driver) under open-loop Poisson load for {} s, median of {} pass(es). service_factor ({}) = the factor at which the simulator reproduces Triton's queue + compute time per request (fitted) or measured_factor = mean execution time / cost-table mean for the batch sizes that ran (measured); overhead_ms = mean latency - the simulator's mean latency on the same arrivals at that factor without overhead; energy_factor = (energy - simulated idle and early-exit energy) / simulated batch energy (transport_ms = mean latency - early exit - Triton queue - Triton compute per request).\nUse: [[server]] load_profile = \"<this file>\" (and drop request_overhead_ms).",

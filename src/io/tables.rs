@@ -159,18 +159,7 @@ pub fn load_profile_csv(path: &Path) -> Result<Vec<LoadPoint>, TableError> {
     for (line, cells) in &csv.rows {
         let energy_factor = csv.opt_num(*line, cells, e)?.unwrap_or(1.0);
         let p = LoadPoint { rps: csv.num(*line, cells, r)?, service_factor: csv.num(*line, cells, f)?, overhead_ms: csv.num(*line, cells, o)?, energy_factor };
-        if !(p.energy_factor.is_finite() && p.energy_factor > 0.0) {
-            return Err(csv.err(*line, format!("`energy_factor` must be a finite number > 0, got {}", p.energy_factor)));
-        }
-        if !(p.rps.is_finite() && p.rps >= 0.0) {
-            return Err(csv.err(*line, format!("`rps` must be a finite number >= 0, got {}", p.rps)));
-        }
-        if !(p.service_factor.is_finite() && p.service_factor > 0.0) {
-            return Err(csv.err(*line, format!("`service_factor` must be a finite number > 0, got {}", p.service_factor)));
-        }
-        if !(p.overhead_ms.is_finite() && p.overhead_ms >= 0.0) {
-            return Err(csv.err(*line, format!("`overhead_ms` must be a finite number >= 0, got {}", p.overhead_ms)));
-        }
+        p.check().map_err(|m| csv.err(*line, m))?;
         out.push(p);
     }
     Ok(out)

@@ -34,6 +34,24 @@ pub struct LoadPoint {
     pub energy_factor: f64,
 }
 
+impl LoadPoint {
+    /// Finite values, `rps ≥ 0`, factors `> 0`, overhead `≥ 0`; the message names the field.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.rps.is_finite() && self.rps >= 0.0) {
+            return Err(format!("`rps` must be a finite number >= 0, got {}", self.rps));
+        }
+        for (name, v) in [("service_factor", self.service_factor), ("energy_factor", self.energy_factor)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("`{name}` must be a finite number > 0, got {v} (at {} req/s)", self.rps));
+            }
+        }
+        if !(self.overhead_ms.is_finite() && self.overhead_ms >= 0.0) {
+            return Err(format!("`overhead_ms` must be a finite number >= 0, got {} (at {} req/s)", self.overhead_ms, self.rps));
+        }
+        Ok(())
+    }
+}
+
 /// The profile's values at one arrival rate.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoadAt {
@@ -61,18 +79,7 @@ impl LoadProfile {
             return Err("the rate window must be positive".into());
         }
         for p in &points {
-            if !(p.rps.is_finite() && p.rps >= 0.0) {
-                return Err(format!("rate {} is not a finite number >= 0", p.rps));
-            }
-            if !(p.service_factor.is_finite() && p.service_factor > 0.0) {
-                return Err(format!("service_factor {} at {} req/s is not a finite number > 0", p.service_factor, p.rps));
-            }
-            if !(p.overhead_ms.is_finite() && p.overhead_ms >= 0.0) {
-                return Err(format!("overhead_ms {} at {} req/s is not a finite number >= 0", p.overhead_ms, p.rps));
-            }
-            if !(p.energy_factor.is_finite() && p.energy_factor > 0.0) {
-                return Err(format!("energy_factor {} at {} req/s is not a finite number > 0", p.energy_factor, p.rps));
-            }
+            p.check()?;
         }
         points.sort_by(|a, b| a.rps.total_cmp(&b.rps));
         if let Some(w) = points.windows(2).find(|w| w[0].rps == w[1].rps) {
@@ -80,8 +87,6 @@ impl LoadProfile {
         }
         Ok(LoadProfile { points, window })
     }
-
-    pub fn points(&self) -> &[LoadPoint] { &self.points }
 
     /// The values at `rps`: linear between points, the end values outside.
     pub fn at(&self, rps: f64) -> LoadAt {

@@ -238,8 +238,7 @@ impl Server {
         };
         let idx = self.instances.iter().position(|i| i.state == InstanceState::Idle)?;
         let (mut service, mut energy) = self.spec.variants[self.variant].costs[size - 1].draw(&mut self.rng);
-        if let Some(l) = &self.spec.load {
-            let at = l.at(self.rate.rate(now, l.window));
+        if let Some(at) = self.load_at(now) {
             service = SimDuration((service.0 as f64 * at.service_factor).round() as u64);
             energy = Joules(energy.0 * at.energy_factor);
         }
@@ -268,6 +267,7 @@ impl Server {
     }
 
     /// The load profile's values at the current arrival rate (`None` without a profile).
+    #[inline]
     pub fn load_at(&mut self, now: SimTime) -> Option<crate::model::load::LoadAt> {
         let l = self.spec.load.as_ref()?;
         Some(l.at(self.rate.rate(now, l.window)))
@@ -277,10 +277,7 @@ impl Server {
     /// current arrival rate, or the fixed `request_overhead`.
     #[inline]
     pub fn overhead(&mut self, now: SimTime) -> SimDuration {
-        match &self.spec.load {
-            None => self.spec.request_overhead,
-            Some(l) => SimDuration::from_millis_f64(l.at(self.rate.rate(now, l.window)).overhead_ms),
-        }
+        self.load_at(now).map_or(self.spec.request_overhead, |at| SimDuration::from_millis_f64(at.overhead_ms))
     }
 
     /// When a timer should fire to dispatch the oldest request on its delay, if a batch is not

@@ -29,6 +29,7 @@
 //!
 //! The result is a [`crate::model::load::LoadProfile`] (`[[server]] load_profile`).
 
+use crate::calibrate::measure::quantile_sorted;
 use crate::calibrate::transport::ServerSnapshot;
 use crate::metrics::RunOutput;
 use crate::model::request::Outcome;
@@ -123,12 +124,11 @@ pub fn derive(offered_rps: f64, duration_s: f64, server: usize, stats: &ServerSn
 
 /// The median of several passes' rows at one rate, field by field (counts summed; by-size rows
 /// concatenated): one pass disturbed by other work on a shared host does not move the profile.
-pub fn average(rows: &[LoadRow]) -> LoadRow {
+pub fn median(rows: &[LoadRow]) -> LoadRow {
     let m = |f: fn(&LoadRow) -> f64| {
         let mut v: Vec<f64> = rows.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
-        let k = v.len();
-        if k % 2 == 1 { v[k / 2] } else { (v[k / 2 - 1] + v[k / 2]) / 2.0 }
+        quantile_sorted(&v, 0.5)
     };
     LoadRow {
         offered_rps: m(|r| r.offered_rps),
@@ -295,15 +295,15 @@ mod tests {
     }
 
     #[test]
-    fn average_takes_the_median_per_field() {
+    fn median_per_field() {
         let row = |f: f64, o: f64| LoadRow {
             offered_rps: 100.0, rps: 99.0, service_factor: f, measured_factor: f, overhead_ms: o, energy_factor: 1.0, transport_ms: o,
             sim_latency_mean_ms: 5.0, sim_queue_ms: 2.0, requests: 10, executions: 5, mean_batch: 2.0, queue_ms: 2.0, compute_ms: 3.0,
             latency_mean_ms: 6.0, latency_p99_ms: 9.0, failed: 0, power_w: 10.0, by_size: vec![(1, 5, 3.0, 2.0)],
         };
-        let a = average(&[row(1.2, 1.0), row(6.0, 50.0), row(1.4, 1.2)]);
+        let a = median(&[row(1.2, 1.0), row(6.0, 50.0), row(1.4, 1.2)]);
         assert_eq!((a.service_factor, a.overhead_ms, a.requests, a.by_size.len()), (1.4, 1.2, 30, 3));
-        assert_eq!(average(&[row(1.0, 1.0), row(2.0, 3.0)]).service_factor, 1.5);
+        assert_eq!(median(&[row(1.0, 1.0), row(2.0, 3.0)]).service_factor, 1.5);
     }
 
     #[test]

@@ -393,7 +393,7 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
                 let mut sim_spec = p.spec.clone();
                 sim_spec.servers[s].request_overhead = SimDuration::ZERO;
                 let point = LoadPoint { rps: rate, service_factor: f, overhead_ms: 0.0, energy_factor: 1.0 };
-                sim_spec.servers[s].load = Some(LoadProfile::new(vec![point], SimDuration::from_millis_f64(200.0)).map_err(anyhow::Error::msg)?);
+                sim_spec.servers[s].load = Some(LoadProfile::new(vec![point], SimDuration::from_millis_f64(crate::model::load::DEFAULT_WINDOW_MS)).map_err(anyhow::Error::msg)?);
                 Ok(crate::sim::run(&sim_spec, seed))
             };
             let factor = if a.service == "measured" {

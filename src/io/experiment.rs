@@ -344,7 +344,7 @@ pub fn resolve(file: &Path, table: toml::Table, seed: Option<u64>) -> Result<Loa
                 if s.request_overhead_ms > 0.0 {
                     return Err(ctx.err(k("request_overhead_ms"), "a load profile gives the overhead per arrival rate; set `request_overhead_ms` or `load_profile`, not both"));
                 }
-                let window_ms = s.load_window_ms.unwrap_or(200.0);
+                let window_ms = s.load_window_ms.unwrap_or(crate::model::load::DEFAULT_WINDOW_MS);
                 check_finite(&ctx, &k("load_window_ms"), window_ms, 0.0, true)?;
                 let p = ctx.input(&k("load_profile"), lp)?;
                 let points = tables::load_profile_csv(&p).map_err(|e| ctx.err(k("load_profile"), e.to_string()))?;

@@ -21,6 +21,9 @@ use std::collections::VecDeque;
 
 use crate::core::{SimDuration, SimTime};
 
+/// The rate window a profile is read at unless `load_window_ms` says otherwise (ms).
+pub const DEFAULT_WINDOW_MS: f64 = 200.0;
+
 /// One measured rate.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoadPoint {

@@ -22,7 +22,8 @@ use crate::model::controller::ControllerConfig;
 use crate::model::cost::{CostRow, LatencyDistribution};
 use crate::model::routing::RoutingConfig;
 use crate::model::server::{ServerKind, ServerSpec, Variant};
-use crate::sim::{self, SimSpec};
+use crate::sim;
+use crate::spec::SimSpec;
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
@@ -198,7 +199,7 @@ pub fn cascade_spec(rates: &[f64], controller: ControllerConfig, cascade: bool) 
     srv.variants.push(Variant { model: "small".into(), costs: small.variants[0].costs.clone(), quality_index: table.index_of("small") });
     let mut s = spec(ArrivalSpec::Rate { rates_rps: rates.iter().map(|r| r * 100.0).collect(), process: ArrivalProcess::Poisson }, srv, None);
     if cascade {
-        s.early_exit = Some(crate::sim::EarlyExitSpec {
+        s.early_exit = Some(crate::spec::EarlyExitSpec {
             model: "tiny".into(),
             dist: CostRow::fixed("tiny", "sim", "dev0", 1, 0.05, 0.001).service_dist().expect("valid row"),
             quality_index: table.index_of("tiny"),

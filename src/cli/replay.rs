@@ -15,7 +15,7 @@ use crate::replay::real::{RealBackends, ReplaySection};
 use crate::replay::{self, Dataset, ReplayOptions, ReplayResult, validate};
 use crate::core::SimDuration;
 use crate::model::load::{LoadPoint, LoadProfile};
-use crate::sim::SimSpec;
+use crate::spec::SimSpec;
 
 #[derive(Args, Debug, Clone)]
 pub struct ScaleArgs {

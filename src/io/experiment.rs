@@ -19,7 +19,7 @@ use crate::model::load::LoadProfile;
 use crate::model::quality::Quality;
 use crate::model::routing::RoutingConfig;
 use crate::model::server::{ServerKind, ServerSpec, Variant};
-use crate::sim::{EarlyExitSpec, SimSpec};
+use crate::spec::{EarlyExitSpec, SimSpec};
 use crate::traces::{self, GenParams, TraceFormat, Workload};
 
 /// An input file a run read, for the manifest.

@@ -52,7 +52,7 @@ use crate::model::controller::{CompletionView, Controller, Decision, GatewayView
 use crate::model::request::{Outcome, QueuedRequest};
 use crate::model::routing::Router;
 use crate::model::server::Server;
-use crate::sim::SimSpec;
+use crate::spec::SimSpec;
 
 pub use data::Dataset;
 

@@ -9,7 +9,7 @@ use basin::model::server::{ServerKind, ServerSpec};
 use basin::sim;
 
 /// (server, instance, start ms, end ms, size) of every batch, in dispatch order.
-fn batches(spec: &basin::sim::SimSpec) -> Vec<(u16, u32, f64, f64, u32)> {
+fn batches(spec: &basin::spec::SimSpec) -> Vec<(u16, u32, f64, f64, u32)> {
     let out = sim::run(spec, 1);
     let b = out.batches.expect("batches recorded");
     let r = |x: f64| (x * 1e6).round() / 1e3; // seconds -> ms, rounded to the µs

@@ -20,7 +20,7 @@ fn carbon() -> CarbonSignal {
     CarbonSignal::Steps { times, values }
 }
 
-fn base_spec() -> basin::sim::SimSpec {
+fn base_spec() -> basin::spec::SimSpec {
     let mut s = spec(poisson(300.0, 60),
         vec![server("b", ServerKind::Batched, 1, 4, 2_000, None, |b| (1.0 + 0.4 * b as f64, 0.05 + 0.02 * b as f64))], 35.0);
     s.pue = 1.2;

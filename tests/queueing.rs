@@ -12,7 +12,7 @@ use basin::sim;
 const REPS: u64 = 8;
 
 /// Mean sojourn (ms) of each replication.
-fn replicate(spec: &basin::sim::SimSpec) -> Vec<f64> {
+fn replicate(spec: &basin::spec::SimSpec) -> Vec<f64> {
     let base: u64 = std::env::var("BASIN_TEST_SEED_BASE").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let seeds: Vec<u64> = (base + 1..=base + REPS).collect();
     std::thread::scope(|s| {

@@ -16,7 +16,7 @@ use basin::io::experiment;
 use basin::io::outputs;
 use basin::model::request::Outcome;
 use basin::replay::{self, BackendFactory, Dataset, ReplayOptions, ReplayResult};
-use basin::sim::SimSpec;
+use basin::spec::SimSpec;
 
 const FEATURES: usize = 8;
 

@@ -164,6 +164,8 @@ pub struct Gateway<'a> {
     metered_power_w: f64,
     /// Reconfigurations a remote server cannot apply at run time, counted and ignored.
     ignored_reconfigs: u64,
+    /// Answered requests whose correctness came from a real model output against the label.
+    scored_requests: u64,
 }
 
 /// What a controller may look at (a free function: the controller is borrowed mutably while
@@ -186,6 +188,8 @@ pub struct GatewayTotals {
     pub output: RunOutput,
     pub failed_reasons: std::collections::BTreeMap<String, u64>,
     pub ignored_reconfigs: u64,
+    /// Answered requests whose correctness came from a real model output against the label.
+    pub scored_requests: u64,
 }
 
 impl<'a> Gateway<'a> {
@@ -236,6 +240,7 @@ impl<'a> Gateway<'a> {
             metered,
             metered_power_w: 0.0,
             ignored_reconfigs: 0,
+            scored_requests: 0,
         };
         g.schedule_next_arrival();
         if let Some(iv) = g.controller.tick_interval() {
@@ -397,7 +402,10 @@ impl<'a> Gateway<'a> {
         let target = match decision {
             Decision::Skip if self.spec.early_exit.is_some() => {
                 let correct = match real {
-                    Some(a) => a.correct,
+                    Some(a) => {
+                        self.scored_requests += a.correct.is_some() as u64;
+                        a.correct
+                    }
                     None => self.modelled_correct(self.spec.early_exit.as_ref().and_then(|e| e.quality_index), r.sample),
                 };
                 self.metrics.skip(&r, now, self.early_exit_path, self.early_exit_model, correct);
@@ -649,7 +657,10 @@ impl<'a> Gateway<'a> {
         let s = f.server as usize;
         let variant = f.variant as usize;
         let correct = match real {
-            Some(c) => c,
+            Some(c) => {
+                self.scored_requests += c.is_some() as u64;
+                c
+            }
             None => self.modelled_correct(self.servers[s].spec.variants[variant].quality_index, f.r.sample),
         };
         self.ledger.attributed_j += f.share;
@@ -791,6 +802,7 @@ impl<'a> Gateway<'a> {
             output: RunOutput { summary: f.summary, timeseries: f.timeseries, requests: f.requests, batches: f.batches, events },
             failed_reasons: f.failed_reasons,
             ignored_reconfigs: self.ignored_reconfigs,
+            scored_requests: self.scored_requests,
         }
     }
 }

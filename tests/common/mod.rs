@@ -9,7 +9,7 @@ use basin::model::controller::ControllerConfig;
 use basin::model::cost::{CostRow, LatencyDistribution};
 use basin::model::routing::RoutingConfig;
 use basin::model::server::{ServerKind, ServerSpec, Variant};
-use basin::sim::SimSpec;
+use basin::spec::SimSpec;
 
 /// A server whose batches of size b take `latency_ms(b)` and cost `energy_j(b)`.
 pub fn server(name: &str, kind: ServerKind, instances: u32, max_batch: u32, delay_us: u64,

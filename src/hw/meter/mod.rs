@@ -52,6 +52,8 @@ pub enum MeterKind {
     PerfLog,
     Estimate,
     Mock,
+    /// No meter: energy modelled from the cost table (`basin replay --virtual`).
+    CostTable,
 }
 
 /// What a meter is, for labelling outputs.

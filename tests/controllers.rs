@@ -14,7 +14,8 @@ use basin::model::controller::ControllerConfig;
 use basin::model::cost::CostRow;
 use basin::model::quality::{Quality, QualityTable};
 use basin::model::server::{ServerKind, Variant};
-use basin::sim::{self, EarlyExitSpec, SimSpec};
+use basin::sim;
+use basin::spec::{EarlyExitSpec, SimSpec};
 use rand::RngExt;
 
 const KINDS: &[&str] = &[

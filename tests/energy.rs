@@ -9,7 +9,8 @@ use basin::model::controller::{ControllerConfig, StaticThresholdConfig};
 use basin::model::cost::CostRow;
 use basin::model::quality::{Quality, QualityTable};
 use basin::model::server::ServerKind;
-use basin::sim::{self, EarlyExitSpec};
+use basin::sim;
+use basin::spec::EarlyExitSpec;
 
 fn rel(a: f64, b: f64) -> f64 { (a - b).abs() / b.abs().max(1e-300) }
 

@@ -14,13 +14,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
-use crate::core::{Joules, SimDuration};
-use crate::metrics::CarbonSignal;
-use crate::model::DeviceSpec;
 use crate::model::arrivals::{ArrivalProcess, ArrivalSpec};
 use crate::model::controller::ControllerConfig;
 use crate::model::cost::{CostRow, LatencyDistribution};
-use crate::model::routing::RoutingConfig;
 use crate::model::server::{ServerKind, ServerSpec, Variant};
 use crate::sim;
 use crate::spec::SimSpec;
@@ -88,30 +84,11 @@ pub struct MemoryArgs {
 }
 
 fn server(kind: ServerKind, max_batch: u32, delay_us: u64, dist: Option<LatencyDistribution>, cost: impl Fn(u32) -> (f64, f64)) -> ServerSpec {
-    let costs = (1..=max_batch).map(|b| {
-        let (l, e) = cost(b);
-        let mut r = CostRow::fixed("m", "sim", "dev0", b, l, e);
-        r.distribution = dist;
-        r.service_dist().expect("valid bench row")
-    }).collect();
-    ServerSpec {
-        name: "s".into(), kind, backend: "sim".into(), device: 0,
-        variants: vec![Variant { model: "m".into(), costs, quality_index: None }],
-        initial_variant: 0, instances: 1, max_batch_size: max_batch, preferred_batch_sizes: vec![],
-        max_queue_delay: SimDuration::from_micros(delay_us), max_queue_size: None,
-        warmup: SimDuration::ZERO, warmup_energy: Joules(0.0), instance_standby_power_w: 0.0, request_overhead: SimDuration::ZERO, load: None,
-    }
+    crate::spec::build::server("s", kind, 1, max_batch, delay_us, dist, cost)
 }
 
 fn spec(arrivals: ArrivalSpec, server: ServerSpec, max_requests: Option<u64>) -> SimSpec {
-    SimSpec {
-        name: "bench".into(), arrivals, max_requests,
-        devices: vec![DeviceSpec { name: "dev0".into(), idle_power_w: 60.0 }],
-        servers: vec![server], early_exit: None, quality: None,
-        controller: ControllerConfig::default(), routing: RoutingConfig::default(),
-        slo: SimDuration::from_millis_f64(100.0), pue: 1.0, carbon: CarbonSignal::Constant(400.0),
-        interval: SimDuration::from_secs(1), record_requests: false, record_batches: false, energy_estimated: false,
-    }
+    SimSpec { max_requests, ..crate::spec::build::spec("bench", arrivals, vec![server], 60.0) }
 }
 
 /// M/M/1 at ρ = 0.9 (λ = 900/s, μ = 1000/s) for `requests` requests.

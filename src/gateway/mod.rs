@@ -220,7 +220,7 @@ impl<'a> Gateway<'a> {
             servers,
             remote,
             views,
-            controller: spec.controller.build(&ctx),
+            controller: spec.controller.build(&ctx, &streams),
             router: Router::new(spec.routing.clone(), &ctx).map_err(|e| format!("routing: {e}"))?,
             metrics,
             ledger: EnergyLedger::new(spec),

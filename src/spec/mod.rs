@@ -73,3 +73,71 @@ impl SimSpec {
         }
     }
 }
+
+/// Builders with the defaults that tests, benchmarks and examples share (one model `m` on one
+/// device `dev0`, cost rows given as a function of the batch size).
+pub mod build {
+    use super::SimSpec;
+    use crate::core::{Joules, SimDuration};
+    use crate::metrics::CarbonSignal;
+    use crate::model::DeviceSpec;
+    use crate::model::arrivals::ArrivalSpec;
+    use crate::model::controller::ControllerConfig;
+    use crate::model::cost::{CostRow, LatencyDistribution};
+    use crate::model::routing::RoutingConfig;
+    use crate::model::server::{ServerKind, ServerSpec, Variant};
+
+    /// A server `name` of model `m` on device 0 whose batches of size b take `cost(b)` =
+    /// (latency ms, energy J), drawn from `dist` when given (deterministic otherwise).
+    pub fn server(name: &str, kind: ServerKind, instances: u32, max_batch: u32, delay_us: u64, dist: Option<LatencyDistribution>, cost: impl Fn(u32) -> (f64, f64)) -> ServerSpec {
+        let costs = (1..=max_batch)
+            .map(|b| {
+                let (l, e) = cost(b);
+                let mut r = CostRow::fixed("m", "sim", "dev0", b, l, e);
+                r.distribution = dist;
+                r.service_dist().expect("a built cost row has a finite latency and energy")
+            })
+            .collect();
+        ServerSpec {
+            name: name.into(),
+            kind,
+            backend: "sim".into(),
+            device: 0,
+            variants: vec![Variant { model: "m".into(), costs, quality_index: None }],
+            initial_variant: 0,
+            instances,
+            max_batch_size: max_batch,
+            preferred_batch_sizes: vec![],
+            max_queue_delay: SimDuration::from_micros(delay_us),
+            max_queue_size: None,
+            warmup: SimDuration::ZERO,
+            warmup_energy: Joules(0.0),
+            instance_standby_power_w: 0.0,
+            request_overhead: SimDuration::ZERO,
+            load: None,
+        }
+    }
+
+    /// An experiment `name` with `servers` on device `dev0` idling at `idle_w`, open loop, first
+    /// server routing, SLO 100 ms, PUE 1, 400 g/kWh, 1 s intervals, no records.
+    pub fn spec(name: &str, arrivals: ArrivalSpec, servers: Vec<ServerSpec>, idle_w: f64) -> SimSpec {
+        SimSpec {
+            name: name.into(),
+            arrivals,
+            max_requests: None,
+            devices: vec![DeviceSpec { name: "dev0".into(), idle_power_w: idle_w }],
+            servers,
+            early_exit: None,
+            quality: None,
+            controller: ControllerConfig::default(),
+            routing: RoutingConfig::default(),
+            slo: SimDuration::from_millis_f64(100.0),
+            pue: 1.0,
+            carbon: CarbonSignal::Constant(400.0),
+            interval: SimDuration::from_secs(1),
+            record_requests: false,
+            record_batches: false,
+            energy_estimated: false,
+        }
+    }
+}

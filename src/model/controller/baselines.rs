@@ -45,6 +45,12 @@ macro_rules! baseline {
             pub fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { self.to_ipa().check_context(ctx) }
             pub fn build(&self, ctx: &ControllerContext) -> Ipa { self.to_ipa().build(ctx) }
         }
+
+        impl super::PolicyConfig for $name {
+            fn validate(&self) -> Result<(), String> { $name::validate(self) }
+            fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { $name::check_context(self, ctx) }
+            fn build_controller(&self, ctx: &ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build(ctx)) }
+        }
     };
 }
 

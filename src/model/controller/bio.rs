@@ -427,6 +427,11 @@ impl Controller for BioThreshold {
     fn tau(&self, now: SimTime) -> Option<f64> { Some(self.tau_at(now)) }
 }
 
+impl super::PolicyConfig for BioThresholdConfig {
+    fn validate(&self) -> Result<(), String> { BioThresholdConfig::validate(self) }
+    fn build_controller(&self, ctx: &ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build(ctx)) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,7 +744,7 @@ mod tests {
         assert!(cfg.needs_early_exit());
         assert_eq!(cfg.kind(), "bio_threshold");
         assert!(ControllerConfig::KINDS.contains(&"bio_threshold"));
-        let c = cfg.build(&ctx(2.0));
+        let c = cfg.build(&ctx(2.0), &crate::core::RngStreams::new(1));
         assert_eq!(c.tau(SimTime::ZERO), Some(0.9));
         // Open loop: every key defaults.
         let open: ControllerConfig = toml::from_str("kind = \"bio_threshold\"").unwrap();

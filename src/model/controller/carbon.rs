@@ -277,6 +277,12 @@ impl Controller for Carbon {
     }
 }
 
+impl super::PolicyConfig for CarbonConfig {
+    fn validate(&self) -> Result<(), String> { CarbonConfig::validate(self) }
+    fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { CarbonConfig::check_context(self, ctx) }
+    fn build_controller(&self, ctx: &ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build(ctx)) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -589,6 +589,12 @@ impl Controller for Ipa {
     }
 }
 
+impl super::PolicyConfig for IpaConfig {
+    fn validate(&self) -> Result<(), String> { IpaConfig::validate(self) }
+    fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { IpaConfig::check_context(self, ctx) }
+    fn build_controller(&self, ctx: &ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build(ctx)) }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -23,7 +23,7 @@ pub mod static_threshold;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{SimDuration, SimTime};
+use crate::core::{RngStreams, SimDuration, SimTime};
 
 pub use bio::{BioThresholdConfig, FeedbackConfig};
 pub use baselines::{Fa2HighConfig, Fa2LowConfig, RimHighConfig};
@@ -158,22 +158,74 @@ pub trait Controller: Send {
     fn tau(&self, _now: SimTime) -> Option<f64> { None }
 }
 
-/// `[controller]` in an experiment file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ControllerConfig {
-    OpenLoop(OpenLoopConfig),
-    StaticThreshold(StaticThresholdConfig),
-    BioThreshold(BioThresholdConfig),
-    Ipa(IpaConfig),
-    #[serde(rename = "fa2_low")]
-    Fa2Low(Fa2LowConfig),
-    #[serde(rename = "fa2_high")]
-    Fa2High(Fa2HighConfig),
-    RimHigh(RimHighConfig),
-    #[serde(rename = "qlearn")]
-    QLearn(QLearnConfig),
-    Carbon(CarbonConfig),
+/// One policy's `[controller]` table: its checks and the controller it builds. Each policy's
+/// file implements it for its config.
+pub trait PolicyConfig {
+    /// Checks parameter ranges; the message names the key.
+    fn validate(&self) -> Result<(), String> { Ok(()) }
+    /// Checks what the config names (servers, variants, batch sizes) against the deployment.
+    fn check_context(&self, _ctx: &ControllerContext) -> Result<(), String> { Ok(()) }
+    /// A fresh controller for one run; `streams` are the run's seeded streams (a policy that
+    /// draws random numbers takes a named stream from them).
+    fn build_controller(&self, ctx: &ControllerContext, streams: &RngStreams) -> Box<dyn Controller>;
+}
+
+/// The list of policies, written once: the `[controller]` enum, its `kind` names and the
+/// dispatch to each policy's [`PolicyConfig`].
+macro_rules! policies {
+    ($($variant:ident($config:ty) = $kind:literal),* $(,)?) => {
+        /// `[controller]` in an experiment file.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum ControllerConfig {
+            $(#[serde(rename = $kind)] $variant($config),)*
+        }
+
+        impl ControllerConfig {
+            /// The names users write in `kind = "..."`.
+            pub const KINDS: &'static [&'static str] = &[$($kind),*];
+
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(ControllerConfig::$variant(_) => $kind,)*
+                }
+            }
+
+            fn policy(&self) -> &dyn PolicyConfig {
+                match self {
+                    $(ControllerConfig::$variant(c) => c,)*
+                }
+            }
+
+            /// Re-reads a `[controller]` table that failed to parse as its own kind's struct, to
+            /// name the failing key (serde's tagged enums lose the path): `(path inside the
+            /// table, message)`.
+            pub fn explain_error(table: &toml::Table) -> Option<(String, String)> {
+                fn de<T: serde::de::DeserializeOwned>(t: toml::Table) -> Option<(String, String)> {
+                    serde_path_to_error::deserialize::<_, T>(toml::Value::Table(t)).err().map(|e| (e.path().to_string(), e.into_inner().to_string()))
+                }
+                let kind = table.get("kind")?.as_str()?;
+                let mut t = table.clone();
+                t.remove("kind");
+                match kind {
+                    $($kind => de::<$config>(t),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+policies! {
+    OpenLoop(OpenLoopConfig) = "open_loop",
+    StaticThreshold(StaticThresholdConfig) = "static_threshold",
+    BioThreshold(BioThresholdConfig) = "bio_threshold",
+    Ipa(IpaConfig) = "ipa",
+    Fa2Low(Fa2LowConfig) = "fa2_low",
+    Fa2High(Fa2HighConfig) = "fa2_high",
+    RimHigh(RimHighConfig) = "rim_high",
+    QLearn(QLearnConfig) = "qlearn",
+    Carbon(CarbonConfig) = "carbon",
 }
 
 impl Default for ControllerConfig {
@@ -181,89 +233,15 @@ impl Default for ControllerConfig {
 }
 
 impl ControllerConfig {
-    /// The names users write in `kind = "..."`.
-    pub const KINDS: &'static [&'static str] = &["open_loop", "static_threshold", "bio_threshold", "ipa", "fa2_low", "fa2_high", "rim_high", "qlearn", "carbon"];
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ControllerConfig::OpenLoop(_) => "open_loop",
-            ControllerConfig::StaticThreshold(_) => "static_threshold",
-            ControllerConfig::BioThreshold(_) => "bio_threshold",
-            ControllerConfig::Ipa(_) => "ipa",
-            ControllerConfig::Fa2Low(_) => "fa2_low",
-            ControllerConfig::Fa2High(_) => "fa2_high",
-            ControllerConfig::RimHigh(_) => "rim_high",
-            ControllerConfig::QLearn(_) => "qlearn",
-            ControllerConfig::Carbon(_) => "carbon",
-        }
-    }
-
     /// Whether this policy needs a cascade's early-exit model (it skips requests).
     pub fn needs_early_exit(&self) -> bool { matches!(self, ControllerConfig::StaticThreshold(_) | ControllerConfig::BioThreshold(_)) }
 
     /// Checks parameter ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
-        match self {
-            ControllerConfig::OpenLoop(_) => Ok(()),
-            ControllerConfig::StaticThreshold(c) => c.validate(),
-            ControllerConfig::BioThreshold(c) => c.validate(),
-            ControllerConfig::Ipa(c) => c.validate(),
-            ControllerConfig::Fa2Low(c) => c.validate(),
-            ControllerConfig::Fa2High(c) => c.validate(),
-            ControllerConfig::RimHigh(c) => c.validate(),
-            ControllerConfig::QLearn(c) => c.validate(),
-            ControllerConfig::Carbon(c) => c.validate(),
-        }
-    }
-
-    /// Re-reads a `[controller]` table that failed to parse as its own kind's struct, to name
-    /// the failing key (serde's tagged enums lose the path): `(path inside the table, message)`.
-    pub fn explain_error(table: &toml::Table) -> Option<(String, String)> {
-        fn de<T: serde::de::DeserializeOwned>(t: toml::Table) -> Option<(String, String)> {
-            serde_path_to_error::deserialize::<_, T>(toml::Value::Table(t)).err().map(|e| (e.path().to_string(), e.into_inner().to_string()))
-        }
-        let kind = table.get("kind")?.as_str()?;
-        let mut t = table.clone();
-        t.remove("kind");
-        match kind {
-            "open_loop" => de::<OpenLoopConfig>(t),
-            "static_threshold" => de::<StaticThresholdConfig>(t),
-            "bio_threshold" => de::<BioThresholdConfig>(t),
-            "ipa" => de::<IpaConfig>(t),
-            "fa2_low" => de::<Fa2LowConfig>(t),
-            "fa2_high" => de::<Fa2HighConfig>(t),
-            "rim_high" => de::<RimHighConfig>(t),
-            "qlearn" => de::<QLearnConfig>(t),
-            "carbon" => de::<CarbonConfig>(t),
-            _ => None,
-        }
-    }
+    pub fn validate(&self) -> Result<(), String> { self.policy().validate() }
 
     /// Checks what the config names (servers, variants, batch sizes) against the deployment.
-    pub fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> {
-        match self {
-            ControllerConfig::Ipa(c) => c.check_context(ctx),
-            ControllerConfig::Fa2Low(c) => c.check_context(ctx),
-            ControllerConfig::Fa2High(c) => c.check_context(ctx),
-            ControllerConfig::RimHigh(c) => c.check_context(ctx),
-            ControllerConfig::QLearn(c) => c.check_context(ctx),
-            ControllerConfig::Carbon(c) => c.check_context(ctx),
-            _ => Ok(()),
-        }
-    }
+    pub fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { self.policy().check_context(ctx) }
 
-    /// A fresh controller for one run.
-    pub fn build(&self, ctx: &ControllerContext) -> Box<dyn Controller> {
-        match self {
-            ControllerConfig::OpenLoop(c) => Box::new(c.build()),
-            ControllerConfig::StaticThreshold(c) => Box::new(c.build()),
-            ControllerConfig::BioThreshold(c) => Box::new(c.build(ctx)),
-            ControllerConfig::Ipa(c) => Box::new(c.build(ctx)),
-            ControllerConfig::Fa2Low(c) => Box::new(c.build(ctx)),
-            ControllerConfig::Fa2High(c) => Box::new(c.build(ctx)),
-            ControllerConfig::RimHigh(c) => Box::new(c.build(ctx)),
-            ControllerConfig::QLearn(c) => Box::new(c.build(ctx)),
-            ControllerConfig::Carbon(c) => Box::new(c.build(ctx)),
-        }
-    }
+    /// A fresh controller for one run with the run's seeded streams.
+    pub fn build(&self, ctx: &ControllerContext, streams: &RngStreams) -> Box<dyn Controller> { self.policy().build_controller(ctx, streams) }
 }

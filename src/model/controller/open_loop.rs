@@ -20,3 +20,7 @@ impl Controller for OpenLoop {
     #[inline]
     fn decide(&mut self, _req: &RequestView, _view: &GatewayView<'_>) -> Decision { Decision::Admit }
 }
+
+impl super::PolicyConfig for OpenLoopConfig {
+    fn build_controller(&self, _: &super::ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build()) }
+}

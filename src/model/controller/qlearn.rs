@@ -19,9 +19,9 @@
 //! default), then takes an ε-greedy step and emits it. The state space holds no load, so the
 //! table is relearned as the load moves — the limitation of the formulation in the issue.
 //!
-//! Randomness: one [`StreamRng`] handed to [`QLearn::new`]. [`QLearnConfig::build`] derives it
-//! from the `seed` key (default [`DEFAULT_SEED`]) as `RngStreams::new(seed).stream("qlearn")`;
-//! the run seed does not reach it unless the caller passes a stream of its own.
+//! Randomness: one [`StreamRng`] handed to [`QLearn::new`]: the run's named stream "qlearn"
+//! (so the run seed reaches it and seeds of a sweep explore differently), or, when the `seed`
+//! key is set, `RngStreams::new(seed).stream("qlearn")` whatever the run seed.
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -29,9 +29,6 @@ use serde::{Deserialize, Serialize};
 use super::ipa::{IpaConfig, Planner, PredictorKind, Problem, rank_variants, reconfigure};
 use super::{Controller, ControllerContext, Decision, GatewayView, Reconfig, RequestView};
 use crate::core::{RngStreams, SimDuration, StreamRng};
-
-/// The `seed` used when the experiment gives none.
-pub const DEFAULT_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
 fn d_interval() -> f64 { 10.0 }
 fn d_a() -> f64 { 1.0 }
@@ -107,7 +104,7 @@ pub struct QLearnConfig {
     /// Extra model-based updates per tick.
     #[serde(default)]
     pub planning_steps: u32,
-    /// Seed of the exploration stream (default [`DEFAULT_SEED`]).
+    /// Seed of the exploration stream (default: the run's "qlearn" stream).
     #[serde(default)]
     pub seed: Option<u64>,
 }
@@ -168,11 +165,6 @@ impl QLearnConfig {
     }
 
     pub fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { self.to_ipa().check_context(ctx) }
-
-    /// A fresh controller seeded from the `seed` key.
-    pub fn build(&self, ctx: &ControllerContext) -> QLearn {
-        QLearn::new(self, ctx, RngStreams::new(self.seed.unwrap_or(DEFAULT_SEED)).stream("qlearn"))
-    }
 }
 
 /// The learning parameters.
@@ -397,6 +389,19 @@ impl Controller for QLearn {
     }
 }
 
+impl super::PolicyConfig for QLearnConfig {
+    fn validate(&self) -> Result<(), String> { QLearnConfig::validate(self) }
+    fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { QLearnConfig::check_context(self, ctx) }
+    /// Exploration draws from the run's "qlearn" stream, or from the `seed` key's when it is set.
+    fn build_controller(&self, ctx: &ControllerContext, streams: &RngStreams) -> Box<dyn super::Controller> {
+        let rng = match self.seed {
+            Some(seed) => RngStreams::new(seed).stream("qlearn"),
+            None => streams.stream("qlearn"),
+        };
+        Box::new(QLearn::new(self, ctx, rng))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,7 +515,7 @@ mod tests {
         let cfg = QLearnConfig { max_instances: 2, planning_steps: 20, interval_s: 1.0, instance_static_power_w: Some(1.0), ..Default::default() };
         cfg.validate().unwrap();
         let run = || {
-            let mut c = cfg.build(&ctx);
+            let mut c = QLearn::new(&cfg, &ctx, RngStreams::new(7).stream("qlearn"));
             let mut sv = ServerView { name: "s".into(), queue_len: 0, in_service: 0, busy_instances: 0, instances: 1, max_batch_size: 1, variant: 0, batch_service_s: 0.0 };
             let mut trace = Vec::new();
             let mut out = Vec::new();

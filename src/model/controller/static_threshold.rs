@@ -42,6 +42,11 @@ impl Controller for StaticThreshold {
     fn tau(&self, _now: SimTime) -> Option<f64> { Some(self.threshold) }
 }
 
+impl super::PolicyConfig for StaticThresholdConfig {
+    fn validate(&self) -> Result<(), String> { StaticThresholdConfig::validate(self) }
+    fn build_controller(&self, _: &super::ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@
 //! leaves no output directory behind.
 
 pub mod config;
+pub mod load_profile;
 pub mod measure;
 pub mod output;
 pub mod transport;

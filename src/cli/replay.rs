@@ -310,7 +310,7 @@ fn poisson_spec(spec: &SimSpec, rate: f64, secs: f64, seed: u64) -> Result<SimSp
 }
 
 pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
-    use crate::replay::load_profile;
+    use crate::calibrate::load_profile;
     if a.rates.is_empty() || a.rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
         bail!("--rates: every rate must be a finite number > 0 (got {:?})", a.rates);
     }

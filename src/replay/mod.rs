@@ -28,7 +28,6 @@
 //! whatever is still in flight then is recorded as failed.
 
 pub mod data;
-pub mod load_profile;
 pub mod real;
 pub mod validate;
 

@@ -29,8 +29,8 @@
 //!
 //! The result is a [`crate::model::load::LoadProfile`] (`[[server]] load_profile`).
 
-use crate::calibrate::measure::quantile_sorted;
-use crate::calibrate::transport::ServerSnapshot;
+use super::measure::quantile_sorted;
+use super::transport::ServerSnapshot;
 use crate::metrics::RunOutput;
 use crate::model::request::Outcome;
 

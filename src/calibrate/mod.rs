@@ -312,6 +312,8 @@ pub struct Calibration {
     pub config_file: PathBuf,
     pub host_id: String,
     pub host: Host,
+    /// What NVML reported about the GPUs before measuring, or why it could not.
+    pub nvml: std::result::Result<meter::NvmlSystem, String>,
     pub measured: Vec<Measured>,
     pub triton_stats: Vec<TritonPointStats>,
     /// `[transport]` points (Triton measured as the replay uses it).
@@ -338,6 +340,7 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         cfg.quicken();
     }
     let host = Host::describe();
+    let nvml = meter::describe_gpus().map_err(|e| e.to_string());
     let host_id = cfg.host_id.clone().unwrap_or_else(|| config::default_host_id(&host.hostname, &host.cpu_model));
     let out = opts.out.clone().unwrap_or_else(|| file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(&host_id));
 
@@ -497,6 +500,7 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         config_file: file.clone(),
         host_id,
         host,
+        nvml,
         measured,
         triton_stats,
         transport: transport_points,

@@ -34,7 +34,10 @@ use nvml_wrapper::error::NvmlError;
 use serde::Serialize;
 
 use super::counter::{CounterDomain, CounterTracker};
-use super::{EnergyMeter, EnergyReading, MeterError, MeterHealth, MeterInfo, MeterKind};
+use super::{
+    EnergyMeter, EnergyReading, GpuDescription, MeterError, MeterHealth, MeterInfo, MeterKind,
+    NvmlSystem,
+};
 
 /// Power sampling period for GPUs without an energy counter.
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(20);
@@ -363,31 +366,6 @@ impl Drop for NvmlMeter {
             }
         }
     }
-}
-
-/// What NVML says about the host's GPUs, for calibration manifests.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NvmlSystem {
-    pub library: String,
-    pub driver_version: Option<String>,
-    /// The CUDA version the driver supports, e.g. `13.0`.
-    pub cuda_driver_version: Option<String>,
-    pub gpus: Vec<GpuDescription>,
-}
-
-/// One GPU as NVML reports it at the time of the query; `None`: the query is not supported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GpuDescription {
-    pub index: u32,
-    pub name: String,
-    pub memory_total_gib: Option<f64>,
-    pub power_limit_w: Option<f64>,
-    pub graphics_clock_mhz: Option<u32>,
-    pub sm_clock_mhz: Option<u32>,
-    pub memory_clock_mhz: Option<u32>,
-    pub max_graphics_clock_mhz: Option<u32>,
-    pub max_sm_clock_mhz: Option<u32>,
-    pub max_memory_clock_mhz: Option<u32>,
 }
 
 /// Driver, CUDA and per-GPU facts (clocks, power limit, memory) through the NVML library at `lib`.

@@ -6,51 +6,17 @@
 #![cfg(feature = "nvml")]
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use basin::hw::meter::nvml::{self, NvmlMeter, NvmlSource};
 use basin::hw::meter::{EnergyMeter, MeterError, measure_idle_power, measure_window};
 
-/// A fake NVML library answering from `script`; the folder lives as long as the value.
-struct FakeNvml {
-    dir: tempfile::TempDir,
-}
+mod fake_nvml;
 
-impl FakeNvml {
-    fn new(script: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let script_path = dir.path().join("fake_nvml.script");
-        std::fs::write(&script_path, script).expect("write script");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_nvml/fake_nvml.c");
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let out = Command::new(&cc)
-            .args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror"])
-            .arg(format!("-DFAKE_NVML_SCRIPT=\"{}\"", script_path.display()))
-            .arg("-o")
-            .arg(dir.path().join("libnvidia-ml.so"))
-            .arg(&src)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("running `{cc}` to build the fake NVML library: {e} (install a C compiler)")
-            });
-        assert!(
-            out.status.success(),
-            "{cc} {}: {}",
-            src.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        FakeNvml { dir }
-    }
+use fake_nvml::FakeNvml;
 
-    fn lib(&self) -> PathBuf {
-        self.dir.path().join("libnvidia-ml.so")
-    }
-
-    fn open(&self, index: u32) -> Result<NvmlMeter, MeterError> {
-        NvmlMeter::open_library(self.lib().as_os_str(), index)
-    }
+fn open(fake: &FakeNvml, index: u32) -> Result<NvmlMeter, MeterError> {
+    NvmlMeter::open_library(fake.lib().as_os_str(), index)
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -61,7 +27,7 @@ fn close(a: f64, b: f64) -> bool {
 fn counter_windows_are_differences_of_the_energy_counter() {
     // The first value is read by open (the baseline), then one per read.
     let fake = FakeNvml::new("device NVIDIA H200\nenergy 5000 5000 5150 5150 5600\n");
-    let mut m = fake.open(0).unwrap();
+    let mut m = open(&fake, 0).unwrap();
     assert_eq!(m.source(), NvmlSource::EnergyCounter);
     assert_eq!(m.info().name, "nvml:NVIDIA H200 (total energy counter)");
     assert!(!m.info().estimated);
@@ -85,7 +51,7 @@ fn counter_windows_are_differences_of_the_energy_counter() {
 fn the_counter_wrapping_at_2_pow_64_is_counted_and_a_reset_is_an_error() {
     let top = u64::MAX - 99;
     let fake = FakeNvml::new(&format!("device NVIDIA H200\nenergy {top} 400 2\n"));
-    let mut m = fake.open(0).unwrap();
+    let mut m = open(&fake, 0).unwrap();
     std::thread::sleep(Duration::from_millis(10));
     // 100 mJ to the top of the counter, then 400: 0.5 J (50 W over 10 ms is possible).
     let r = m.read().unwrap();
@@ -110,7 +76,7 @@ fn the_counter_wrapping_at_2_pow_64_is_counted_and_a_reset_is_an_error() {
 #[test]
 fn a_gpu_without_the_energy_counter_is_power_polled_and_flagged() {
     let fake = FakeNvml::new("device Tesla P100-PCIE-16GB\nno_energy\npower 150000\n");
-    let mut m = fake.open(0).unwrap();
+    let mut m = open(&fake, 0).unwrap();
     assert_eq!(m.source(), NvmlSource::PowerPolling);
     assert_eq!(
         m.info().name,
@@ -138,8 +104,8 @@ fn several_gpus_are_metered_separately_and_a_missing_index_is_named() {
         "device NVIDIA H200\nenergy 1000 1100\n\
          device NVIDIA A100-SXM4-80GB\nenergy 70000 70250\n",
     );
-    let mut gpu0 = fake.open(0).unwrap();
-    let mut gpu1 = fake.open(1).unwrap();
+    let mut gpu0 = open(&fake, 0).unwrap();
+    let mut gpu1 = open(&fake, 1).unwrap();
     assert_eq!(gpu0.info().name, "nvml:NVIDIA H200 (total energy counter)");
     assert_eq!(
         gpu1.info().name,
@@ -148,7 +114,7 @@ fn several_gpus_are_metered_separately_and_a_missing_index_is_named() {
     assert_eq!(gpu1.info().domains, vec!["gpu1".to_string()]);
     assert!(close(gpu0.read().unwrap().energy_j, 0.100));
     assert!(close(gpu1.read().unwrap().energy_j, 0.250));
-    let e = fake.open(2).unwrap_err();
+    let e = open(&fake, 2).unwrap_err();
     assert!(
         matches!(e, MeterError::NvmlNoDevice { index: 2, count: 2 }),
         "{e}"
@@ -163,7 +129,7 @@ fn several_gpus_are_metered_separately_and_a_missing_index_is_named() {
 fn a_gpu_lost_mid_window_is_an_error_not_a_number() {
     // Two successful energy reads (open and the window's first), then the GPU is gone.
     let fake = FakeNvml::new("device NVIDIA H200\nenergy 100 200 300\nlost_after 2\n");
-    let mut m = fake.open(0).unwrap();
+    let mut m = open(&fake, 0).unwrap();
     let e = measure_window(&mut m, || ()).unwrap_err();
     assert!(
         matches!(e, MeterError::Disappeared { meter: "NVML", .. }),
@@ -178,7 +144,7 @@ fn a_gpu_lost_mid_window_is_an_error_not_a_number() {
 #[test]
 fn a_power_polled_gpu_lost_mid_run_is_an_error() {
     let fake = FakeNvml::new("device Tesla P100\nno_energy\npower 90000\nlost_after 3\n");
-    let mut m = fake.open(0).unwrap();
+    let mut m = open(&fake, 0).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let e = m.read().unwrap_err();
     assert!(
@@ -191,7 +157,7 @@ fn a_power_polled_gpu_lost_mid_run_is_an_error() {
 fn nvml_failing_to_initialise_is_a_clear_error() {
     // NVML_ERROR_DRIVER_NOT_LOADED
     let fake = FakeNvml::new("init 9\ndevice NVIDIA H200\n");
-    let e = fake.open(0).unwrap_err();
+    let e = open(&fake, 0).unwrap_err();
     assert!(matches!(e, MeterError::NvmlUnavailable { .. }), "{e}");
     assert_eq!(
         e.to_string(),
@@ -199,7 +165,7 @@ fn nvml_failing_to_initialise_is_a_clear_error() {
     );
     // NVML_ERROR_NO_PERMISSION names the call.
     let fake = FakeNvml::new("init 4\n");
-    let e = fake.open(0).unwrap_err();
+    let e = open(&fake, 0).unwrap_err();
     assert!(
         matches!(
             e,
@@ -212,7 +178,7 @@ fn nvml_failing_to_initialise_is_a_clear_error() {
     );
     // A driver with no GPU attached.
     let fake = FakeNvml::new("driver 580.95.05\n");
-    let e = fake.open(0).unwrap_err();
+    let e = open(&fake, 0).unwrap_err();
     assert!(
         matches!(e, MeterError::NvmlNoDevice { index: 0, count: 0 }),
         "{e}"

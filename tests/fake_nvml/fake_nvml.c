@@ -12,6 +12,8 @@
  *   cuda VERSION              nvmlSystemGetCudaDriverVersion_v2 (1000 x major + 10 x minor)
  *   device NAME...            starts a device (the rest of the line is its name)
  *   energy MJ MJ ...          total-energy counter (mJ) of successive reads; the last repeats
+ *   energy_rate MW            instead: the counter grows at MW milliwatts of wall-clock time since
+ *                             nvmlInit_v2 (CLOCK_MONOTONIC), a GPU drawing a constant power
  *   no_energy                 the energy call returns NVML_ERROR_NOT_SUPPORTED (pre-Volta)
  *   power MW MW ...           power (mW) of successive reads; the last repeats
  *   lost_after N              after N successful energy/power reads every device call
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef FAKE_NVML_SCRIPT
 #error "build with -DFAKE_NVML_SCRIPT='\"/path/to/script\"'"
@@ -55,6 +58,7 @@ struct fake_device {
     char name[96];
     struct series energy;
     struct series power;
+    unsigned long long energy_rate_mw; /* 0: the `energy` series */
     int no_energy;
     long lost_after; /* -1: never */
     long reads;
@@ -81,6 +85,7 @@ static int device_count;
 static int initialized;
 static char driver_version[80] = "580.00.00-fake";
 static int cuda_version = 13000;
+static struct timespec started; /* when the script was loaded */
 
 static int fail_script(int line, const char *why) {
     fprintf(stderr, "fake_nvml: %s:%d: %s\n", FAKE_NVML_SCRIPT, line, why);
@@ -149,6 +154,10 @@ static int load_script(void) {
             rc = append_values(&dev->energy, rest, line);
         } else if (strcmp(key, "power") == 0) {
             rc = append_values(&dev->power, rest, line);
+        } else if (strcmp(key, "energy_rate") == 0) {
+            unsigned int mw;
+            rc = parse_uints(rest, &mw, 1, line);
+            dev->energy_rate_mw = mw;
         } else if (strcmp(key, "no_energy") == 0) {
             dev->no_energy = 1;
         } else if (strcmp(key, "lost_after") == 0) {
@@ -166,6 +175,7 @@ static int load_script(void) {
         }
     }
     fclose(f);
+    clock_gettime(CLOCK_MONOTONIC, &started);
     return rc != NVML_SUCCESS ? rc : init_code;
 }
 
@@ -259,6 +269,14 @@ nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned l
     int rc = check(device);
     if (rc != NVML_SUCCESS) return rc;
     if (device->no_energy) return NVML_ERROR_NOT_SUPPORTED;
+    if (device->energy_rate_mw > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double s = (double)(now.tv_sec - started.tv_sec) + 1e-9 * (double)(now.tv_nsec - started.tv_nsec);
+        __atomic_add_fetch(&device->reads, 1, __ATOMIC_SEQ_CST);
+        *energy = (unsigned long long)((double)device->energy_rate_mw * s);
+        return NVML_SUCCESS;
+    }
     *energy = next_value(device, &device->energy);
     return NVML_SUCCESS;
 }

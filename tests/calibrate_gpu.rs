@@ -278,6 +278,10 @@ fn basin_calibrate_meters_through_nvml_end_to_end() {
         .unwrap()
         .parse()
         .unwrap();
+    assert_eq!(
+        manifest["runtime"]["onnxruntime_input_path"].as_str(),
+        Some("io_binding")
+    );
     let nvml = &manifest["host"]["nvml"];
     assert_eq!(nvml["driver_version"].as_str(), Some("580.95.05"));
     assert_eq!(nvml["cuda_driver_version"].as_str(), Some("13.0"));

@@ -125,6 +125,8 @@ pub struct Opened {
 pub struct RuntimeInfo {
     pub onnxruntime_version: Option<String>,
     pub onnxruntime_library: Option<String>,
+    /// How inputs reach the session, e.g. `io_binding: inputs and outputs on cuda:0`.
+    pub onnxruntime_input_path: Option<String>,
     pub triton_version: Option<String>,
     pub triton_url: Option<String>,
 }
@@ -185,6 +187,7 @@ pub fn open_ort(file: &Path, cfg: &CalConfig, model: &str, path: &Path, rt: &mut
     let b = OrtBackend::open(&lib, path, opts).with_context(|| format!("onnxruntime: opening model `{model}`"))?;
     rt.onnxruntime_version = Some(b.info().version.clone());
     rt.onnxruntime_library = Some(lib.display().to_string());
+    rt.onnxruntime_input_path = Some(b.info().input_path.clone());
     let device = b.info().device.clone();
     Ok(Opened { backend: Box::new(b), device, stats: None })
 }

@@ -145,6 +145,7 @@ calibrate-gpu plan (dry run: nothing is installed, built or measured)
   1. scripts/setup-ort.sh --gpu      onnxruntime-gpu ${ORT_VERSION:-1.31.1} (CUDA 13) -> $CACHE/onnxruntime-gpu/libonnxruntime.so
                                      (+ libonnxruntime_providers_{shared,cuda}.so; CUDA/cuDNN libraries of nvidia-* wheels on LD_LIBRARY_PATH)
   2. scripts/build-models.sh         resnet18 (N x 3 x 224 x 224), bert6 (N x 128 tokens), digits_{tiny,small,medium,large} -> $CACHE/models
+                                     (with no venv and all of them present: used as they are, so a host without network can bring them)
   3. basin:                          $BASIN_CMD
   4. Triton rows:                    $( ((TRITON)) && echo "scripts/start-triton.sh --cuda --max-batch-size 64 when pytriton and onnxruntime-gpu import in the venv; skipped (with the reason) otherwise" || echo "off (--no-triton)")
   5. basin calibrate $CAL
@@ -164,7 +165,15 @@ log "GPU: $GPU (driver $DRIVER, $NGPU GPU(s)); output $OUT; budget $BUDGET s"
 # --- (2), (3) setup --------------------------------------------------------------------------
 ORT_LIB="$("$REPO/scripts/setup-ort.sh" --gpu | tail -n1)"
 export BASIN_ORT_LIB="$ORT_LIB"
-"$REPO/scripts/build-models.sh" >&2
+# A host without network (no venv to build them) can bring the models: with no venv and all of
+# cal-gpu.toml's files present they are used as they are; otherwise build-models.sh (a no-op
+# when current).
+missing="$(sed -n 's/^[a-z0-9_]* *= *"${BASIN_MODELS_DIR}\/\([^"]*\)".*/\1/p' "$CAL" | sort -u | while read -r f; do [[ -s "$CACHE/models/$f" ]] || echo "$f"; done)"
+if [[ -n "$missing" || -x "${BASIN_VENV:-$REPO/.venv}/bin/python" ]]; then
+    "$REPO/scripts/build-models.sh" >&2
+else
+    log "models: no venv to build them, all present in $CACHE/models: used as they are"
+fi
 # CUDA, cuBLAS and cuDNN from nvidia-* wheels (what onnxruntime-gpu's preload_dlls() would load).
 for py in "${BASIN_VENV:-$REPO/.venv}/bin/python" python3; do
     command -v "$py" >/dev/null 2>&1 || continue

@@ -141,8 +141,9 @@ pub fn samples_rel(model: &str, backend: &str, b: u32) -> String { format!("samp
 
 /// `cost.csv` text.
 pub fn cost_csv(cal: &Calibration) -> String {
+    let gpus = cal.nvml.as_ref().map(|n| n.gpus.iter().map(|g| format!("; GPU {}: {}", g.index, g.name)).collect::<String>()).unwrap_or_default();
     let mut s = format!(
-        "# Measured by `basin calibrate` on {} ({}), {}; see manifest.toml. energy_j = metered energy per batch{}.\n{COST_HEADER}\n",
+        "# Measured by `basin calibrate` on {} ({}{gpus}), {}; see manifest.toml. energy_j = metered energy per batch{}.\n{COST_HEADER}\n",
         cal.host_id,
         cal.host.cpu_model,
         cal.started_at,

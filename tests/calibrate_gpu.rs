@@ -243,6 +243,13 @@ fn basin_calibrate_meters_through_nvml_end_to_end() {
     );
 
     let cost = std::fs::read_to_string(out.join("cost.csv")).unwrap();
+    assert!(
+        cost.lines()
+            .next()
+            .unwrap()
+            .contains("; GPU 0: NVIDIA H200), "),
+        "{cost}"
+    );
     let mut rows = cost.lines().filter(|l| !l.starts_with('#'));
     let header: Vec<&str> = rows.next().unwrap().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();

@@ -126,6 +126,8 @@ pub struct Opened {
 pub struct RuntimeInfo {
     pub onnxruntime_version: Option<String>,
     pub onnxruntime_library: Option<String>,
+    /// How inputs reach the session, e.g. `io_binding: inputs and outputs on cuda:0`.
+    pub onnxruntime_input_path: Option<String>,
     pub triton_version: Option<String>,
     pub triton_url: Option<String>,
 }
@@ -186,6 +188,7 @@ pub fn open_ort(file: &Path, cfg: &CalConfig, model: &str, path: &Path, rt: &mut
     let b = OrtBackend::open(&lib, path, opts).with_context(|| format!("onnxruntime: opening model `{model}`"))?;
     rt.onnxruntime_version = Some(b.info().version.clone());
     rt.onnxruntime_library = Some(lib.display().to_string());
+    rt.onnxruntime_input_path = Some(b.info().input_path.clone());
     let device = b.info().device.clone();
     Ok(Opened { backend: Box::new(b), device, stats: None })
 }
@@ -313,6 +316,8 @@ pub struct Calibration {
     pub config_file: PathBuf,
     pub host_id: String,
     pub host: Host,
+    /// What NVML reported about the GPUs before measuring, or why it could not.
+    pub nvml: std::result::Result<meter::NvmlSystem, String>,
     pub measured: Vec<Measured>,
     pub triton_stats: Vec<TritonPointStats>,
     /// `[transport]` points (Triton measured as the replay uses it).
@@ -339,6 +344,7 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         cfg.quicken();
     }
     let host = Host::describe();
+    let nvml = meter::describe_gpus().map_err(|e| e.to_string());
     let host_id = cfg.host_id.clone().unwrap_or_else(|| config::default_host_id(&host.hostname, &host.cpu_model));
     let out = opts.out.clone().unwrap_or_else(|| file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(&host_id));
 
@@ -498,6 +504,7 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         config_file: file.clone(),
         host_id,
         host,
+        nvml,
         measured,
         triton_stats,
         transport: transport_points,

@@ -141,8 +141,9 @@ pub fn samples_rel(model: &str, backend: &str, b: u32) -> String { format!("samp
 
 /// `cost.csv` text.
 pub fn cost_csv(cal: &Calibration) -> String {
+    let gpus = cal.nvml.as_ref().map(|n| n.gpus.iter().map(|g| format!("; GPU {}: {}", g.index, g.name)).collect::<String>()).unwrap_or_default();
     let mut s = format!(
-        "# Measured by `basin calibrate` on {} ({}), {}; see manifest.toml. energy_j = metered energy per batch{}.\n{COST_HEADER}\n",
+        "# Measured by `basin calibrate` on {} ({}{gpus}), {}; see manifest.toml. energy_j = metered energy per batch{}.\n{COST_HEADER}\n",
         cal.host_id,
         cal.host.cpu_model,
         cal.started_at,
@@ -189,6 +190,11 @@ struct ManifestHost {
     memory_gib: Option<f64>,
     gpus: Vec<String>,
     nvidia_driver: String,
+    /// NVML's report: driver, CUDA, and per GPU its clocks, power limit and memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nvml: Option<crate::hw::meter::NvmlSystem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nvml_unavailable: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -307,6 +313,8 @@ fn manifest_toml(cal: &Calibration) -> Result<String> {
             memory_gib: h.memory_gib,
             gpus: gpu_models(),
             nvidia_driver: nvidia_driver().unwrap_or_else(|| "none (no /proc/driver/nvidia)".into()),
+            nvml: cal.nvml.as_ref().ok().cloned(),
+            nvml_unavailable: cal.nvml.as_ref().err().cloned(),
         },
         runtime: &cal.runtime,
         onnxruntime_threads: match cal.config.backends.onnxruntime.as_ref().map(|o| o.threads) {

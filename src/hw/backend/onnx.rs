@@ -11,8 +11,13 @@
 //! bound to the session through the IoBinding API
 //! (<https://onnxruntime.ai/docs/performance/tune-performance/iobinding.html>), so a
 //! calibration loop of `infer` calls neither copies nor re-binds inputs, and the measured time
-//! is `RunWithBinding` itself. Outputs are bound to CPU memory and copied out once per call
-//! (a `batch × classes` matrix).
+//! is `RunWithBinding` itself. On the CPU, outputs are bound to CPU memory and copied out once
+//! per call (a `batch × classes` matrix).
+//!
+//! On CUDA the inputs are copied to the GPU once, when they are prepared, and the output is
+//! bound to GPU memory: the timed `RunWithBinding` is the model on the device with no PCIe
+//! transfer in it (`input_path = "io_binding: inputs and outputs on cuda:N"`). The output is
+//! copied back to the host after the clock stops, for the probabilities.
 //!
 //! The CUDA execution provider needs the `cuda` feature (it forwards to `ort/cuda`) and the
 //! library of the `onnxruntime-gpu` wheel with CUDA 13 and cuDNN 9 on the library path; when
@@ -24,9 +29,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use ort::environment::Environment;
-use ort::memory::MemoryInfo;
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, Session, SessionInputValue};
-use ort::value::{DynValue, Tensor as OrtTensor, TensorElementType, ValueType};
+use ort::value::{DynTensorValueType, DynValue, Tensor as OrtTensor, TensorElementType, ValueType};
 use serde::{Deserialize, Serialize};
 
 use super::{BackendError, BackendInfo, DType, InferOutput, InferenceBackend, InputData, Probabilities, RandomInputs, TensorData, TensorSpec, to_probabilities};
@@ -194,7 +199,11 @@ impl OrtBackend {
             device,
             provider,
             version: format!("onnxruntime {version}"),
-            input_path: if opts.io_binding { "io_binding" } else { "preallocated" }.into(),
+            input_path: match (opts.io_binding, opts.provider) {
+                (false, _) => "preallocated".into(),
+                (true, Provider::Cpu) => "io_binding".into(),
+                (true, Provider::Cuda { device }) => format!("io_binding: inputs and outputs on cuda:{device}"),
+            },
         };
         Ok(OrtBackend { session, binding, info, specs, output, opts, prepared: HashMap::new(), provided: None, current: None, bound: None })
     }
@@ -215,13 +224,26 @@ impl OrtBackend {
                     got: "no such tensor".into(),
                 })?;
                 let shape = t.shape.clone();
-                Ok(match &t.data {
-                    TensorData::F32(v) => OrtTensor::from_array((shape, v.clone())).map_err(rt)?.into_dyn(),
-                    TensorData::I64(v) => OrtTensor::from_array((shape, v.clone())).map_err(rt)?.into_dyn(),
-                    TensorData::I32(v) => OrtTensor::from_array((shape, v.clone())).map_err(rt)?.into_dyn(),
+                let host = match &t.data {
+                    TensorData::F32(v) => OrtTensor::from_array((shape, v.clone())).map_err(rt)?.upcast(),
+                    TensorData::I64(v) => OrtTensor::from_array((shape, v.clone())).map_err(rt)?.upcast(),
+                    TensorData::I32(v) => OrtTensor::from_array((shape, v.clone())).map_err(rt)?.upcast(),
+                };
+                // Bound inputs live where the model runs (see the module docs).
+                Ok(match self.device_memory() {
+                    Some((dev, id)) => host.to(dev, id).map_err(rt)?.into_dyn(),
+                    None => host.into_dyn(),
                 })
             })
             .collect()
+    }
+
+    /// The GPU memory inputs and outputs are bound to: CUDA with IoBinding; `None`: host memory.
+    fn device_memory(&self) -> Option<(AllocationDevice<'static>, i32)> {
+        match self.opts.provider {
+            Provider::Cuda { device } if self.opts.io_binding => Some((AllocationDevice::CUDA, device)),
+            _ => None,
+        }
     }
 }
 
@@ -287,11 +309,16 @@ impl InferenceBackend for OrtBackend {
             }
             // ONNX Runtime keeps the output it allocated in the binding and reuses it on the
             // next run; a new input shape needs a fresh one.
-            binding.bind_output_to_device(self.output.as_str(), &MemoryInfo::default()).map_err(rt)?;
+            let memory = match self.opts.provider {
+                Provider::Cuda { device } => MemoryInfo::new(AllocationDevice::CUDA, device, AllocatorType::Device, MemoryType::Default).map_err(rt)?,
+                Provider::Cpu => MemoryInfo::default(),
+            };
+            binding.bind_output_to_device(self.output.as_str(), &memory).map_err(rt)?;
             self.bound = Some(which);
         }
+        let on_device = self.device_memory().is_some();
         let t0 = Instant::now();
-        let outputs = match self.binding.as_ref() {
+        let mut outputs = match self.binding.as_ref() {
             Some(binding) => self.session.run_binding(binding).map_err(rt)?,
             None => {
                 let values: &[DynValue] = match which {
@@ -304,7 +331,13 @@ impl InferenceBackend for OrtBackend {
         };
         let elapsed_ms = t0.elapsed().as_secs_f64() * 1e3;
         let out_err = |message: String| BackendError::Output { model: model.clone(), message };
-        let value = outputs.get(&self.output).ok_or_else(|| out_err(format!("output `{}` missing from the run", self.output)))?;
+        let value = outputs.remove(&self.output).ok_or_else(|| out_err(format!("output `{}` missing from the run", self.output)))?;
+        // A device-side output comes back to the host now, after the clock stopped.
+        let value = if on_device {
+            value.downcast::<DynTensorValueType>().and_then(|t| t.to(AllocationDevice::CPU, 0)).map_err(|e| out_err(format!("copying the output to the host: {e}")))?.into_dyn()
+        } else {
+            value
+        };
         let (shape, raw) = value.try_extract_tensor::<f32>().map_err(|e| out_err(e.to_string()))?;
         let batch = shape.first().copied().unwrap_or(0).max(0) as usize;
         if batch == 0 || raw.len() % batch != 0 {

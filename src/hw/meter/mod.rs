@@ -256,6 +256,50 @@ fn open_nvml(_device: u32) -> Result<Box<dyn EnergyMeter>, MeterError> {
     Err(MeterError::NvmlNotCompiled)
 }
 
+/// What NVML says about the host's GPUs, for calibration manifests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NvmlSystem {
+    pub library: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_version: Option<String>,
+    /// The CUDA version the driver supports, e.g. `13.0`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuda_driver_version: Option<String>,
+    pub gpus: Vec<GpuDescription>,
+}
+
+/// One GPU as NVML reports it at the time of the query; `None`: the query is not supported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpuDescription {
+    pub index: u32,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_total_gib: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub power_limit_w: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graphics_clock_mhz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sm_clock_mhz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_clock_mhz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_graphics_clock_mhz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sm_clock_mhz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_clock_mhz: Option<u32>,
+}
+
+/// What NVML reports about this host's GPUs (through [`nvml::library`]); an error says why
+/// there is nothing to report (no driver, or basin built without the `nvml` feature).
+pub fn describe_gpus() -> Result<NvmlSystem, MeterError> {
+    #[cfg(feature = "nvml")]
+    return nvml::describe(&nvml::library());
+    #[cfg(not(feature = "nvml"))]
+    Err(MeterError::NvmlNotCompiled)
+}
+
 /// The energy and time a closure took, as seen by one meter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured<T> {

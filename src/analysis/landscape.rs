@@ -142,10 +142,10 @@ pub fn analyse(
                 if (dx, dy) == (0, 0) || x < 0 || y < 0 || x >= nx as i64 || y >= ny as i64 {
                     continue;
                 }
-                if let Some(n) = at[x as usize * ny + y as usize].filter(|&n| cells[n].feasible) {
-                    if best.is_none_or(|b| lower(n, b)) {
-                        best = Some(n);
-                    }
+                if let Some(n) = at[x as usize * ny + y as usize].filter(|&n| cells[n].feasible)
+                    && best.is_none_or(|b| lower(n, b))
+                {
+                    best = Some(n);
                 }
             }
         }
@@ -200,7 +200,7 @@ pub fn analyse(
             let distinguishable = n.and_then(|n| {
                 let (p, q) = (cells[b], cells[n]);
                 (p.ci95.is_finite() && q.ci95.is_finite())
-                    .then(|| p.z + p.ci95 < q.z - q.ci95 || q.z + q.ci95 < p.z - p.ci95)
+                    .then_some(p.z + p.ci95 < q.z - q.ci95 || q.z + q.ci95 < p.z - p.ci95)
             });
             Basin {
                 cell: b,

@@ -144,9 +144,43 @@ fn exact_axis(
     Some(a)
 }
 
+/// A few short grid values (batch sizes, instance counts) label their own cells better than
+/// round ticks between them: the axis's ticks become the values when there are at most eight
+/// and each prints in at most four characters.
+fn ticks_at_values(axis: &mut Axis, values: &[f64], centres: &[f64]) {
+    let labels: Vec<String> = values
+        .iter()
+        .map(|v| format!("{}", (v * 1e6).round() / 1e6))
+        .collect();
+    if values.len() <= 8 && labels.iter().all(|l| l.len() <= 4) {
+        axis.ticks = centres.to_vec();
+        axis.labels = labels;
+        axis.minor.clear();
+    }
+}
+
+/// `text` broken at spaces into lines at most `max_w` pixels wide in the note's font (a word
+/// longer than that gets a line of its own); no lines for empty text.
+fn wrap(text: &str, max_w: i32) -> Vec<String> {
+    let f = font(ANNOT_PT);
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if text_size(&format!("{line} {word}"), &f).0 <= max_w => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
 struct LandscapeFigure<'a> {
     spec: FigureSpec,
     data: &'a LandscapeData,
+    /// `data.note` broken into lines that fit the width.
+    note: Vec<String>,
     x: Axis,
     y: Axis,
     z: Axis,
@@ -181,7 +215,7 @@ impl<'a> LandscapeFigure<'a> {
             ("x", &data.x_values, data.x_log),
             ("y", &data.y_values, data.y_log),
         ] {
-            if v.len() < 2 || v.windows(2).any(|w| !(w[0] < w[1])) || (log && v[0] <= 0.0) {
+            if v.len() < 2 || !v.windows(2).all(|w| w[0] < w[1]) || (log && v[0] <= 0.0) {
                 return Err(invalid(format!(
                     "the {name} axis needs at least two increasing{} values",
                     if log { " positive" } else { "" }
@@ -215,7 +249,7 @@ impl<'a> LandscapeFigure<'a> {
         let y_centres = chart_space(&data.y_values, data.y_log);
         let (x_edges, y_edges) = (edges(&x_centres), edges(&y_centres));
         let w = spec.width.pixels() as i32;
-        let x = exact_axis(
+        let mut x = exact_axis(
             &data.x_values,
             x_edges[0],
             *x_edges.last().expect("edges"),
@@ -224,7 +258,7 @@ impl<'a> LandscapeFigure<'a> {
             ticks_for(w - px(90.0)),
         )
         .ok_or(PlotError::NoData { figure: FIGURE })?;
-        let y = exact_axis(
+        let mut y = exact_axis(
             &data.y_values,
             y_edges[0],
             *y_edges.last().expect("edges"),
@@ -233,6 +267,8 @@ impl<'a> LandscapeFigure<'a> {
             5,
         )
         .ok_or(PlotError::NoData { figure: FIGURE })?;
+        ticks_at_values(&mut x, &data.x_values, &x_centres);
+        ticks_at_values(&mut y, &data.y_values, &y_centres);
         let (z_lo, mut z_hi) = zs
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &z| {
@@ -265,11 +301,20 @@ impl<'a> LandscapeFigure<'a> {
         ];
         if !data.descent.is_empty() {
             legend.push(LegendEntry {
-                label: "descent from start".into(),
+                label: "start".into(),
+                glyph: Glyph::Marker {
+                    shape: Shape::Square,
+                    r: px(2.6) as f64,
+                    fill: TRANSPARENT,
+                    edge: BLACK.to_rgba(),
+                },
+            });
+            legend.push(LegendEntry {
+                label: "descent".into(),
                 glyph: Glyph::Line {
                     colour: BLACK.to_rgba(),
                     dash: None,
-                    marker: Some(Shape::Square),
+                    marker: None,
                 },
             });
         }
@@ -293,7 +338,7 @@ impl<'a> LandscapeFigure<'a> {
         let y_area = y_label_area(&y, true);
         let z_label_w = z.max_label_width();
         let colour_bar_w =
-            px(3.0) + px(5.0) + px(3.0) + z_label_w + px(2.0) + line_height(LABEL_PT) + px(2.0);
+            px(3.0) + px(5.0) + px(3.0) + z_label_w + px(2.0) + line_height(LABEL_PT) + px(4.0);
         let layout = LegendLayout::new(&legend, w - px(4.0));
         let title_h = if spec.title.is_some() {
             line_height(TITLE_PT) + px(2.0)
@@ -307,11 +352,8 @@ impl<'a> LandscapeFigure<'a> {
             Width::Double => 1.8,
         } * f64::from(DPI)) as i32;
         let gap = px(4.0);
-        let note_h = if data.note.is_empty() {
-            0
-        } else {
-            line_height(ANNOT_PT)
-        };
+        let note = wrap(&data.note, w - px(2.0));
+        let note_h = note.len() as i32 * line_height(ANNOT_PT);
         let x_area = x_label_area(true);
         let h = title_h
             + legend_h
@@ -323,6 +365,7 @@ impl<'a> LandscapeFigure<'a> {
         Ok(LandscapeFigure {
             spec: spec.clone(),
             data,
+            note,
             x,
             y,
             z,
@@ -462,16 +505,6 @@ impl<'a> LandscapeFigure<'a> {
                 )))
                 .msg()?;
         }
-        if let Some(&start) = path.first() {
-            draw_marker(
-                &area,
-                start,
-                Shape::Square,
-                px(1.8) as f64,
-                BLACK.to_rgba(),
-                BLACK.to_rgba(),
-            )?;
-        }
         let label = TextStyle::from(font(ANNOT_PT)).pos(Pos::new(HPos::Left, VPos::Center));
         for (k, &b) in self.data.basins.iter().enumerate() {
             let Some(p) = self.to_chart(b) else { continue };
@@ -488,6 +521,17 @@ impl<'a> LandscapeFigure<'a> {
                 root.draw_text(&k.to_string(), &label, (px_x - ox + px(3.2), px_y - oy))
                     .msg()?;
             }
+        }
+        // Hollow and larger than a basin marker, so a start on a basin leaves it visible.
+        if let Some(&start) = path.first() {
+            draw_marker(
+                &area,
+                start,
+                Shape::Square,
+                px(3.0) as f64,
+                TRANSPARENT,
+                BLACK.to_rgba(),
+            )?;
         }
         for (_, x, y) in &self.data.marks {
             if let Some(p) = self.to_chart((*x, *y)) {
@@ -615,12 +659,10 @@ impl Figure for LandscapeFigure<'_> {
             }
             y0 += h + if last { 0 } else { self.gap };
         }
-        if !self.data.note.is_empty() {
-            let st = TextStyle::from(font(ANNOT_PT)).pos(Pos::new(HPos::Left, VPos::Top));
-            let (w, _) = text_size(&self.data.note, &font(ANNOT_PT));
-            let x = if w < self.w - px(2.0) { px(1.0) } else { 0 };
-            root.draw_text(&self.data.note, &st, (x, y0 + px(0.5)))
-                .msg()?;
+        let st = TextStyle::from(font(ANNOT_PT)).pos(Pos::new(HPos::Left, VPos::Top));
+        for (i, line) in self.note.iter().enumerate() {
+            let y = y0 + px(0.5) + i as i32 * line_height(ANNOT_PT);
+            root.draw_text(line, &st, (px(1.0), y)).msg()?;
         }
         Ok(())
     }
@@ -636,6 +678,24 @@ mod tests {
         assert_eq!(viridis(1.0), RGBColor(0xfd, 0xe7, 0x25));
         assert_eq!(viridis(2.0), viridis(1.0));
         assert_eq!(viridis(f64::NAN), viridis(0.0));
+    }
+
+    #[test]
+    fn long_notes_wrap_within_the_width() {
+        ensure_font().unwrap();
+        let text =
+            "hatched: infeasible; feasible means accuracy >= 0.963932 and latency_ms_p99 <= 50";
+        let max_w = px(90.0);
+        let lines = wrap(text, max_w);
+        assert!(lines.len() > 1, "{lines:?}");
+        assert_eq!(lines.join(" "), text);
+        for l in &lines {
+            assert!(
+                text_size(l, &font(ANNOT_PT)).0 <= max_w || !l.contains(' '),
+                "{l:?} is too wide"
+            );
+        }
+        assert!(wrap("", max_w).is_empty());
     }
 
     #[test]

@@ -466,7 +466,7 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
         z: cells[c].z,
     };
     let finite = |v: f64| Some(v).filter(|v| v.is_finite());
-    let points = cells
+    let points: Vec<PointJson> = cells
         .iter()
         .zip(&choices)
         .enumerate()
@@ -490,15 +490,16 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
         .basins
         .iter()
         .map(|b| {
-            let c = cells[b.cell];
+            // Points are in cell order, so a basin's point is `points[b.cell]`.
+            let p = &points[b.cell];
             BasinJson {
-                x: xv[c.xi],
-                y: yv[c.yi],
-                z: c.z,
-                ci95: finite(c.ci95),
+                x: p.x,
+                y: p.y,
+                z: p.z,
+                ci95: p.ci95,
                 catchment: b.catchment,
                 distinguishable: b.distinguishable,
-                constraint_values: constraint_values(choices[b.cell]),
+                constraint_values: p.constraint_values.clone(),
             }
         })
         .collect();

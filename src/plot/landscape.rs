@@ -279,36 +279,21 @@ impl<'a> LandscapeFigure<'a> {
         }
         let z = exact_axis(&[z_lo, z_hi], z_lo, z_hi, false, &data.z_label, 5)
             .ok_or(PlotError::NoData { figure: FIGURE })?;
+        let marker = |label: &str, shape, r: f64, fill, edge: RGBColor| LegendEntry {
+            label: label.into(),
+            glyph: Glyph::Marker {
+                shape,
+                r: px(r) as f64,
+                fill,
+                edge: edge.to_rgba(),
+            },
+        };
         let mut legend = vec![
-            LegendEntry {
-                label: "basin".into(),
-                glyph: Glyph::Marker {
-                    shape: Shape::Circle,
-                    r: px(2.2) as f64,
-                    fill: WHITE.to_rgba(),
-                    edge: BLACK.to_rgba(),
-                },
-            },
-            LegendEntry {
-                label: "global minimum".into(),
-                glyph: Glyph::Marker {
-                    shape: Shape::Star,
-                    r: px(2.4) as f64,
-                    fill: WHITE.to_rgba(),
-                    edge: BLACK.to_rgba(),
-                },
-            },
+            marker("basin", Shape::Circle, 2.2, WHITE.to_rgba(), BLACK),
+            marker("global minimum", Shape::Star, 2.4, WHITE.to_rgba(), BLACK),
         ];
         if !data.descent.is_empty() {
-            legend.push(LegendEntry {
-                label: "start".into(),
-                glyph: Glyph::Marker {
-                    shape: Shape::Square,
-                    r: px(2.6) as f64,
-                    fill: TRANSPARENT,
-                    edge: BLACK.to_rgba(),
-                },
-            });
+            legend.push(marker("start", Shape::Square, 2.6, TRANSPARENT, BLACK));
             legend.push(LegendEntry {
                 label: "descent".into(),
                 glyph: Glyph::Line {
@@ -319,15 +304,7 @@ impl<'a> LandscapeFigure<'a> {
             });
         }
         if !data.marks.is_empty() {
-            legend.push(LegendEntry {
-                label: "runs".into(),
-                glyph: Glyph::Marker {
-                    shape: Shape::Diamond,
-                    r: px(2.6) as f64,
-                    fill: TRANSPARENT,
-                    edge: RUN_MARK.to_rgba(),
-                },
-            });
+            legend.push(marker("runs", Shape::Diamond, 2.6, TRANSPARENT, RUN_MARK));
         }
         if data.cells.iter().any(|c| !c.feasible) {
             legend.push(LegendEntry {

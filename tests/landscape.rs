@@ -466,6 +466,12 @@ fn landscape_matches_an_independent_computation_and_refuses_bad_input() {
         "{e}"
     );
     let e = run_bad(
+        &["--fix", "workload=wa", "--where", "accuracy=>0.9"],
+        "server.0.max_batch_size",
+        "energy_j_per_request",
+    );
+    assert!(e.contains("`accuracy=` is not a column name"), "{e}");
+    let e = run_bad(
         &["--fix", "workload=wa", "--where", "accuracy 0.9"],
         "server.0.max_batch_size",
         "energy_j_per_request",

@@ -73,6 +73,12 @@ impl Constraint {
             if let Some((col, val)) = s.split_once(op) {
                 let column = col.trim().to_string();
                 let v = val.trim();
+                // "accuracy=>0.9" would otherwise read as column `accuracy=` and operator `>`.
+                if column.contains(['<', '>', '=', '!']) {
+                    bail!(
+                        "--where {s:?}: `{column}` is not a column name; the operators are >= <= > < == != (e.g. \"accuracy>=0.95\")"
+                    );
+                }
                 let value: f64 = v.parse().map_err(|_| anyhow::anyhow!("--where {s:?}: `{v}` is not a number (expected COLUMN OP NUMBER, e.g. \"accuracy>=0.95\")"))?;
                 if column.is_empty() {
                     bail!(

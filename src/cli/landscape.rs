@@ -54,6 +54,7 @@ pub struct LandscapeArgs {
     /// Output figure(s), .png or .svg (repeatable); FIG.json goes beside each (same stem).
     #[arg(long, required = true)]
     pub out: Vec<PathBuf>,
+    /// Printed width of the figure.
     #[arg(long, value_enum, default_value = "single")]
     pub width: WidthArg,
 }

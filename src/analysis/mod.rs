@@ -9,8 +9,10 @@
 //! * [`pareto`]: objective specs (`energy_j_per_request:min`), dominance, the non-dominated
 //!   set, exact hypervolume (2-D sweep, 3-D slicing, k-D HSO), the knee point and a default
 //!   reference point.
+//! * [`landscape`]: basins, descent and catchments of a metric over a two-axis grid.
 //! * [`stats`]: mean and Student-t 95 % confidence interval over seeds, and grouping of rows
 //!   that share all axis values.
 
+pub mod landscape;
 pub mod pareto;
 pub mod stats;

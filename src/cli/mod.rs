@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod calibrate;
+pub mod landscape;
 pub mod pareto;
 pub mod plot;
 pub mod replay;
@@ -39,6 +40,9 @@ pub enum Command {
     Merge(sweep::MergeArgs),
     /// Non-dominated runs of a sweep per workload: front, hypervolume, knee, baseline.
     Pareto(pareto::ParetoArgs),
+    /// The landscape of a metric over two sweep axes: basins, catchments, global minimum
+    /// (a heatmap figure and FIG.json beside it).
+    Landscape(landscape::LandscapeArgs),
     /// Figures from recorded outputs (Pareto front, time series, latency CDF, energy).
     Plot {
         #[command(subcommand)]
@@ -80,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Sweep(a) => sweep::run(a),
         Command::Merge(a) => sweep::merge(a),
         Command::Pareto(a) => pareto::run(a),
+        Command::Landscape(a) => landscape::run(a),
         Command::Plot { cmd } => plot::run(cmd),
         Command::Replay(a) => replay::run_replay(a),
         Command::Validate(a) => replay::run_validate(a),

@@ -59,6 +59,20 @@ pub enum PlotCmd {
         #[command(flatten)]
         common: Common,
     },
+    /// How adaptive controllers moved, one line per run: the bio controller's threshold τ(t)
+    /// against the per-interval energy per request and admission rate, plus the mean batch size
+    /// and instances in use per interval when the runs recorded batches.parquet
+    /// (`[output] batches = true`). With --on, the figure is instead that landscape
+    /// (`basin landscape`'s FIG.json) with each run marked at its parameters.
+    Trajectory {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// A landscape JSON written by `basin landscape`: mark the runs on it.
+        #[arg(long)]
+        on: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Latency CDFs of several runs (needs requests.parquet: `[output] requests = true`).
     Cdf {
         #[arg(required = true)]
@@ -103,7 +117,7 @@ pub enum PlotCmd {
     },
 }
 
-fn width(w: WidthArg) -> Width {
+pub fn width(w: WidthArg) -> Width {
     match w {
         WidthArg::Single => Width::Single,
         WidthArg::Double => Width::Double,
@@ -136,6 +150,10 @@ pub fn label(col: &str) -> String {
         "slo_violation_rate" => "SLO violation rate".into(),
         "throughput_rps" => "throughput (req/s)".into(),
         "mean_power_w" => "mean power (W)".into(),
+        "controller.k" => "decay rate k (1/s)".into(),
+        "controller.tau0" => "initial threshold τ0".into(),
+        "server.0.max_batch_size" => "max batch size".into(),
+        "server.0.instances" => "instances".into(),
         c if c.starts_with("latency_ms_") => format!("{} latency (ms)", &c["latency_ms_".len()..]),
         c => c.to_string(),
     }
@@ -169,6 +187,70 @@ fn read_summary(run: &Path) -> Result<Summary> {
 
 fn run_name(run: &Path) -> String {
     run.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| run.display().to_string())
+}
+
+/// A run's time series (`t_s` and the frame) and how many of its intervals are complete: a
+/// run's last interval is usually partial (the run ends mid-interval), so its rates and power
+/// are per its own short length and would show as spikes; figures leave it out (the recorded
+/// data keep it).
+fn read_timeseries(run: &Path) -> Result<(Vec<f64>, polars::prelude::DataFrame, usize)> {
+    let df = outputs::read_parquet(&run.join(outputs::TIMESERIES))?;
+    let t = crate::cli::pareto::f64_column(&df, "t_s")?;
+    let dt = interval_of(&t);
+    let partial = read_summary(run).ok().zip(t.last())
+        .is_some_and(|(s, &last)| t.len() > 1 && s.duration_s - last < 0.999 * dt);
+    let n = if partial { t.len() - 1 } else { t.len() };
+    Ok((t, df, n))
+}
+
+/// The recording interval of a time series (1 s when it has a single row).
+fn interval_of(t: &[f64]) -> f64 {
+    if t.len() > 1 { t[1] - t[0] } else { 1.0 }
+}
+
+/// Per interval of `t` (width `dt`): the mean batch size and the number of distinct
+/// instances that started a batch, from a run's batches.parquet; `None` without the file.
+fn batches_per_interval(run: &Path, t: &[f64], dt: f64) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+    let p = run.join(outputs::BATCHES);
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let df = outputs::read_parquet(&p)?;
+    let start = crate::cli::pareto::f64_column(&df, "start_s")?;
+    let size = crate::cli::pareto::f64_column(&df, "size")?;
+    let server = crate::cli::pareto::str_column(&df, "server").unwrap_or_else(|| vec![String::new(); df.height()]);
+    let instance = crate::cli::pareto::f64_column(&df, "instance")?;
+    let t0 = t.first().copied().unwrap_or(0.0);
+    let mut sums = vec![(0.0, 0usize); t.len()];
+    let mut used: Vec<std::collections::BTreeSet<(String, u64)>> = vec![Default::default(); t.len()];
+    for i in 0..df.height() {
+        let k = ((start[i] - t0) / dt).floor();
+        if k >= 0.0 && (k as usize) < t.len() {
+            let k = k as usize;
+            sums[k].0 += size[i];
+            sums[k].1 += 1;
+            used[k].insert((server[i].clone(), instance[i] as u64));
+        }
+    }
+    let mean = sums.iter().map(|(s, n)| if *n > 0 { s / *n as f64 } else { f64::NAN }).collect();
+    let instances = used.iter().map(|u| u.len() as f64).collect();
+    Ok(Some((mean, instances)))
+}
+
+/// The value of a dotted sweep axis (`controller.k`, `server.0.instances`) in a run's
+/// manifest.json (its resolved experiment).
+fn run_parameter(run: &Path, axis: &str) -> Result<f64> {
+    let p = run.join(outputs::MANIFEST);
+    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {} (is {} a run directory?)", p.display(), run.display()))?;
+    let m: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not a basin manifest", p.display()))?;
+    let mut v = &m["experiment"];
+    for part in axis.split('.') {
+        v = match part.parse::<usize>() {
+            Ok(i) if v.is_array() => &v[i],
+            _ => &v[part],
+        };
+    }
+    v.as_f64().with_context(|| format!("{}: the run has no numeric parameter `{axis}` (the landscape's axis); it cannot be placed on it", run.display()))
 }
 
 /// Mean of `y` per (workload, x) over seeds, one series per workload, sorted by x.
@@ -243,19 +325,11 @@ pub fn run(cmd: PlotCmd) -> Result<()> {
             })
         }
         PlotCmd::Timeseries { run, common } => {
-            let p = run.join(outputs::TIMESERIES);
-            let df = outputs::read_parquet(&p)?;
             use crate::cli::pareto::f64_column as col;
-            let t = col(&df, "t_s")?;
-            let dt = if t.len() > 1 { t[1] - t[0] } else { 1.0 };
+            let (t, df, n) = read_timeseries(&run)?;
+            let dt = interval_of(&t);
             let arrivals = col(&df, "arrivals")?;
             let admitted = col(&df, "admitted")?;
-            // A run's last interval is usually partial (the run ends mid-interval): its rates and
-            // power are per its own short length and would show as spikes, so the figure leaves
-            // it out (the recorded data keep it).
-            let partial = read_summary(&run).ok().zip(t.last())
-                .is_some_and(|(s, &last)| t.len() > 1 && s.duration_s - last < 0.999 * dt);
-            let n = if partial { t.len() - 1 } else { t.len() };
             let series = |v: Vec<f64>| -> Vec<(f64, f64)> { t.iter().copied().zip(v).take(n).collect() };
             let mut panels = vec![Panel { y_label: "arrival rate (req/s)".into(), series: vec![("arrivals".into(), series(arrivals.iter().map(|a| a / dt).collect()))] }];
             let tau = col(&df, "tau")?;
@@ -268,6 +342,19 @@ pub fn run(cmd: PlotCmd) -> Result<()> {
             panels.push(Panel { y_label: "power (W)".into(), series: vec![("power".into(), series(col(&df, "power_w")?))] });
             panels.push(Panel { y_label: "carbon intensity (g/kWh)".into(), series: vec![("grid".into(), series(col(&df, "carbon_g_per_kwh")?))] });
             each_out(&common, |out, spec| plot::timeseries_figure(out, spec, "time (s)", &panels))
+        }
+        PlotCmd::Trajectory { runs, on, common } => {
+            if let Some(fig_json) = on {
+                let text = std::fs::read_to_string(&fig_json).with_context(|| format!("cannot read {}", fig_json.display()))?;
+                let j: crate::cli::landscape::LandscapeJson = serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a landscape JSON (written by `basin landscape`)", fig_json.display()))?;
+                let mut data = crate::cli::landscape::figure_data(&j);
+                for r in &runs {
+                    data.marks.push((run_name(r), run_parameter(r, &j.x)?, run_parameter(r, &j.y)?));
+                }
+                return each_out(&common, |out, spec| plot::landscape_figure(out, spec, &data));
+            }
+            trajectory_figure(&runs, &common)
         }
         PlotCmd::Cdf { runs, log_x, common } => {
             let mut lines = Vec::new();
@@ -308,4 +395,36 @@ pub fn run(cmd: PlotCmd) -> Result<()> {
             each_out(&common, |out, spec| plot::energy_breakdown_figure(out, spec, &bars))
         }
     }
+}
+
+/// `basin plot trajectory` without `--on`: one line per run in each panel.
+fn trajectory_figure(runs: &[PathBuf], common: &Common) -> Result<()> {
+    use crate::cli::pareto::f64_column as col;
+    let (mut tau, mut energy, mut admission, mut batch, mut instances) = (vec![], vec![], vec![], vec![], vec![]);
+    for r in runs {
+        let (t, df, n) = read_timeseries(r)?;
+        let dt = interval_of(&t);
+        let name = run_name(r);
+        let series = |v: Vec<f64>| -> Vec<(f64, f64)> { t.iter().copied().zip(v).take(n).collect() };
+        let arrivals = col(&df, "arrivals")?;
+        let per_arrival = |v: &[f64]| arrivals.iter().zip(v).map(|(a, x)| if *a > 0.0 { x / a } else { f64::NAN }).collect::<Vec<f64>>();
+        tau.push((name.clone(), series(col(&df, "tau")?)));
+        energy.push((name.clone(), series(per_arrival(&col(&df, "energy_j")?))));
+        admission.push((name.clone(), series(per_arrival(&col(&df, "admitted")?))));
+        if let Some((b, i)) = batches_per_interval(r, &t, dt)? {
+            batch.push((name.clone(), series(b)));
+            instances.push((name, series(i)));
+        }
+    }
+    let mut panels = Vec::new();
+    if tau.iter().any(|(_, s)| s.iter().any(|p| p.1.is_finite())) {
+        panels.push(Panel { y_label: "threshold τ(t)".into(), series: tau });
+    }
+    panels.push(Panel { y_label: "energy per request (J)".into(), series: energy });
+    panels.push(Panel { y_label: "admission rate".into(), series: admission });
+    if !batch.is_empty() {
+        panels.push(Panel { y_label: "mean batch size".into(), series: batch });
+        panels.push(Panel { y_label: "instances in use".into(), series: instances });
+    }
+    each_out(common, |out, spec| plot::timeseries_figure(out, spec, "time (s)", &panels))
 }

@@ -25,12 +25,14 @@ mod common;
 
 pub mod breakdown;
 pub mod cdf;
+pub mod landscape;
 pub mod lines;
 pub mod pareto;
 pub mod timeseries;
 
 pub use breakdown::{EnergyBreakdown, energy_breakdown_figure};
 pub use cdf::latency_cdf_figure;
+pub use landscape::{LandscapeCell, LandscapeData, landscape_figure};
 pub use lines::lines_figure;
 pub use pareto::{ParetoPoint, pareto_figure, pareto_figure_groups};
 pub use timeseries::{Panel, timeseries_figure};

@@ -14,7 +14,6 @@
 # BASIN_SKIP_SLURM=1 skips step 4 (it needs root: apt-get install slurm-wlm munge).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export BASIN_SHARED_DIR="${BASIN_SHARED_DIR:-$(cd .. && pwd)/shared}"
 export BASIN_REQUIRE_HW="${BASIN_REQUIRE_HW:-1}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/basin-test.XXXXXX")"

@@ -5,12 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn basin(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basin")).args(args).current_dir(cwd)
-        .env("BASIN_SHARED_DIR", shared()).output().expect("the basin binary runs")
-}
-
-fn shared() -> PathBuf {
-    std::env::var("BASIN_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+    Command::new(env!("CARGO_BIN_EXE_basin")).args(args).current_dir(cwd).output().expect("the basin binary runs")
 }
 
 fn repo() -> &'static Path { Path::new(env!("CARGO_MANIFEST_DIR")) }

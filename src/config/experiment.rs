@@ -57,8 +57,9 @@ pub struct Experiment {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadConfig {
-    /// A trace file, relative to the experiment file. `${BASIN_SHARED_DIR}` and
-    /// `${BASIN_TRACES_DIR}` are expanded (defaults: `../shared`, `../shared/traces`).
+    /// A trace file, relative to the experiment file. `${BASIN_TRACES_DIR}` is expanded: the
+    /// variable if set, else the nearest `traces/` folder above the experiment file (the
+    /// repository's own, bundled traces), else the one of the source tree basin was built from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
     /// rate_csv | ipa_raw | request_csv (default: detected from the file).

@@ -65,39 +65,42 @@ pub fn load(file: &Path, overrides: &[String], seed: Option<u64>) -> Result<Load
     resolve(file, table, seed)
 }
 
-/// Expands `${BASIN_SHARED_DIR}` and `${BASIN_TRACES_DIR}` and resolves relative paths against
-/// the experiment file's directory.
+/// Expands `${BASIN_TRACES_DIR}` (see [`traces_dir`]) and resolves relative paths against the
+/// experiment file's directory.
 pub fn resolve_path(file: &Path, raw: &str) -> Result<PathBuf, String> {
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut s = raw.to_string();
-    if s.contains("${BASIN_TRACES_DIR}") {
-        let t = match std::env::var("BASIN_TRACES_DIR") {
-            Ok(v) => PathBuf::from(v),
-            Err(_) => shared_dir(dir)?.join("traces"),
-        };
-        s = s.replace("${BASIN_TRACES_DIR}", &t.to_string_lossy());
-    }
-    if s.contains("${BASIN_SHARED_DIR}") {
-        s = s.replace("${BASIN_SHARED_DIR}", &shared_dir(dir)?.to_string_lossy());
+    if s.contains(TRACES_DIR_VAR) {
+        s = s.replace(TRACES_DIR_VAR, &traces_dir(dir)?.to_string_lossy());
     }
     let p = PathBuf::from(s);
     Ok(if p.is_absolute() { p } else { dir.join(p) })
 }
 
-/// `BASIN_SHARED_DIR`, or the nearest `shared/` directory beside the experiment's directory or
-/// one of its ancestors (the repository's `../shared`).
-pub fn shared_dir(start: &Path) -> Result<PathBuf, String> {
-    if let Ok(v) = std::env::var("BASIN_SHARED_DIR") {
+const TRACES_DIR_VAR: &str = "${BASIN_TRACES_DIR}";
+
+/// Where `${BASIN_TRACES_DIR}` points: the `BASIN_TRACES_DIR` variable if set; else the nearest
+/// `traces/` folder in `start` or one of its ancestors (a bundled experiment under
+/// `experiments/` finds the repository's `traces/`, wherever the repository was cloned and
+/// whichever directory basin runs from); else the `traces/` folder of the source tree basin was
+/// built from (an installed binary run on an experiment outside any repository).
+pub fn traces_dir(start: &Path) -> Result<PathBuf, String> {
+    if let Some(v) = std::env::var_os("BASIN_TRACES_DIR") {
         return Ok(PathBuf::from(v));
     }
     let abs = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
-    for a in abs.ancestors() {
-        let cand = a.join("shared");
-        if cand.join("traces").is_dir() {
-            return Ok(cand);
-        }
+    if let Some(found) = abs.ancestors().map(|a| a.join("traces")).find(|t| t.is_dir()) {
+        return Ok(found);
     }
-    Err(format!("cannot find the shared data directory (a `shared/traces` folder above {}); set BASIN_SHARED_DIR or BASIN_TRACES_DIR", abs.display()))
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
+    if built_from.is_dir() {
+        return Ok(built_from);
+    }
+    Err(format!(
+        "cannot find the traces folder for ${{BASIN_TRACES_DIR}}: no `traces/` folder in {} or above it, and the source tree basin was built from ({}) is gone; set BASIN_TRACES_DIR",
+        abs.display(),
+        built_from.display()
+    ))
 }
 
 struct Ctx<'a> {

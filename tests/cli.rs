@@ -243,3 +243,45 @@ fn load_profile_errors_name_the_key_file_and_line() {
     assert!(!ok);
     has(&e, &["server[0].load_profile", "nope.csv", "not found"]);
 }
+
+#[test]
+fn a_cost_row_for_an_undeclared_device_names_it_and_the_declared_ones() {
+    // inline row: named at once
+    let (e, _) = bad(|b| b.replacen("device = \"gpu0\"\nbatch_size = 1", "device = \"gpu\"\nbatch_size = 1", 1), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "`cost[0].device`", "no [[device]] declares device `gpu`", "declared devices: `gpu0`"]);
+    // table rows: named (file and line) when the lookup misses
+    let table = "model,backend,device,batch_size,latency_ms,energy_j\nm,triton,gpu,1,5.0,1.0\nm,triton,gpu,2,6.0,1.5\n";
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = BASE.replace(&BASE[BASE.find("[[cost]]").unwrap()..BASE.find("[[server]]").unwrap()], "[cost_table]\npath = \"cost.csv\"\n");
+    std::fs::write(tmp.path().join("exp.toml"), exp).unwrap();
+    std::fs::write(tmp.path().join("trace.csv"), GOOD).unwrap();
+    std::fs::write(tmp.path().join("cost.csv"), table).unwrap();
+    let o = basin(&["simulate", "exp.toml", "--out", "out"], tmp.path());
+    assert!(!o.status.success() && !tmp.path().join("out").exists());
+    has(&String::from_utf8_lossy(&o.stderr), &["exp.toml", "`server[0].model`", "device `gpu`", "cost.csv, line 2", "which no [[device]] declares", "declared devices: `gpu0`"]);
+}
+
+#[test]
+fn set_controller_kind_that_leaves_old_keys_says_to_replace_the_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = format!("{BASE}\n[controller]\nkind = \"bio_threshold\"\nk = 2.0\ntau0 = 0.5\n");
+    std::fs::write(tmp.path().join("exp.toml"), exp).unwrap();
+    std::fs::write(tmp.path().join("trace.csv"), GOOD).unwrap();
+    let o = basin(&["simulate", "exp.toml", "--out", "out", "--set", "controller.kind=open_loop"], tmp.path());
+    assert!(!o.status.success() && !tmp.path().join("out").exists());
+    let e = String::from_utf8_lossy(&o.stderr);
+    has(&e, &["exp.toml", "`controller.kind`", "from `bio_threshold` to `open_loop`", "`k`, `tau0`", r#"--set 'controller={kind="open_loop"}'"#]);
+    // the suggested command works
+    let o = basin(&["simulate", "exp.toml", "--out", "out", "--set", r#"controller={kind="open_loop"}"#], tmp.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_trace_rate_beyond_what_can_be_simulated_is_an_error_not_a_hang() {
+    for rate in ["1e20", "1e308"] {
+        let started = std::time::Instant::now();
+        let (e, _) = bad(|b| b.to_string(), "trace.csv", Some(&format!("second,rate\n0,5\n1,{rate}\n2,3\n")));
+        has(&e, &["exp.toml", "`workload`", "beyond the 1e9 one run can simulate", "peak rate"]);
+        assert!(started.elapsed().as_secs() < 30, "took {:?}", started.elapsed());
+    }
+}

@@ -94,10 +94,9 @@ fn trace_gen_sweep_and_pareto_write_plain_csvs() {
                 [[device]]\nname = \"gpu0\"\nidle_power_w = 50\n\
                 [[server]]\nname = \"s\"\nkind = \"batched\"\nmodel = \"m\"\nbackend = \"sim\"\ndevice = \"gpu0\"\nmax_batch_size = 4\nmax_queue_delay_us = 2000\n\
                 [quality.accuracy]\nm = 0.9\n\
-                [[cost]]\nmodel = \"m\"\nbackend = \"sim\"\ndevice = \"gpu0\"\nbatch_size = 1\nlatency_ms = 1.5\nenergy_j = 0.15\n\
-                [[cost]]\nmodel = \"m\"\nbackend = \"sim\"\ndevice = \"gpu0\"\nbatch_size = 4\nlatency_ms = 3.0\nenergy_j = 0.3\n\
-                [cost_table]\ninterpolate = true\n";
-    std::fs::write(d.path().join("base.toml"), base).unwrap();
+";
+    let costs: String = (1..=4).map(|b| format!("[[cost]]\nmodel = \"m\"\nbackend = \"sim\"\ndevice = \"gpu0\"\nbatch_size = {b}\nlatency_ms = {}\nenergy_j = {}\n", 1.0 + 0.5 * b as f64, 0.1 * b as f64)).collect();
+    std::fs::write(d.path().join("base.toml"), format!("{base}{costs}")).unwrap();
     std::fs::write(d.path().join("sweep.toml"), "base = \"base.toml\"\nseeds = [1, 2]\n[axes]\n\"server.0.max_queue_delay_us\" = [500, 4000]\n").unwrap();
     let sweep_out = d.path().join("sweep");
     run_ok(&["sweep", d.path().join("sweep.toml").to_str().unwrap(), "--out", sweep_out.to_str().unwrap(), "--quiet", "--jobs", "1"]);

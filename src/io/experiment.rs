@@ -185,6 +185,12 @@ impl Ctx<'_> {
         Ok(p)
     }
 
+    /// " (read from PATH)" for the input file of `role`, so that an error caused by a table's
+    /// content names the table, not only the key that pointed to it.
+    fn read_from(&self, role: &str) -> String {
+        self.inputs.iter().find(|i| i.role == role).map(|i| format!(" (read from {})", i.path.display())).unwrap_or_default()
+    }
+
     fn hash(&mut self, role: &str, p: &Path) -> Result<(), ConfigError> {
         let sha256 = sha256_file(p).map_err(|e| self.err(role, format!("{}: {e}", p.display())))?;
         self.inputs.push(InputFile { role: role.into(), path: p.to_path_buf(), sha256 });
@@ -311,7 +317,7 @@ fn check_simulable(ctx: &Ctx, arrivals: &ArrivalSpec) -> Result<(), ConfigError>
         ArrivalSpec::Rate { rates_rps, .. } => format!(" (peak rate {:e} req/s)", rates_rps.iter().copied().fold(0.0, f64::max)),
         ArrivalSpec::Times { .. } => String::new(),
     };
-    Err(ctx.err("workload", format!("the workload asks for {expected:e} requests{peak}, beyond the {MAX_SIMULATED_REQUESTS:e} one run can simulate; lower the trace's rates or `rate_scale`, or shorten `duration_s`")))
+    Err(ctx.err("workload", format!("the workload asks for {expected:e} requests{peak}{}, beyond the {MAX_SIMULATED_REQUESTS:e} one run can simulate; lower the trace's rates or `rate_scale`, or shorten `duration_s`", ctx.read_from("workload.trace"))))
 }
 
 /// `[[device]]`: unique names, finite idle power.
@@ -405,8 +411,9 @@ impl CostRows {
             )));
         }
         Err(ctx.err(key, format!(
-            "no cost row for model `{model}`, backend `{backend}`, device `{device}`, batch_size {b} ({why}); rows exist for batch sizes [{}]{}",
+            "no cost row for model `{model}`, backend `{backend}`, device `{device}`, batch_size {b} ({why}); rows exist for batch sizes [{}]{}{}",
             have.join(", "),
+            ctx.read_from("cost_table.path"),
             if self.interpolate { " and interpolation needs a measured size on both sides" } else { "; add the row or set `cost_table.interpolate = true`" }
         )))
     }
@@ -435,7 +442,7 @@ fn build_quality(ctx: &mut Ctx, exp: &Experiment) -> Result<Option<Quality>, Con
 fn quality_index(ctx: &Ctx, quality: Option<&Quality>, key: &str, model: &str) -> Result<Option<usize>, ConfigError> {
     match quality {
         None => Ok(None),
-        Some(q) => q.index_of(model).map(Some).ok_or_else(|| ctx.err(key, format!("the quality table has no model `{model}`"))),
+        Some(q) => q.index_of(model).map(Some).ok_or_else(|| ctx.err(key, format!("the quality table has no model `{model}`{}", ctx.read_from("quality.path")))),
     }
 }
 

@@ -64,5 +64,11 @@ if [[ "${BASIN_SKIP_SLURM:-0}" != 1 ]]; then
     scripts/test-slurm.sh --compare-unsharded "$BIN" experiments/sweep-k-tau0/bench.toml
     stamp
 fi
+echo "== plain CSVs written above (polars defaults) and the docs' relative links"
+find "$OUT" -name '*.csv' -print0 | xargs -0 -r .venv/bin/python -c 'import polars, sys
+for p in sys.argv[1:]: polars.read_csv(p)'
+scripts/check-links.py
+if command -v mdbook >/dev/null; then mdbook build docs >/dev/null; fi   # optional: mdbook is not installed by the project
+stamp
 echo "== cargo test"
 cargo test "$@"

@@ -388,7 +388,7 @@ impl CostRows {
     fn estimated(&self) -> bool { self.by_key.values().any(|(_, r)| r.energy_estimated) }
 
     /// The service-time distribution of batch size `b` (a row, or interpolated between two).
-    fn lookup(&self, ctx: &Ctx, key: &str, model: &str, backend: &str, device: &str, b: u32, why: &str) -> Result<ServiceDist, ConfigError> {
+    fn lookup(&self, ctx: &Ctx, key: &str, (model, backend, device): (&str, &str, &str), b: u32, why: &str) -> Result<ServiceDist, ConfigError> {
         let k = (model.to_string(), backend.to_string(), device.to_string(), b);
         if let Some((_, r)) = self.by_key.get(&k) {
             return Ok(r.service_dist().expect("validated"));
@@ -524,7 +524,7 @@ fn build_servers(ctx: &mut Ctx, exp: &Experiment, devices: &[DeviceSpec], costs:
         for (vi, model) in std::iter::once(&s.model).chain(s.variants.iter()).enumerate() {
             let key = if vi == 0 { k("model") } else { format!("server[{i}].variants[{}]", vi - 1) };
             let why = format!("server `{}` can form batches of 1..={limit}", s.name);
-            let costs = (1..=limit).map(|b| costs.lookup(ctx, &key, model, &s.backend, &s.device, b, &why)).collect::<Result<Vec<_>, _>>()?;
+            let costs = (1..=limit).map(|b| costs.lookup(ctx, &key, (model, &s.backend, &s.device), b, &why)).collect::<Result<Vec<_>, _>>()?;
             let (qkey, qmodel) = match (&s.quality_model, vi) {
                 (Some(q), 0) => (k("quality_model"), q),
                 _ => (key.clone(), model),
@@ -557,7 +557,7 @@ fn build_servers(ctx: &mut Ctx, exp: &Experiment, devices: &[DeviceSpec], costs:
 fn build_early_exit(ctx: &Ctx, exp: &Experiment, devices: &[DeviceSpec], costs: &CostRows, quality: Option<&Quality>) -> Result<Option<EarlyExitSpec>, ConfigError> {
     let Some(e) = &exp.early_exit else { return Ok(None) };
     device_index(ctx, devices, "early_exit.device", &e.device)?;
-    let dist = costs.lookup(ctx, "early_exit.model", &e.model, &e.backend, &e.device, 1, "the early-exit model runs one request at a time")?;
+    let dist = costs.lookup(ctx, "early_exit.model", (&e.model, &e.backend, &e.device), 1, "the early-exit model runs one request at a time")?;
     let (qkey, qmodel) = match &e.quality_model { Some(q) => ("early_exit.quality_model", q), None => ("early_exit.model", &e.model) };
     check_finite(ctx, "early_exit.overhead_energy_j", e.overhead_energy_j, 0.0, false)?;
     Ok(Some(EarlyExitSpec { model: e.model.clone(), dist, quality_index: quality_index(ctx, quality, qkey, qmodel)?, overhead_energy_j: e.overhead_energy_j }))

@@ -285,3 +285,50 @@ fn a_trace_rate_beyond_what_can_be_simulated_is_an_error_not_a_hang() {
         assert!(started.elapsed().as_secs() < 30, "took {:?}", started.elapsed());
     }
 }
+
+#[test]
+fn every_template_writes_a_runnable_experiment_and_new_never_overwrites() {
+    let tmp = tempfile::tempdir().unwrap();
+    for t in ["batched", "local", "cascade-bio", "ipa", "carbon"] {
+        let file = format!("{t}.toml");
+        let o = basin(&["new", &file, "--template", t], tmp.path());
+        assert!(o.status.success(), "{t}: {}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(tmp.path().join(&file)).unwrap();
+        assert!(text.lines().filter(|l| l.trim_start().starts_with('#')).count() >= 3, "{t}: a commented experiment");
+        let out = format!("out-{t}");
+        let o = basin(&["simulate", &file, "--set", "workload.duration_s=30", "--out", &out], tmp.path());
+        assert!(o.status.success(), "{t}: {}", String::from_utf8_lossy(&o.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join(&out).join("summary.json")).unwrap()).unwrap();
+        assert!(s["completed"].as_u64().unwrap() > 0 && s["energy"]["idle_j"].as_f64().unwrap() > 0.0, "{t}: {s}");
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join(&out).join("manifest.json")).unwrap()).unwrap();
+        assert!(m["assumptions"][0].as_str().unwrap().contains("idle_power_w = 42.5 W: assumed:"), "{t}: {m}");
+    }
+    let before = std::fs::read(tmp.path().join("ipa.toml")).unwrap();
+    let o = basin(&["new", "ipa.toml", "--template", "local"], tmp.path());
+    assert!(!o.status.success());
+    has(&String::from_utf8_lossy(&o.stderr), &["ipa.toml exists", "does not overwrite"]);
+    assert_eq!(std::fs::read(tmp.path().join("ipa.toml")).unwrap(), before);
+    assert!(std::fs::read_dir(tmp.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp")), "temp files left");
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_the_subcommands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = basin(&["completions", shell], repo());
+        assert!(o.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("simulate") && text.contains("calibrate") && text.contains("completions"), "{shell}: {}", &text[..text.len().min(300)]);
+    }
+    assert!(!basin(&["completions", "tcsh"], repo()).status.success());
+}
+
+#[test]
+fn the_quickstart_declares_its_idle_power_as_an_assumption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = repo().join("experiments/bursty-batched.toml");
+    let o = basin(&["simulate", exp.to_str().unwrap(), "--set", "workload.duration_s=60", "--out", "q"], tmp.path());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!stdout.contains("idle 0.0 J"), "{stdout}");
+    assert!(stdout.contains("idle_power_w = 42.5 W: assumed:"), "{stdout}");
+}

@@ -116,6 +116,11 @@ pub struct GenerateConfig {
 pub struct DeviceConfig {
     pub name: String,
     pub idle_power_w: f64,
+    /// Where `idle_power_w` comes from when it is not measured, starting with `assumed:`
+    /// (`"assumed: half the 85 W TDP ..."`); recorded in the manifest's `assumptions` and
+    /// printed after the run, like the CPU-time energy estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_power_source: Option<String>,
 }
 
 /// `[cost_table]`: a cost CSV (columns as `[[cost]]` keys).

@@ -328,6 +328,9 @@ fn build_devices(ctx: &Ctx, exp: &Experiment) -> Result<Vec<DeviceSpec>, ConfigE
     let mut devices = Vec::new();
     for (i, d) in exp.devices.iter().enumerate() {
         check_finite(ctx, &format!("device[{i}].idle_power_w"), d.idle_power_w, 0.0, false)?;
+        if d.idle_power_source.as_ref().is_some_and(|src| src.trim().is_empty()) {
+            return Err(ctx.err(format!("device[{i}].idle_power_source"), "is empty: say where the idle power comes from (\"assumed: ...\"), or remove the key"));
+        }
         if devices.iter().any(|x: &DeviceSpec| x.name == d.name) {
             return Err(ctx.err(format!("device[{i}].name"), format!("duplicate device name `{}`", d.name)));
         }

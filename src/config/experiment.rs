@@ -1,4 +1,4 @@
-//! The experiment file (SPEC.md "Experiment file"), as serde types.
+//! The experiment file (docs/src/experiment-file.md), as serde types.
 
 use std::collections::BTreeMap;
 

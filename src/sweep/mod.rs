@@ -1,4 +1,4 @@
-//! Sweep designs (SPEC.md "A sweep file"): which runs a sweep makes, in which order, and which
+//! Sweep designs (docs/src/sweeps.md): which runs a sweep makes, in which order, and which
 //! shard runs which. Pure: the sweep file arrives as a parsed TOML table, nothing here reads a
 //! file or a clock, and sampled designs draw only from [`RngStreams`] seeded by the sweep.
 //!

@@ -6,7 +6,7 @@
 #      per-request records (runs/fig-bursty-bio, runs/fig-bursty-open),
 #   3. `basin plot` on those outputs.
 # Usage: scripts/make-figures.sh [BASIN_BIN]   (default: target/release/basin, else target/debug/basin)
-# Needs .cache/models/quality.csv (scripts/build-models.sh) and the shared traces.
+# Needs .cache/models/quality.csv (scripts/build-models.sh) and the real traces in traces/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN="${1:-}"

@@ -14,7 +14,6 @@
 # BASIN_SKIP_SLURM=1 skips step 4 (it needs root: apt-get install slurm-wlm munge).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export BASIN_SHARED_DIR="${BASIN_SHARED_DIR:-$(cd .. && pwd)/shared}"
 export BASIN_REQUIRE_HW="${BASIN_REQUIRE_HW:-1}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/basin-test.XXXXXX")"
@@ -65,5 +64,11 @@ if [[ "${BASIN_SKIP_SLURM:-0}" != 1 ]]; then
     scripts/test-slurm.sh --compare-unsharded "$BIN" experiments/sweep-k-tau0/bench.toml
     stamp
 fi
+echo "== plain CSVs written above (polars defaults) and the docs' relative links"
+find "$OUT" -name '*.csv' -print0 | xargs -0 -r .venv/bin/python -c 'import polars, sys
+for p in sys.argv[1:]: polars.read_csv(p)'
+scripts/check-links.py
+if command -v mdbook >/dev/null; then mdbook build docs >/dev/null; fi   # optional: mdbook is not installed by the project
+stamp
 echo "== cargo test"
 cargo test "$@"

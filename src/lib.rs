@@ -6,7 +6,7 @@
 //!
 //! ## 1. An experiment is data
 //!
-//! An experiment file (TOML, the contract in SPEC.md) is resolved against its input files into
+//! An experiment file (TOML, the contract in docs/src/experiment-file.md) is resolved against its input files into
 //! a [`sim::SimSpec`]: arrivals, devices, servers with their cost tables, an optional cascade and
 //! quality table, a controller, routing, energy and carbon. Resolution is where every check
 //! happens (unknown keys, missing cost rows, unknown devices) and where every file is read.
@@ -73,7 +73,7 @@
 //! let s = &out.summary;
 //! assert_eq!(s.requests, s.completed);                  // open loop: everyone is served
 //! assert!(s.mean_batch_size.unwrap() > 1.0);            // the batcher does form batches
-//! // SPEC.md's energy: batch energy + idle power × idle time
+//! // the energy of docs/src/experiment-file.md: batch energy + idle power × idle time
 //! assert!((s.energy_j - (s.energy.active_j + s.energy.idle_j)).abs() < 1e-6 * s.energy_j);
 //! assert_eq!(basin::sim::run(&loaded.spec, 7).summary, out.summary); // deterministic
 //! # Ok(()) }

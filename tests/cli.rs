@@ -5,12 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn basin(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basin")).args(args).current_dir(cwd)
-        .env("BASIN_SHARED_DIR", shared()).output().expect("the basin binary runs")
-}
-
-fn shared() -> PathBuf {
-    std::env::var("BASIN_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+    Command::new(env!("CARGO_BIN_EXE_basin")).args(args).current_dir(cwd).output().expect("the basin binary runs")
 }
 
 fn repo() -> &'static Path { Path::new(env!("CARGO_MANIFEST_DIR")) }
@@ -247,4 +242,93 @@ fn load_profile_errors_name_the_key_file_and_line() {
     let (e, ok) = with_profile("load_profile = \"nope.csv\"", good);
     assert!(!ok);
     has(&e, &["server[0].load_profile", "nope.csv", "not found"]);
+}
+
+#[test]
+fn a_cost_row_for_an_undeclared_device_names_it_and_the_declared_ones() {
+    // inline row: named at once
+    let (e, _) = bad(|b| b.replacen("device = \"gpu0\"\nbatch_size = 1", "device = \"gpu\"\nbatch_size = 1", 1), "trace.csv", Some(GOOD));
+    has(&e, &["exp.toml", "`cost[0].device`", "no [[device]] declares device `gpu`", "declared devices: `gpu0`"]);
+    // table rows: named (file and line) when the lookup misses
+    let table = "model,backend,device,batch_size,latency_ms,energy_j\nm,triton,gpu,1,5.0,1.0\nm,triton,gpu,2,6.0,1.5\n";
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = BASE.replace(&BASE[BASE.find("[[cost]]").unwrap()..BASE.find("[[server]]").unwrap()], "[cost_table]\npath = \"cost.csv\"\n");
+    std::fs::write(tmp.path().join("exp.toml"), exp).unwrap();
+    std::fs::write(tmp.path().join("trace.csv"), GOOD).unwrap();
+    std::fs::write(tmp.path().join("cost.csv"), table).unwrap();
+    let o = basin(&["simulate", "exp.toml", "--out", "out"], tmp.path());
+    assert!(!o.status.success() && !tmp.path().join("out").exists());
+    has(&String::from_utf8_lossy(&o.stderr), &["exp.toml", "`server[0].model`", "device `gpu`", "cost.csv, line 2", "which no [[device]] declares", "declared devices: `gpu0`"]);
+}
+
+#[test]
+fn set_controller_kind_that_leaves_old_keys_says_to_replace_the_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = format!("{BASE}\n[controller]\nkind = \"bio_threshold\"\nk = 2.0\ntau0 = 0.5\n");
+    std::fs::write(tmp.path().join("exp.toml"), exp).unwrap();
+    std::fs::write(tmp.path().join("trace.csv"), GOOD).unwrap();
+    let o = basin(&["simulate", "exp.toml", "--out", "out", "--set", "controller.kind=open_loop"], tmp.path());
+    assert!(!o.status.success() && !tmp.path().join("out").exists());
+    let e = String::from_utf8_lossy(&o.stderr);
+    has(&e, &["exp.toml", "`controller.kind`", "from `bio_threshold` to `open_loop`", "`k`, `tau0`", r#"--set 'controller={kind="open_loop"}'"#]);
+    // the suggested command works
+    let o = basin(&["simulate", "exp.toml", "--out", "out", "--set", r#"controller={kind="open_loop"}"#], tmp.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_trace_rate_beyond_what_can_be_simulated_is_an_error_not_a_hang() {
+    for rate in ["1e20", "1e308"] {
+        let started = std::time::Instant::now();
+        let (e, _) = bad(|b| b.to_string(), "trace.csv", Some(&format!("second,rate\n0,5\n1,{rate}\n2,3\n")));
+        has(&e, &["exp.toml", "`workload`", "beyond the 1e9 one run can simulate", "peak rate"]);
+        assert!(started.elapsed().as_secs() < 30, "took {:?}", started.elapsed());
+    }
+}
+
+#[test]
+fn every_template_writes_a_runnable_experiment_and_new_never_overwrites() {
+    let tmp = tempfile::tempdir().unwrap();
+    for t in ["batched", "local", "cascade-bio", "ipa", "carbon"] {
+        let file = format!("{t}.toml");
+        let o = basin(&["new", &file, "--template", t], tmp.path());
+        assert!(o.status.success(), "{t}: {}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(tmp.path().join(&file)).unwrap();
+        assert!(text.lines().filter(|l| l.trim_start().starts_with('#')).count() >= 3, "{t}: a commented experiment");
+        let out = format!("out-{t}");
+        let o = basin(&["simulate", &file, "--set", "workload.duration_s=30", "--out", &out], tmp.path());
+        assert!(o.status.success(), "{t}: {}", String::from_utf8_lossy(&o.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join(&out).join("summary.json")).unwrap()).unwrap();
+        assert!(s["completed"].as_u64().unwrap() > 0 && s["energy"]["idle_j"].as_f64().unwrap() > 0.0, "{t}: {s}");
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join(&out).join("manifest.json")).unwrap()).unwrap();
+        assert!(m["assumptions"][0].as_str().unwrap().contains("idle_power_w = 42.5 W: assumed:"), "{t}: {m}");
+    }
+    let before = std::fs::read(tmp.path().join("ipa.toml")).unwrap();
+    let o = basin(&["new", "ipa.toml", "--template", "local"], tmp.path());
+    assert!(!o.status.success());
+    has(&String::from_utf8_lossy(&o.stderr), &["ipa.toml exists", "does not overwrite"]);
+    assert_eq!(std::fs::read(tmp.path().join("ipa.toml")).unwrap(), before);
+    assert!(std::fs::read_dir(tmp.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp")), "temp files left");
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_the_subcommands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = basin(&["completions", shell], repo());
+        assert!(o.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("simulate") && text.contains("calibrate") && text.contains("completions"), "{shell}: {}", &text[..text.len().min(300)]);
+    }
+    assert!(!basin(&["completions", "tcsh"], repo()).status.success());
+}
+
+#[test]
+fn the_quickstart_declares_its_idle_power_as_an_assumption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = repo().join("experiments/bursty-batched.toml");
+    let o = basin(&["simulate", exp.to_str().unwrap(), "--set", "workload.duration_s=60", "--out", "q"], tmp.path());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!stdout.contains("idle 0.0 J"), "{stdout}");
+    assert!(stdout.contains("idle_power_w = 42.5 W: assumed:"), "{stdout}");
 }

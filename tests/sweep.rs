@@ -410,3 +410,14 @@ fn axis_kinds_round_trip_into_typed_columns() {
     assert!(matches!(&s.axes[2].1, Axis::List { values } if values.len() == 2));
     assert_eq!(s.points().len(), 4);
 }
+
+#[test]
+fn designs_too_large_to_list_are_refused_before_anything_is_allocated() {
+    let e = spec("base = \"a.toml\"\nseeds = [1]\n[axes]\n\"energy.pue\" = { from = 1.0, to = 2.0, steps = 4294967296 }\n").unwrap_err();
+    assert!(e.contains("axes.\"energy.pue\".steps") && e.contains("more than the 10000"), "{e}");
+    let e = spec("base = \"a.toml\"\nseeds = [1, 2, 3, 4]\n[axes]\n\"a\" = { from = 1, to = 2, steps = 10000 }\n\"b\" = { from = 1, to = 2, steps = 10000 }\n").unwrap_err();
+    assert!(e.contains("4e8 runs") && e.contains("1e7"), "{e}");
+    let e = spec("base = \"a.toml\"\nseeds = [1]\n[design]\nmethod = \"lhs\"\ncount = 9223372036854775807\n[axes]\n\"a\" = { from = 1, to = 2 }\n").unwrap_err();
+    assert!(e.contains("design.count") && e.contains("runs"), "{e}");
+    assert!(spec("base = \"a.toml\"\nseeds = [1, 2]\n[axes]\n\"a\" = { from = 1, to = 2, steps = 10000 }\n").is_ok());
+}

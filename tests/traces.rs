@@ -7,12 +7,8 @@ use basin::traces::r#gen::{GenParams, Shape, generate};
 use basin::traces::{TraceFormat, Workload};
 use std::path::{Path, PathBuf};
 
-fn shared() -> PathBuf {
-    std::env::var_os("BASIN_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")))
-        .join("traces")
-}
+/// The real traces the project carries (`traces/README.md` gives their provenance).
+fn traces() -> PathBuf { Path::new(env!("CARGO_MANIFEST_DIR")).join("traces") }
 
 /// Data rows of a CSV split into fields, read independently of the loaders.
 fn rows(path: &Path) -> Vec<Vec<String>> {
@@ -28,7 +24,7 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
 #[test]
 fn generator_defaults_reproduce_the_real_twitter_workloads() {
     for shape in Shape::ALL {
-        let real = load_rate_csv(shared().join(format!("twitter/{}.csv", shape.name()))).unwrap().stats();
+        let real = load_rate_csv(traces().join(format!("twitter/{}.csv", shape.name()))).unwrap().stats();
         for seed in 1..=5 {
             let params = GenParams { seed, ..shape.default_params() };
             let s = generate(shape, &params).unwrap().stats();
@@ -47,7 +43,7 @@ fn generator_defaults_reproduce_the_real_twitter_workloads() {
 #[test]
 fn twitter_rate_csvs_load_and_damped_is_raw_div_8() {
     for shape in Shape::ALL {
-        let path = shared().join(format!("twitter/{}.csv", shape.name()));
+        let path = traces().join(format!("twitter/{}.csv", shape.name()));
         let t = load_rate_csv(&path).unwrap();
         let expect: Vec<f64> = rows(&path).iter().map(|r| r[1].parse().unwrap()).collect();
         assert_eq!(t.rates_rps, expect);
@@ -56,7 +52,7 @@ fn twitter_rate_csvs_load_and_damped_is_raw_div_8() {
 
         // The undamped file as an IPA raw series, damped by 8 as IPA's replayer does, gives the
         // damped file back; a window cuts the same stretch.
-        let raw = load_rate_csv(shared().join(format!("twitter/{}_undamped.csv", shape.name()))).unwrap();
+        let raw = load_rate_csv(traces().join(format!("twitter/{}_undamped.csv", shape.name()))).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let series: Vec<String> = raw.rates_rps.iter().map(|v| format!("{v}")).collect();
         let ipa = write(&dir, "workload.txt", &series.join("\n"));
@@ -72,7 +68,7 @@ fn carbon_traces_load_in_both_layouts() {
         ("carbon/US-CAL-CISO_2022.csv", "timestamp_utc", "gco2_per_kwh_direct", 3600.0, 8760),
         ("carbon/GB_2020_30min.csv", "timestamp", "gco2_per_kwh", 1800.0, 18576),
     ] {
-        let path = shared().join(file);
+        let path = traces().join(file);
         let c = load_carbon_csv(&path, time, value).unwrap();
         let expect: Vec<f64> = rows(&path).iter().map(|r| r[1].parse().unwrap()).collect();
         assert_eq!(c.len(), n);
@@ -93,7 +89,7 @@ fn carbon_traces_load_in_both_layouts() {
 
 #[test]
 fn azure_request_csv_loads_sorted() {
-    let path = shared().join("llm/azure_llm_2023_conv.csv");
+    let path = traces().join("llm/azure_llm_2023_conv.csv");
     assert_eq!(detect_format(&path).unwrap(), TraceFormat::RequestCsv);
     let r = load_request_csv(&path, "arrival_s").unwrap();
     assert_eq!(r.arrivals_s.len(), rows(&path).len());

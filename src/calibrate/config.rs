@@ -313,7 +313,7 @@ pub fn find_above(start: &Path, rel: &str) -> Option<PathBuf> {
 impl CalConfig {
     /// Reads `file`, applies `KEY=VALUE` overrides and validates.
     pub fn load(file: &Path, overrides: &[String]) -> Result<CalConfig, ConfigError> {
-        let table = crate::io::experiment::read_table(file, overrides)?;
+        let table = crate::io::experiment::read_table::<CalConfig>(file, overrides)?;
         let cfg: CalConfig = config::from_table(file, table)?;
         cfg.validate(file)?;
         Ok(cfg)

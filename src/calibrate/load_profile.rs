@@ -239,15 +239,10 @@ fn server_means(out: &RunOutput, server: usize) -> Option<(f64, f64)> {
     (n > 0).then(|| (lat / n as f64, wait / n as f64))
 }
 
-/// The profile CSV (`[[server]] load_profile` reads `rps, service_factor, overhead_ms`).
-pub fn csv(rows: &[LoadRow], header: &str) -> String {
-    let mut t = String::new();
-    for l in header.lines() {
-        t.push_str("# ");
-        t.push_str(l);
-        t.push('\n');
-    }
-    t.push_str("rps,service_factor,overhead_ms,energy_factor,measured_factor,transport_ms,offered_rps,requests,executions,mean_batch,queue_ms,sim_queue_ms,compute_ms,latency_mean_ms,sim_latency_mean_ms,latency_p99_ms,failed,power_w\n");
+/// The profile CSV (`[[server]] load_profile` reads `rps, service_factor, overhead_ms`): plain,
+/// header first; its provenance goes to the caller's manifest.
+pub fn csv(rows: &[LoadRow]) -> String {
+    let mut t = String::from("rps,service_factor,overhead_ms,energy_factor,measured_factor,transport_ms,offered_rps,requests,executions,mean_batch,queue_ms,sim_queue_ms,compute_ms,latency_mean_ms,sim_latency_mean_ms,latency_p99_ms,failed,power_w\n");
     for r in rows {
         t.push_str(&format!(
             "{:.3},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{},{},{:.4},{:.5},{:.5},{:.5},{:.5},{:.5},{:.5},{},{:.5}\n",

@@ -17,7 +17,7 @@
 //! | `points.csv` | per point: stop reason, windows, warm-up, wall time, harness overhead |
 //! | `overhead.csv` | with `[transport]`: per Triton model × batch size, the replay's request pattern (b concurrent one-row requests): client round trip, server queue/compute, overhead = round trip − (queue + compute); the service samples replace the Triton cost rows |
 //! | `triton_stats.csv` | per Triton point: server-side queue/compute means from the statistics extension |
-//! | `manifest.toml` | host (CPU/GPU, driver), runtime versions, threads, meter, idle power, date, git revision, config |
+//! | `manifest.toml` | host (CPU/GPU, driver), runtime versions, threads, meter, idle power, date, git revision, config, and `[tables]`: what each CSV holds (the CSVs themselves are plain, header first) |
 //! | `latency_per_request.{svg,png}`, `energy_per_request.{svg,png}` | against batch size, one line per model/backend |
 //!
 //! Backends need the cargo features `ort` and `triton`; without them the corresponding

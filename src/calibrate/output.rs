@@ -139,16 +139,10 @@ pub const COST_HEADER: &str = "model,backend,device,batch_size,latency_ms,energy
 /// The samples file of a row, relative to the output folder.
 pub fn samples_rel(model: &str, backend: &str, b: u32) -> String { format!("samples/{model}-{backend}-b{b}.txt") }
 
-/// `cost.csv` text.
+/// `cost.csv` text: a plain CSV, header first (its provenance is in `manifest.toml`, see
+/// [`table_notes`]).
 pub fn cost_csv(cal: &Calibration) -> String {
-    let gpus = cal.nvml.as_ref().map(|n| n.gpus.iter().map(|g| format!("; GPU {}: {}", g.index, g.name)).collect::<String>()).unwrap_or_default();
-    let mut s = format!(
-        "# Measured by `basin calibrate` on {} ({}{gpus}), {}; see manifest.toml. energy_j = metered energy per batch{}.\n{COST_HEADER}\n",
-        cal.host_id,
-        cal.host.cpu_model,
-        cal.started_at,
-        if cal.measured.iter().any(|m| m.estimated) { " (ESTIMATED from CPU time where energy_estimated = true: a model, not a measurement)" } else { "" }
-    );
+    let mut s = format!("{COST_HEADER}\n");
     for m in &cal.measured {
         let p = &m.point;
         let st = &p.stats;
@@ -247,6 +241,9 @@ struct Manifest<'a> {
     started_at: &'a str,
     finished_at: String,
     wall_s: f64,
+    /// What each CSV of the folder holds: the CSVs themselves are plain (header first, no
+    /// comment lines), so pandas and polars read them with defaults.
+    tables: BTreeMap<&'static str, String>,
     host: ManifestHost,
     runtime: &'a super::RuntimeInfo,
     onnxruntime_threads: String,
@@ -281,6 +278,26 @@ pub fn request_overheads(cal: &Calibration) -> Vec<(String, f64)> {
     models.into_iter().filter_map(|m| super::transport::overhead_ms(&cal.transport, m).map(|v| (m.to_string(), v))).collect()
 }
 
+/// The provenance of each table `write` makes, for `manifest.toml`.
+fn table_notes(cal: &Calibration) -> BTreeMap<&'static str, String> {
+    let estimated = if cal.measured.iter().any(|m| m.estimated) { " (ESTIMATED from CPU time where energy_estimated = true: a model, not a measurement)" } else { "" };
+    let gpus = cal.nvml.as_ref().map(|n| n.gpus.iter().map(|g| format!("; GPU {}: {}", g.index, g.name)).collect::<String>()).unwrap_or_default();
+    let mut t = BTreeMap::new();
+    t.insert("cost.csv", format!("Measured by `basin calibrate` on {} ({}{gpus}), {}. energy_j = metered energy per batch{estimated}.", cal.host_id, cal.host.cpu_model, cal.started_at));
+    t.insert("devices.csv", "Idle power per device, measured with the backends loaded and no requests (estimated = true: not a measurement).".to_string());
+    t.insert("points.csv", "Per measured point: repetitions, windows, why measuring stopped, metered energy and the meter's own cost.".to_string());
+    if !cal.triton_stats.is_empty() {
+        t.insert("triton_stats.csv", "Triton's own statistics (queue and compute durations) per model and batch size, beside the client's mean.".to_string());
+    }
+    if !cal.transport.is_empty() {
+        t.insert("overhead.csv", "Triton measured as the replay uses it: per batch size b, rounds of b concurrent one-row requests (basin calibrate [transport]). overhead = client round trip - (server queue + execution service time) per request; use the model's median as [[server]] request_overhead_ms (see request_overhead).".to_string());
+    }
+    if cal.quality.is_some() {
+        t.insert("quality.csv", "Per test sample and model: the top-class confidence and whether the prediction is correct (1/0).".to_string());
+    }
+    t
+}
+
 fn manifest_toml(cal: &Calibration) -> Result<String> {
     let h: &Host = &cal.host;
     let meter_of = |b: &str| cal.measured.iter().find(|m| m.backend == b).map(|m| m.meter.clone());
@@ -302,6 +319,7 @@ fn manifest_toml(cal: &Calibration) -> Result<String> {
         started_at: &cal.started_at,
         finished_at: now_rfc3339(),
         wall_s: cal.wall_s,
+        tables: table_notes(cal),
         host: ManifestHost {
             id: cal.host_id.clone(),
             hostname: h.hostname.clone(),
@@ -419,7 +437,7 @@ pub fn write(out: &Path, cal: &Calibration) -> Result<()> {
             w("triton_stats.csv", t)?;
         }
         if !cal.transport.is_empty() {
-            let mut t = String::from("# Triton measured as the replay uses it: per batch size b, rounds of b concurrent one-row requests (basin calibrate [transport]). overhead = client round trip - (server queue + execution service time) per request; use the model's median as [[server]] request_overhead_ms (see manifest.toml).\nmodel,backend,batch_size,rounds,requests,executions,client_mean_ms,client_p50_ms,queue_ms,compute_ms,overhead_mean_ms,overhead_p50_ms,energy_per_request_j\n");
+            let mut t = String::from("model,backend,batch_size,rounds,requests,executions,client_mean_ms,client_p50_ms,queue_ms,compute_ms,overhead_mean_ms,overhead_p50_ms,energy_per_request_j\n");
             for p in &cal.transport {
                 let _ = writeln!(
                     t,

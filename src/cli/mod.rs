@@ -2,8 +2,10 @@
 
 pub mod bench;
 pub mod calibrate;
+pub mod completions;
 pub mod landscape;
 pub mod pareto;
+pub mod new;
 pub mod plot;
 pub mod replay;
 pub mod simulate;
@@ -62,6 +64,10 @@ pub enum Command {
     /// Measure how a Triton server's service and transport times grow with load (open-loop
     /// Poisson through the experiment's replay pipeline): a `[[server]] load_profile`.
     LoadProfile(replay::LoadProfileArgs),
+    /// Write a commented, runnable experiment from a template (batched, local, cascade-bio, ipa, carbon).
+    New(new::NewArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(completions::CompletionsArgs),
 }
 
 /// Parses the command line, runs the subcommand, prints any error as one paragraph.
@@ -90,6 +96,8 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => replay::run_validate(a),
         Command::LoadProfile(a) => replay::run_load_profile(a),
         Command::Calibrate(a) => calibrate::run(a),
+        Command::New(a) => new::run(a),
+        Command::Completions(a) => completions::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,10 @@ use crate::core::SimDuration;
 use crate::model::load::{LoadPoint, LoadProfile};
 use crate::spec::SimSpec;
 
+/// `basin load-profile`'s provenance file: what each of its (plain) CSVs holds, the command,
+/// and the gateway's fitted power.
+pub const LOAD_PROFILE_MANIFEST: &str = "load-profile.json";
+
 #[derive(Args, Debug, Clone)]
 pub struct ScaleArgs {
     /// Compress time: arrival times are divided by X (the workload runs X times faster).
@@ -78,7 +82,7 @@ fn prepare(file: &Path, scale: &ScaleArgs) -> Result<Prepared> { prepare_with(fi
 /// `without_load_profiles`: drop every server's `load_profile` / `load_window_ms` (what
 /// `basin load-profile` measures must not depend on a profile, which may not exist yet).
 fn prepare_with(file: &Path, scale: &ScaleArgs, without_load_profiles: bool) -> Result<Prepared> {
-    let mut table = experiment::read_table(file, &scale.set)?;
+    let mut table = experiment::read_table::<crate::config::Experiment>(file, &scale.set)?;
     if without_load_profiles && let Some(toml::Value::Array(servers)) = table.get_mut("server") {
         for s in servers.iter_mut().filter_map(|s| s.as_table_mut()) {
             s.remove("load_profile");
@@ -345,6 +349,9 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     }
     std::fs::create_dir_all(a.out.join("runs"))?;
     let stop = stop_flag();
+    // Provenance of each CSV written (they are plain CSVs; this goes to load-profile.json).
+    let mut tables: std::collections::BTreeMap<&str, String> = std::collections::BTreeMap::new();
+    let mut gateway_fit = None;
     if !a.gateway_rates.is_empty() {
         // every request exits early: static threshold above any uncertainty
         let mut g = spec0.clone();
@@ -353,7 +360,7 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
             e.overhead_energy_j = 0.0;
         }
         let mut pts = Vec::new();
-        let mut text = String::from("# the gateway's own power beyond the simulated idle and early-exit model energy, every request answered by the early-exit model (static_threshold 2.0): power_w = (replay - simulated energy) / duration; fitted power_w = base_power_w + overhead_energy_j x rate\nrate_rps,arrivals,duration_s,replay_energy_j,sim_energy_j,power_w\n");
+        let mut text = String::from("rate_rps,arrivals,duration_s,replay_energy_j,sim_energy_j,power_w\n");
         for &rate in &a.gateway_rates {
             let p = Prepared { loaded: base.loaded.clone(), spec: poisson_spec(&g, rate, a.duration_s, seed)?, section: base.section.clone() };
             let res = do_replay(&p, &a.out.join(format!("runs/gateway-rate-{rate}")), &scale, stop.clone())?;
@@ -370,7 +377,8 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
             pts.push((n / dur, w));
         }
         let (base_w, per_j) = load_profile::fit_power(&pts);
-        text.push_str(&format!("# fit: base_power_w = {base_w:.5} (add to [[device]] idle_power_w), overhead_energy_j = {per_j:.8} ([early_exit])\n"));
+        tables.insert("gateway.csv", "The gateway's own power beyond the simulated idle and early-exit model energy, every request answered by the early-exit model (static_threshold 2.0): power_w = (replay - simulated energy) / duration; fitted power_w = base_power_w + overhead_energy_j x rate (gateway_fit).".into());
+        gateway_fit = Some(serde_json::json!({ "base_power_w": base_w, "overhead_energy_j": per_j, "use": "add base_power_w to the early-exit [[device]] idle_power_w; set [early_exit] overhead_energy_j" }));
         outputs::write_atomic(&a.out.join("gateway.csv"), text.as_bytes())?;
         println!("gateway: {per_j:.6} J per arrival + {base_w:.3} W: set [early_exit] overhead_energy_j = {per_j:.8} and add {base_w:.5} W to the early-exit device's idle_power_w (gateway.csv)");
         if let Some(ee) = &mut spec0.early_exit {
@@ -435,7 +443,7 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     let mut rows: Vec<load_profile::LoadRow> = per_rate.iter().map(|r| load_profile::median(r)).collect();
     rows.sort_by(|x, y| x.rps.total_cmp(&y.rps));
     let header = format!(
-        "Load profile of server `{}` (model {model}, Triton) measured by `basin load-profile {}` on {}, {}.\nEach row: the experiment's pipeline (replay driver) under open-loop Poisson load for {} s, median of {} pass(es). service_factor ({}) = the factor at which the simulator reproduces Triton's queue + compute time per request (fitted) or measured_factor = mean execution time / cost-table mean for the batch sizes that ran (measured); overhead_ms = mean latency - the simulator's mean latency on the same arrivals at that factor without overhead; energy_factor = (energy - simulated idle and early-exit energy) / simulated batch energy (transport_ms = mean latency - early exit - Triton queue - Triton compute per request).\nUse: [[server]] load_profile = \"<this file>\" (and drop request_overhead_ms).",
+        "Load profile of server `{}` (model {model}, Triton) measured by `basin load-profile {}` on {}, {}. Each row: the experiment's pipeline (replay driver) under open-loop Poisson load for {} s, median of {} pass(es). service_factor ({}) = the factor at which the simulator reproduces Triton's queue + compute time per request (fitted) or measured_factor = mean execution time / cost-table mean for the batch sizes that ran (measured); overhead_ms = mean latency - the simulator's mean latency on the same arrivals at that factor without overhead; energy_factor = (energy - simulated idle and early-exit energy) / simulated batch energy (transport_ms = mean latency - early exit - Triton queue - Triton compute per request). Use: [[server]] load_profile = \"<this file>\" (and drop request_overhead_ms).",
         srv.name,
         a.experiment.display(),
         { let h = crate::io::manifest::Host::describe(); format!("{} ({}, {} CPUs)", h.hostname, h.cpu_model, h.cpus) },
@@ -444,9 +452,22 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
         a.passes,
         a.service
     );
-    outputs::write_atomic(&a.out.join("load.csv"), load_profile::csv(&rows, &header).as_bytes())?;
+    tables.insert("load.csv", header);
+    tables.insert("load-batches.csv", "Per rate and batch size: executions, measured and cost-table mean service time, their ratio.".into());
+    tables.insert("load-passes.csv", "Every pass's rows (load.csv takes their median per rate).".into());
+    outputs::write_atomic(&a.out.join("load.csv"), load_profile::csv(&rows).as_bytes())?;
     outputs::write_atomic(&a.out.join("load-batches.csv"), load_profile::batches_csv(&all).as_bytes())?;
-    outputs::write_atomic(&a.out.join("load-passes.csv"), load_profile::csv(&all, "every pass's rows (load.csv takes their median per rate)").as_bytes())?;
+    outputs::write_atomic(&a.out.join("load-passes.csv"), load_profile::csv(&all).as_bytes())?;
+    let provenance = serde_json::json!({
+        "mode": "load-profile",
+        "basin_version": manifest::BASIN_VERSION,
+        "git_revision": manifest::GIT_REVISION,
+        "command_line": std::env::args().collect::<Vec<_>>(),
+        "experiment": a.experiment,
+        "tables": tables,
+        "gateway_fit": gateway_fit,
+    });
+    outputs::write_json(&a.out.join(LOAD_PROFILE_MANIFEST), &provenance)?;
     println!("profile: {} (set [[server]] load_profile to it)", a.out.join("load.csv").display());
     Ok(())
 }

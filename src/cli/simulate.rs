@@ -46,6 +46,7 @@ pub fn manifest_for(loaded: &Loaded, mode: &str, started_at: String, wall_s: f64
         finished_at: manifest::now_rfc3339(),
         wall_s,
         events,
+        assumptions: manifest::assumptions(&loaded.experiment),
     })
 }
 
@@ -65,6 +66,9 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out.summary)?);
     } else {
         print!("{}", human_summary(&out, wall));
+        for a in &manifest.assumptions {
+            println!("  {a}");
+        }
         println!("outputs: {}", dir.display());
     }
     Ok(())

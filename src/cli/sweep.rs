@@ -122,7 +122,7 @@ pub fn prepare(file: &Path) -> Result<Prepared> {
         if !p.is_file() {
             bail!("{}: `base`: experiment file not found: {}", file.display(), p.display());
         }
-        let t = experiment::read_table(&p, &[])?;
+        let t = experiment::read_table::<crate::config::Experiment>(&p, &[])?;
         let loaded = experiment::resolve(&p, t.clone(), None).with_context(|| format!("{}: base experiment {} is invalid", file.display(), p.display()))?;
         let workload = loaded.experiment.name.clone();
         if bases.iter().any(|(_, _, b): &(PathBuf, toml::Table, BaseInfo)| b.workload == workload) {

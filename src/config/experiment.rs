@@ -1,4 +1,4 @@
-//! The experiment file (SPEC.md "Experiment file"), as serde types.
+//! The experiment file (docs/src/experiment-file.md), as serde types.
 
 use std::collections::BTreeMap;
 
@@ -57,8 +57,9 @@ pub struct Experiment {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadConfig {
-    /// A trace file, relative to the experiment file. `${BASIN_SHARED_DIR}` and
-    /// `${BASIN_TRACES_DIR}` are expanded (defaults: `../shared`, `../shared/traces`).
+    /// A trace file, relative to the experiment file. `${BASIN_TRACES_DIR}` is expanded: the
+    /// variable if set, else the nearest `traces/` folder above the experiment file (the
+    /// repository's own, bundled traces), else the one of the source tree basin was built from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
     /// rate_csv | ipa_raw | request_csv (default: detected from the file).
@@ -115,6 +116,11 @@ pub struct GenerateConfig {
 pub struct DeviceConfig {
     pub name: String,
     pub idle_power_w: f64,
+    /// Where `idle_power_w` comes from when it is not measured, starting with `assumed:`
+    /// (`"assumed: half the 85 W TDP ..."`); recorded in the manifest's `assumptions` and
+    /// printed after the run, like the CPU-time energy estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_power_source: Option<String>,
 }
 
 /// `[cost_table]`: a cost CSV (columns as `[[cost]]` keys).

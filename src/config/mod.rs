@@ -68,6 +68,20 @@ pub fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Resu
     set_in(slot, &segs, 1, value)
 }
 
+/// Removes the key at a dotted path; false when there is none.
+pub fn remove_path(table: &mut toml::Table, path: &str) -> bool {
+    let segs = split_path(path);
+    let Some((last, parents)) = segs.split_last() else { return false };
+    let mut cur = table;
+    for seg in parents {
+        cur = match cur.get_mut(seg) {
+            Some(toml::Value::Table(t)) => t,
+            _ => return false,
+        };
+    }
+    cur.remove(last).is_some()
+}
+
 fn set_in(cur: &mut toml::Value, segs: &[String], i: usize, value: toml::Value) -> Result<(), String> {
     if i == segs.len() {
         *cur = value;

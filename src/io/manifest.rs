@@ -50,6 +50,17 @@ pub struct Manifest {
     pub finished_at: String,
     pub wall_s: f64,
     pub events: u64,
+    /// Inputs that are assumptions, not measurements (an assumed idle power and its source).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub assumptions: Vec<String>,
+}
+
+/// One line per assumed input of an experiment, for the manifest and the printed summary.
+pub fn assumptions(exp: &crate::config::Experiment) -> Vec<String> {
+    exp.devices
+        .iter()
+        .filter_map(|d| d.idle_power_source.as_ref().map(|src| format!("device `{}` idle_power_w = {} W: {src}", d.name, d.idle_power_w)))
+        .collect()
 }
 
 /// Current UTC time as RFC 3339 (`2026-11-23T18:39:39Z`).

@@ -1,4 +1,4 @@
-//! A run's output directory (SPEC.md): `summary.json`, `timeseries.parquet`, optional
+//! A run's output directory (docs/src/metrics.md): `summary.json`, `timeseries.parquet`, optional
 //! `requests.parquet` and `batches.parquet`, and `manifest.json`. The directory is written under
 //! a temporary name beside the target and renamed into place, so a reader never sees a partial
 //! run: either the old directory, or the complete new one.

@@ -27,6 +27,8 @@ pub struct Csv {
 impl Csv {
     pub fn read(path: &Path) -> Result<Csv, TableError> {
         let text = std::fs::read_to_string(path).map_err(|source| TableError::Io { path: path.into(), source })?;
+        // `#` lines: tables written before basin's CSVs were plain (provenance now goes to the
+        // manifest) began with comment lines; skipping them keeps those files readable.
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
         let (_, head) = lines.next().ok_or_else(|| TableError::File { path: path.into(), message: "the file is empty".into() })?;
         let header: Vec<String> = head.split(',').map(|s| s.trim().to_string()).collect();

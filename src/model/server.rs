@@ -3,7 +3,7 @@
 //! Both kinds share one state machine. A server has a FIFO queue and a set of instances
 //! (workers); each instance serves one batch at a time.
 //!
-//! **Dispatch rule** (SPEC.md, Triton's dynamic batcher): a batch is dispatched to a free
+//! **Dispatch rule** (docs/src/experiment-file.md "Semantics", Triton's dynamic batcher): a batch is dispatched to a free
 //! instance as soon as the queue holds the *trigger size* — the largest preferred batch size
 //! not above `max_batch_size`, or `max_batch_size` when no preferred sizes are given — or the
 //! oldest queued request has waited `max_queue_delay`. It takes the oldest

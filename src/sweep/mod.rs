@@ -1,4 +1,4 @@
-//! Sweep designs (SPEC.md "A sweep file"): which runs a sweep makes, in which order, and which
+//! Sweep designs (docs/src/sweeps.md): which runs a sweep makes, in which order, and which
 //! shard runs which. Pure: the sweep file arrives as a parsed TOML table, nothing here reads a
 //! file or a clock, and sampled designs draw only from [`RngStreams`] seeded by the sweep.
 //!
@@ -35,6 +35,11 @@ pub struct SweepError {
     pub key: String,
     pub message: String,
 }
+
+/// The most values one range axis may have: `basin sweep` checks each against each base.
+pub const MAX_AXIS_VALUES: usize = 10_000;
+/// The most runs one sweep may list (a mutated `steps` or `count` used to allocate 128 GiB).
+pub const MAX_SWEEP_RUNS: usize = 10_000_000;
 
 fn err(key: impl Into<String>, message: impl Into<String>) -> SweepError { SweepError { key: key.into(), message: message.into() } }
 
@@ -162,7 +167,8 @@ fn parse_axis(path: &str, v: &toml::Value, method: Method) -> Result<Axis, Sweep
             }
             let steps = match t.get("steps") {
                 None => None,
-                Some(toml::Value::Integer(n)) if *n >= 1 => Some(*n as usize),
+                Some(toml::Value::Integer(n)) if (1..=MAX_AXIS_VALUES as i64).contains(n) => Some(*n as usize),
+                Some(toml::Value::Integer(n)) if *n >= 1 => return Err(err(format!("{key}.steps"), format!("{n} values on one axis is more than the {MAX_AXIS_VALUES} a sweep takes"))),
                 Some(toml::Value::Integer(n)) => return Err(err(format!("{key}.steps"), format!("must be at least 1 (got {n}); an empty range has no points"))),
                 Some(x) => return Err(err(format!("{key}.steps"), format!("must be a positive integer (got a {})", type_name(x)))),
             };
@@ -264,7 +270,25 @@ impl SweepSpec {
         if method != Method::Grid && axes.is_empty() {
             return Err(err("axes", "a sampled design needs at least one axis"));
         }
-        Ok(SweepSpec { bases, seeds, baseline, axes, method, count, design_seed })
+        let spec = SweepSpec { bases, seeds, baseline, axes, method, count, design_seed };
+        let runs = spec.run_count();
+        if runs > MAX_SWEEP_RUNS as f64 {
+            return Err(err(if method == Method::Grid { "axes" } else { "design.count" }, format!("the design has {runs:e} runs, more than the {MAX_SWEEP_RUNS:e} a sweep takes (every run is listed before the first starts); split it or sample it (method = \"lhs\")")));
+        }
+        Ok(spec)
+    }
+
+    /// Runs the design makes (points per base × bases, plus baselines, × seeds), computed in
+    /// floating point so that an absurd design cannot overflow before it is refused.
+    fn run_count(&self) -> f64 {
+        let per_base = match self.method {
+            Method::Grid => self.axes.iter().map(|(_, a)| match a {
+                Axis::List { values } => values.len() as f64,
+                Axis::Range { steps, .. } => steps.unwrap_or(1) as f64,
+            }).product::<f64>(),
+            Method::Random | Method::Lhs => self.count as f64,
+        };
+        (per_base + f64::from(u8::from(self.baseline))) * self.bases.len() as f64 * self.seeds.len() as f64
     }
 
     /// Every point, in run order (see the module docs).

@@ -2,7 +2,7 @@
 //!
 //! IPA (Ghafouri et al., JSys 2024) replays four 20-minute windows of the Archive Team Twitter
 //! stream (per-second record counts divided by 8): *bursty*, *steady low*, *steady high* and
-//! *fluctuating*. Seen closely (`../shared/traces/twitter`), each is a slowly varying level
+//! *fluctuating*. Seen closely (`traces/twitter`), each is a slowly varying level
 //! plus per-second noise of Poisson size (the raw counts have dispersion 1.0-1.3):
 //! - bursty: a baseline near 0.4x the mean with one long burst (~2.2x the mean) that rises in
 //!   ~20 s, holds ~5 minutes and decays over ~2 minutes;

@@ -14,8 +14,8 @@
 //! No maintained Rust KServe v2 client crate exists, so this is a small blocking client on
 //! `ureq` 3 with a connection pool (keep-alive). Every call has a connect timeout and an
 //! overall deadline ([`Timeouts`]), so a server that is down, refuses or stalls gives an
-//! error, never a hang. gRPC was measured at ~1.4 ms lower p50 on a CPU Triton
-//! (/work/shared/STACK.md) but is not implemented here.
+//! error, never a hang. gRPC was measured at ~1.4 ms lower p50 on a CPU Triton when the
+//! project chose its stack, but is not implemented here.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;

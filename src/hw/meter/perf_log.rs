@@ -1,5 +1,5 @@
 //! Reader for `perf stat -I <ms> -e power/energy-pkg/,power/energy-ram/` logs, such as the
-//! IPA energy study's (`../shared/energy_logs/`, see `../shared/traces/README.md`).
+//! IPA energy study's (`traces/energy_logs/`, provenance in `traces/README.md`).
 //!
 //! Format (perf's interval mode, human-readable output): comment lines start with `#` (a
 //! `# started on …` line, then a `#  time  counts unit events` header repeated every 25
@@ -348,16 +348,11 @@ impl EnergyMeter for PerfLogMeter {
 mod tests {
     use super::*;
 
-    fn shared_dir() -> PathBuf {
-        std::env::var_os("BASIN_SHARED_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")))
-    }
 
     fn real_logs() -> Vec<PathBuf> {
         ["perf-energy-video-mul-1.txt", "perf-energy-video-mul-6.txt"]
             .iter()
-            .map(|f| shared_dir().join("energy_logs").join(f))
+            .map(|f| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/traces/energy_logs")).join(f))
             .collect()
     }
 

@@ -25,14 +25,22 @@ struct Null {
 }
 
 impl InferenceBackend for Null {
-    fn info(&self) -> &BackendInfo { &self.info }
-    fn inputs(&self) -> &[TensorSpec] { &[] }
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+    fn inputs(&self) -> &[TensorSpec] {
+        &[]
+    }
     fn prepare(&mut self, b: usize) -> Result<(), BackendError> {
         self.b = b;
         Ok(())
     }
-    fn set_inputs(&mut self, _: &InputData) -> Result<(), BackendError> { Ok(()) }
-    fn infer(&mut self) -> Result<InferOutput, BackendError> { Ok(InferOutput { batch_size: self.b, num_classes: 0, probs: Vec::new(), elapsed_ms: 0.0 }) }
+    fn set_inputs(&mut self, _: &InputData) -> Result<(), BackendError> {
+        Ok(())
+    }
+    fn infer(&mut self) -> Result<InferOutput, BackendError> {
+        Ok(InferOutput { batch_size: self.b, num_classes: 0, probs: Vec::new(), elapsed_ms: 0.0 })
+    }
 }
 
 fn cost_csv() -> Option<PathBuf> {
@@ -79,8 +87,28 @@ fn main() {
     let timer_bias = v[v.len() / 2];
 
     // The whole loop on a null backend with a mock meter.
-    let cfg = MeasureConfig { warmup: 1, min_repetitions: 2_000_000, max_repetitions: 2_000_000, window_batches: 5, window_s: 0.25, max_time_s: 60.0, min_time_s: 0.0, timing: Timing::Wall, ..MeasureConfig::default() };
-    let mut null = Null { info: BackendInfo { backend: "null".into(), model: "null".into(), device: "cpu".into(), provider: "-".into(), version: "-".into(), input_path: "-".into() }, b: 1 };
+    let cfg = MeasureConfig {
+        warmup: 1,
+        min_repetitions: 2_000_000,
+        max_repetitions: 2_000_000,
+        window_batches: 5,
+        window_s: 0.25,
+        max_time_s: 60.0,
+        min_time_s: 0.0,
+        timing: Timing::Wall,
+        ..MeasureConfig::default()
+    };
+    let mut null = Null {
+        info: BackendInfo {
+            backend: "null".into(),
+            model: "null".into(),
+            device: "cpu".into(),
+            provider: "-".into(),
+            version: "-".into(),
+            input_path: "-".into(),
+        },
+        b: 1,
+    };
     let mut mock = MockMeter::constant_power(1.0, Duration::from_millis(1));
     let t0 = Instant::now();
     let p = measure_point(&mut null, &mut mock, 1, &cfg, &mut |_| {}).expect("null backend");
@@ -102,14 +130,23 @@ fn main() {
 
     println!("timer bias per batch (median empty region): {:.1} ns", timer_bias * 1e9);
     println!("measurement loop per batch (null backend):  {:.1} ns", loop_cost * 1e9);
-    println!("meter read ({}): {:.2} us; 2 reads per >= {} s window: {:.4} % of measured time", m.info().name, read * 1e6, cfg.window_s, window_share * 100.0);
+    println!(
+        "meter read ({}): {:.2} us; 2 reads per >= {} s window: {:.4} % of measured time",
+        m.info().name,
+        read * 1e6,
+        cfg.window_s,
+        window_share * 100.0
+    );
     match cost_csv().and_then(|p| smallest_p50_ms(&p).map(|s| (p, s))) {
         Some((path, (p50, which))) => {
             let l = p50 / 1e3;
             println!("smallest p50 latency: {p50:.4} ms ({which}, {})", path.display());
             println!("timer bias / smallest p50:                 {:.3} %", timer_bias / l * 100.0);
             println!("(timer bias + amortised meter reads) / p50: {:.3} %", (timer_bias / l + window_share) * 100.0);
-            println!("loop cost per batch / smallest p50:        {:.3} %  (outside the timed region except the timer bias)", loop_cost / l * 100.0);
+            println!(
+                "loop cost per batch / smallest p50:        {:.3} %  (outside the timed region except the timer bias)",
+                loop_cost / l * 100.0
+            );
         }
         None => println!("no calibration/<host>/cost.csv found: pass one as an argument to get the ratios"),
     }

@@ -20,10 +20,7 @@ fn fake_sysfs() -> tempfile::TempDir {
     } else {
         tempfile::tempdir().unwrap()
     };
-    for (id, name, value) in [
-        ("intel-rapl:0", "package-0", 123_456_789u64),
-        ("intel-rapl:0:0", "dram", 9_876_543),
-    ] {
+    for (id, name, value) in [("intel-rapl:0", "package-0", 123_456_789u64), ("intel-rapl:0:0", "dram", 9_876_543)] {
         let z = dir.path().join(id);
         fs::create_dir(&z).unwrap();
         fs::write(z.join("name"), format!("{name}\n")).unwrap();
@@ -55,12 +52,8 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("meter_read");
     g.bench_function("instant_now", |b| b.iter(|| black_box(Instant::now())));
     g.bench_function("mock", |b| b.iter(|| black_box(mock.read().unwrap())));
-    g.bench_function("rapl_fake_sysfs", |b| {
-        b.iter(|| black_box(rapl.read().unwrap()))
-    });
-    g.bench_function("estimate_proc_self_stat", |b| {
-        b.iter(|| black_box(estimate.read().unwrap()))
-    });
+    g.bench_function("rapl_fake_sysfs", |b| b.iter(|| black_box(rapl.read().unwrap())));
+    g.bench_function("estimate_proc_self_stat", |b| b.iter(|| black_box(estimate.read().unwrap())));
     g.finish();
 
     let rows = [
@@ -89,16 +82,10 @@ fn bench(c: &mut Criterion) {
             }),
         ),
     ];
-    println!(
-        "\nharness overhead per window = 2 x (clock + meter read); < 1 % needs a window of at least:"
-    );
+    println!("\nharness overhead per window = 2 x (clock + meter read); < 1 % needs a window of at least:");
     let clock = rows[0].1;
     for (name, cost) in rows {
-        let per_window = if name.starts_with("Instant") {
-            2 * cost
-        } else {
-            2 * (cost + clock)
-        };
+        let per_window = if name.starts_with("Instant") { 2 * cost } else { 2 * (cost + clock) };
         println!(
             "  {name:<34} {:>9.1} ns/read   -> window >= {:>9.1} us",
             cost.as_secs_f64() * 1e9,

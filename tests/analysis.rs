@@ -2,8 +2,7 @@
 //! hand-computed cases and an exact grid decomposition, knee points and seed statistics.
 
 use basin::analysis::pareto::{
-    Objective, ParseObjectiveError, Sense, default_objectives, default_reference, dominates,
-    hypervolume, knee_point, pareto_front,
+    Objective, ParseObjectiveError, Sense, default_objectives, default_reference, dominates, hypervolume, knee_point, pareto_front,
 };
 use basin::analysis::stats::{aggregate_seeds, mean_ci95, student_t_quantile};
 use proptest::prelude::*;
@@ -24,19 +23,14 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 fn brute_dominates(a: &[f64], b: &[f64], senses: &[Sense]) -> bool {
     let better_eq = |x: f64, y: f64, s: Sense| if s == Min { x <= y } else { x >= y };
     let better = |x: f64, y: f64, s: Sense| if s == Min { x < y } else { x > y };
-    (0..senses.len()).all(|j| better_eq(a[j], b[j], senses[j]))
-        && (0..senses.len()).any(|j| better(a[j], b[j], senses[j]))
+    (0..senses.len()).all(|j| better_eq(a[j], b[j], senses[j])) && (0..senses.len()).any(|j| better(a[j], b[j], senses[j]))
 }
 
 /// O(n²) front: NaN-free points that no other point dominates.
 fn brute_front(points: &[Vec<f64>], senses: &[Sense]) -> Vec<usize> {
     (0..points.len())
         .filter(|&i| points[i].iter().all(|v| !v.is_nan()))
-        .filter(|&i| {
-            !points
-                .iter()
-                .any(|q| brute_dominates(q, &points[i], senses))
-        })
+        .filter(|&i| !points.iter().any(|q| brute_dominates(q, &points[i], senses)))
         .collect()
 }
 
@@ -68,9 +62,7 @@ fn grid_volume(points: &[Vec<f64>], senses: &[Sense], reference: &[f64]) -> f64 
     loop {
         let lower: Vec<f64> = (0..k).map(|j| axes[j][idx[j]]).collect();
         if p.iter().any(|q| (0..k).all(|j| q[j] <= lower[j])) {
-            total += (0..k)
-                .map(|j| axes[j][idx[j] + 1] - axes[j][idx[j]])
-                .product::<f64>();
+            total += (0..k).map(|j| axes[j][idx[j] + 1] - axes[j][idx[j]]).product::<f64>();
         }
         let mut j = 0;
         loop {
@@ -105,10 +97,7 @@ fn coord() -> impl Strategy<Value = f64> {
 }
 
 fn point_set(k: usize, max_n: usize) -> impl Strategy<Value = (Vec<Sense>, Vec<Vec<f64>>)> {
-    (
-        prop::collection::vec(sense(), k),
-        prop::collection::vec(prop::collection::vec(coord(), k), 0..max_n),
-    )
+    (prop::collection::vec(sense(), k), prop::collection::vec(prop::collection::vec(coord(), k), 0..max_n))
         .prop_flat_map(|(s, p)| {
             // Append copies of some points so exact duplicates are common.
             let n = p.len();
@@ -128,18 +117,12 @@ fn point_set(k: usize, max_n: usize) -> impl Strategy<Value = (Vec<Sense>, Vec<V
 fn hv_case(k: usize) -> impl Strategy<Value = (Vec<Sense>, Vec<Vec<f64>>, Vec<f64>)> {
     (
         prop::collection::vec(sense(), k),
-        prop::collection::vec(
-            prop::collection::vec(prop_oneof![(0i32..8).prop_map(f64::from), 0.0..8.0f64], k),
-            0..9,
-        ),
+        prop::collection::vec(prop::collection::vec(prop_oneof![(0i32..8).prop_map(f64::from), 0.0..8.0f64], k), 0..9),
         prop::collection::vec(6.0..10.0f64, k),
     )
         .prop_map(|(s, p, r)| {
             let flip = |v: f64, s: Sense| if s == Min { v } else { -v };
-            let p = p
-                .into_iter()
-                .map(|q| q.iter().zip(&s).map(|(&v, &s)| flip(v, s)).collect())
-                .collect();
+            let p = p.into_iter().map(|q| q.iter().zip(&s).map(|(&v, &s)| flip(v, s)).collect()).collect();
             let r = r.iter().zip(&s).map(|(&v, &s)| flip(v, s)).collect();
             (s, p, r)
         })
@@ -265,15 +248,9 @@ fn hypervolume_2d_hand_cases() {
     d.extend(pts(&[&[3.0, 3.0], &[2.0, 2.0], &[1.0, 4.0]]));
     assert_eq!(hypervolume(&d, &[Min, Min], &[4.0, 4.0]), 6.0);
     // Single point (0.5, 1.5) with r = (2, 3): 1.5 × 1.5 = 2.25.
-    assert_eq!(
-        hypervolume(&pts(&[&[0.5, 1.5]]), &[Min, Min], &[2.0, 3.0]),
-        2.25
-    );
+    assert_eq!(hypervolume(&pts(&[&[0.5, 1.5]]), &[Min, Min], &[2.0, 3.0]), 2.25);
     // Nothing better than the reference.
-    assert_eq!(
-        hypervolume(&pts(&[&[5.0, 1.0]]), &[Min, Min], &[4.0, 4.0]),
-        0.0
-    );
+    assert_eq!(hypervolume(&pts(&[&[5.0, 1.0]]), &[Min, Min], &[4.0, 4.0]), 0.0);
     assert_eq!(hypervolume(&[], &[Min, Min], &[4.0, 4.0]), 0.0);
     assert!(hypervolume(&p, &[Min, Min], &[f64::NAN, 4.0]).is_nan());
 }
@@ -282,20 +259,10 @@ fn hypervolume_2d_hand_cases() {
 fn hypervolume_3d_hand_cases() {
     let mmm = [Min, Min, Min];
     // Single box: (1,2,3) to (4,4,4) = 3 × 2 × 1 = 6.
-    assert_eq!(
-        hypervolume(&pts(&[&[1.0, 2.0, 3.0]]), &mmm, &[4.0, 4.0, 4.0]),
-        6.0
-    );
+    assert_eq!(hypervolume(&pts(&[&[1.0, 2.0, 3.0]]), &mmm, &[4.0, 4.0, 4.0]), 6.0);
     // Two overlapping boxes with r = (4,4,4): A = (1,2,2) → 3·2·2 = 12, B = (2,1,1) → 2·3·3 = 18,
     // A ∩ B = (2,2,2) → 2·2·2 = 8; union = 12 + 18 − 8 = 22.
-    assert_eq!(
-        hypervolume(
-            &pts(&[&[1.0, 2.0, 2.0], &[2.0, 1.0, 1.0]]),
-            &mmm,
-            &[4.0, 4.0, 4.0]
-        ),
-        22.0
-    );
+    assert_eq!(hypervolume(&pts(&[&[1.0, 2.0, 2.0], &[2.0, 1.0, 1.0]]), &mmm, &[4.0, 4.0, 4.0]), 22.0);
     // Staircase of the three unit-offset axis points with r = (2,2,2): each of (0,1,1),
     // (1,0,1), (1,1,0) dominates a 2×1×1 slab; pairwise intersections are the unit cube
     // [1,2]³ (volume 1), as is the triple intersection: 3·2 − 3·1 + 1 = 4.
@@ -308,10 +275,7 @@ fn hypervolume_3d_hand_cases() {
     // Mixed senses: maximise the third objective. (1,2,-2),(2,1,-1) with r = (4,4,-4) is the
     // two-box case above mirrored in z: 22.
     let mixed = pts(&[&[1.0, 2.0, -2.0], &[2.0, 1.0, -1.0]]);
-    assert_eq!(
-        hypervolume(&mixed, &[Min, Min, Max], &[4.0, 4.0, -4.0]),
-        22.0
-    );
+    assert_eq!(hypervolume(&mixed, &[Min, Min, Max], &[4.0, 4.0, -4.0]), 22.0);
 }
 
 #[test]
@@ -325,12 +289,7 @@ fn hypervolume_4d_hand_case() {
 #[test]
 fn default_reference_is_nadir_plus_tenth_of_range() {
     // Energy in [1, 3] (min), accuracy in [0.7, 0.9] (max), constant latency 5 (min).
-    let p = pts(&[
-        &[1.0, 0.9, 5.0],
-        &[3.0, 0.7, 5.0],
-        &[2.0, 0.8, 5.0],
-        &[f64::NAN, 0.0, 5.0],
-    ]);
+    let p = pts(&[&[1.0, 0.9, 5.0], &[3.0, 0.7, 5.0], &[2.0, 0.8, 5.0], &[f64::NAN, 0.0, 5.0]]);
     let r = default_reference(&p, &[Min, Max, Min]);
     assert!(close(r[0], 3.0 + 0.1 * 2.0, 1e-15));
     // The NaN row still contributes its accuracy 0.0 (NaN only removes that coordinate).
@@ -359,10 +318,7 @@ fn knee_on_hand_made_front() {
     assert_eq!(knee_point(&rev, &[Min, Max]), Some(2));
     // A single point, a constant objective, and no finite points.
     assert_eq!(knee_point(&pts(&[&[3.0, 1.0]]), &[Min, Min]), Some(0));
-    assert_eq!(
-        knee_point(&pts(&[&[1.0, 7.0], &[2.0, 7.0]]), &[Min, Min]),
-        Some(0)
-    );
+    assert_eq!(knee_point(&pts(&[&[1.0, 7.0], &[2.0, 7.0]]), &[Min, Min]), Some(0));
     assert_eq!(knee_point(&pts(&[&[f64::NAN, 1.0]]), &[Min, Min]), None);
     assert_eq!(knee_point(&[], &[Min, Min]), None);
 }
@@ -379,28 +335,12 @@ fn objectives_parse_and_round_trip() {
     for s in ["min", "minimize", " Min "] {
         assert_eq!(s.parse::<Sense>().unwrap(), Min);
     }
-    assert!(matches!(
-        "latency".parse::<Objective>(),
-        Err(ParseObjectiveError::Shape(_))
-    ));
-    assert!(matches!(
-        ":min".parse::<Objective>(),
-        Err(ParseObjectiveError::Shape(_))
-    ));
+    assert!(matches!("latency".parse::<Objective>(), Err(ParseObjectiveError::Shape(_))));
+    assert!(matches!(":min".parse::<Objective>(), Err(ParseObjectiveError::Shape(_))));
     let err = "latency:lower".parse::<Objective>().unwrap_err();
-    assert!(
-        err.to_string().contains("lower") && err.to_string().contains("minimize"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("lower") && err.to_string().contains("minimize"), "{err}");
     let d = default_objectives();
-    assert_eq!(
-        d.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        [
-            "energy_j_per_request:min",
-            "latency_ms_p99:min",
-            "accuracy:max"
-        ]
-    );
+    assert_eq!(d.iter().map(ToString::to_string).collect::<Vec<_>>(), ["energy_j_per_request:min", "latency_ms_p99:min", "accuracy:max"]);
     // serde: snake_case names with short aliases.
     assert_eq!(serde_json::to_string(&Max).unwrap(), "\"maximize\"");
     let o: Objective = serde_json::from_str(r#"{"column":"x","sense":"min"}"#).unwrap();
@@ -435,10 +375,7 @@ fn t_quantiles_match_tables() {
         assert!(close(student_t_quantile(p, 2.0), exact, 1e-10));
     }
     // Large df approaches the normal quantile from above, monotonically.
-    let qs: Vec<f64> = [100.0, 1e3, 1e4, 2e4, 1e6]
-        .iter()
-        .map(|&d| student_t_quantile(0.975, d))
-        .collect();
+    let qs: Vec<f64> = [100.0, 1e3, 1e4, 2e4, 1e6].iter().map(|&d| student_t_quantile(0.975, d)).collect();
     assert!(qs.windows(2).all(|w| w[0] > w[1]) && *qs.last().unwrap() > 1.959_963_984);
     assert!(student_t_quantile(1.0, 3.0).is_nan() && student_t_quantile(0.9, 0.0).is_nan());
     assert_eq!(student_t_quantile(0.5, 3.0), 0.0);
@@ -452,10 +389,7 @@ fn mean_ci95_by_hand() {
     assert_eq!((m.mean, m.n), (3.0, 5));
     assert!(close(m.std, 2.5f64.sqrt(), 1e-15));
     assert!((m.ci95_half_width - 1.963_243_2).abs() < 1e-7, "{m:?}");
-    assert!(
-        close(m.lo(), 3.0 - m.ci95_half_width, 1e-15)
-            && close(m.hi(), 3.0 + m.ci95_half_width, 1e-15)
-    );
+    assert!(close(m.lo(), 3.0 - m.ci95_half_width, 1e-15) && close(m.hi(), 3.0 + m.ci95_half_width, 1e-15));
     // Two values 10, 12: mean 11, s = √2, half = 12.7062047 · √2 / √2 = 12.7062047.
     let m = mean_ci95(&[12.0, 10.0]);
     assert_eq!(m.mean, 11.0);
@@ -489,10 +423,7 @@ fn aggregate_seeds_groups_and_orders_by_key() {
     // Input order does not change the output.
     let mut rev = rows.clone();
     rev.reverse();
-    assert_eq!(
-        format!("{:?}", aggregate_seeds(&rev).unwrap()),
-        format!("{agg:?}")
-    ); // NaN != NaN
+    assert_eq!(format!("{:?}", aggregate_seeds(&rev).unwrap()), format!("{agg:?}")); // NaN != NaN
     // Ragged rows are a typed error naming the row.
     let mut bad = rows.clone();
     bad[3].1.pop();

@@ -17,7 +17,9 @@ fn row_data(rows: usize, width: usize, offset: f32) -> InputData {
 #[derive(Clone, Default)]
 struct RecordingSleeper(Arc<Mutex<Vec<Duration>>>);
 impl Sleeper for RecordingSleeper {
-    fn sleep(&mut self, d: Duration) { self.0.lock().unwrap().push(d) }
+    fn sleep(&mut self, d: Duration) {
+        self.0.lock().unwrap().push(d)
+    }
 }
 
 #[test]
@@ -120,7 +122,8 @@ fn mismatched_inputs_are_named_in_the_error() {
 
 #[test]
 fn injected_failures_and_probability_modes() {
-    let mut b = MockBackend::classifier("m", 2, 2, MockLatency::Linear { base: Duration::ZERO, per_item: Duration::ZERO }).with_fail_every(3);
+    let mut b =
+        MockBackend::classifier("m", 2, 2, MockLatency::Linear { base: Duration::ZERO, per_item: Duration::ZERO }).with_fail_every(3);
     b.prepare(1).unwrap();
     let results: Vec<bool> = (0..6).map(|_| b.infer().is_ok()).collect();
     assert_eq!(results, [true, true, false, true, true, false]);
@@ -201,7 +204,9 @@ mod triton_mock {
         let _ = w.write_all(body);
     }
 
-    fn err_body(msg: &str) -> Vec<u8> { serde_json::to_vec(&json!({ "error": msg })).unwrap() }
+    fn err_body(msg: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({ "error": msg })).unwrap()
+    }
 
     /// The mock model: class scores `c * mean(row)`; answers binary or JSON as asked.
     fn infer(body: &[u8], headers: &BTreeMap<String, String>) -> Result<Answer, String> {
@@ -274,7 +279,10 @@ nv_energy_consumption{gpu_uuid=\"GPU-b\"} 50\n";
                     let ok = |s: &mut TcpStream, v: Value| respond(s, 200, &[], &serde_json::to_vec(&v).unwrap());
                     match (method.as_str(), path.as_str()) {
                         ("GET", "/v2/health/live" | "/v2/health/ready" | "/v2/models/tiny/ready") => respond(&mut stream, 200, &[], b""),
-                        ("GET", "/v2") => ok(&mut stream, json!({"name": "triton", "version": "2.51.0", "extensions": ["binary_tensor_data", "statistics"]})),
+                        ("GET", "/v2") => ok(
+                            &mut stream,
+                            json!({"name": "triton", "version": "2.51.0", "extensions": ["binary_tensor_data", "statistics"]}),
+                        ),
                         ("GET", "/v2/models/tiny") => ok(
                             &mut stream,
                             json!({"name": "tiny", "versions": ["1"], "platform": "python",
@@ -344,7 +352,9 @@ nv_energy_consumption{gpu_uuid=\"GPU-b\"} 50\n";
         rx.recv_timeout(Duration::from_secs(20)).expect("the client hung instead of timing out")
     }
 
-    fn short() -> Timeouts { Timeouts { connect: Duration::from_millis(500), request: Duration::from_millis(400) } }
+    fn short() -> Timeouts {
+        Timeouts { connect: Duration::from_millis(500), request: Duration::from_millis(400) }
+    }
 
     #[test]
     fn client_speaks_kserve_v2_binary_and_json() {

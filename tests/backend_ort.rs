@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use basin::hw::backend::onnx::{OrtBackend, OrtOptions, Provider, init_runtime};
 use basin::hw::backend::*;
 
-fn require_hw() -> bool { std::env::var("BASIN_REQUIRE_HW").is_ok_and(|v| v == "1") }
+fn require_hw() -> bool {
+    std::env::var("BASIN_REQUIRE_HW").is_ok_and(|v| v == "1")
+}
 
 fn from_env_or_cache(var: &str, rel: &str) -> PathBuf {
     std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(rel))
@@ -125,12 +127,16 @@ fn model(nodes: &[Vec<u8>], inits: &[Vec<u8>], inputs: &[Vec<u8>], outputs: &[Ve
     m
 }
 
-fn le_f32(v: &[f32]) -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() }
+fn le_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
 
 const FEATURES: usize = 16;
 const CLASSES: usize = 4;
 
-fn weights() -> Vec<f32> { (0..FEATURES * CLASSES).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect() }
+fn weights() -> Vec<f32> {
+    (0..FEATURES * CLASSES).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect()
+}
 
 /// `probs = softmax(input[N,16] · W[16,4])`.
 fn classifier_onnx() -> Vec<u8> {
@@ -145,7 +151,9 @@ fn classifier_onnx() -> Vec<u8> {
 const VOCAB: usize = 50;
 const TOKEN_CLASSES: usize = 3;
 
-fn embedding() -> Vec<f32> { (0..VOCAB * TOKEN_CLASSES).map(|i| ((i * 13 % 17) as f32 - 8.0) / 8.0).collect() }
+fn embedding() -> Vec<f32> {
+    (0..VOCAB * TOKEN_CLASSES).map(|i| ((i * 13 % 17) as f32 - 8.0) / 8.0).collect()
+}
 
 /// `logits = Σ_t E[ids[t]] · mask[t]` over a dynamic sequence: two INT64 inputs, no softmax.
 fn tokens_onnx() -> Vec<u8> {
@@ -255,14 +263,18 @@ fn token_model_with_int64_inputs_and_logits_output() {
     let ids: Vec<i64> = vec![1, 7, 49, 0, 3, 3];
     let mask: Vec<i64> = vec![1, 1, 0, 1, 1, 1];
     let data = InputData {
-        tensors: vec![Tensor::new("attention_mask", vec![2, 3], TensorData::I64(mask.clone())), Tensor::new("input_ids", vec![2, 3], TensorData::I64(ids.clone()))],
+        tensors: vec![
+            Tensor::new("attention_mask", vec![2, 3], TensorData::I64(mask.clone())),
+            Tensor::new("input_ids", vec![2, 3], TensorData::I64(ids.clone())),
+        ],
     };
     b.set_inputs(&data).unwrap();
     let out = b.infer().unwrap();
     let e = embedding();
     for r in 0..2 {
-        let logits: Vec<f32> =
-            (0..TOKEN_CLASSES).map(|c| (0..3).map(|t| e[ids[r * 3 + t] as usize * TOKEN_CLASSES + c] * mask[r * 3 + t] as f32).sum()).collect();
+        let logits: Vec<f32> = (0..TOKEN_CLASSES)
+            .map(|c| (0..3).map(|t| e[ids[r * 3 + t] as usize * TOKEN_CLASSES + c] * mask[r * 3 + t] as f32).sum())
+            .collect();
         // The model emits logits; the backend turns them into probabilities.
         assert_close(out.row(r), &softmax(&logits));
     }

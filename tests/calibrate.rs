@@ -14,19 +14,30 @@ use basin::calibrate::{self, Options};
 use basin::hw::backend::*;
 use basin::hw::meter::MockMeter;
 
-fn require_hw() -> bool { std::env::var("BASIN_REQUIRE_HW").is_ok_and(|v| v == "1") }
+fn require_hw() -> bool {
+    std::env::var("BASIN_REQUIRE_HW").is_ok_and(|v| v == "1")
+}
 
-fn repo() -> PathBuf { PathBuf::from(env!("CARGO_MANIFEST_DIR")) }
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
 
-fn models_dir() -> PathBuf { std::env::var_os("BASIN_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/models")) }
+fn models_dir() -> PathBuf {
+    std::env::var_os("BASIN_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/models"))
+}
 
-fn ort_lib() -> PathBuf { std::env::var_os("BASIN_ORT_LIB").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/onnxruntime/libonnxruntime.so")) }
+fn ort_lib() -> PathBuf {
+    std::env::var_os("BASIN_ORT_LIB").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/onnxruntime/libonnxruntime.so"))
+}
 
 /// Some(()) when the ONNX Runtime library and the digits models exist; a notice otherwise.
 fn hw_assets() -> Option<()> {
     let need = [ort_lib(), models_dir().join("digits_small.onnx"), models_dir().join("digits_test.csv"), models_dir().join("quality.csv")];
     if let Some(missing) = need.iter().find(|p| !p.is_file()) {
-        let msg = format!("{} not found (run scripts/setup-ort.sh and scripts/build-models.sh, or set BASIN_ORT_LIB / BASIN_MODELS_DIR)", missing.display());
+        let msg = format!(
+            "{} not found (run scripts/setup-ort.sh and scripts/build-models.sh, or set BASIN_ORT_LIB / BASIN_MODELS_DIR)",
+            missing.display()
+        );
         assert!(!require_hw(), "BASIN_REQUIRE_HW=1: {msg}");
         eprintln!("skipping: {msg}");
         return None;
@@ -51,21 +62,16 @@ fn cfg(min_reps: u32, max_reps: u32, window: u32, stable: u32, tol: f64) -> Meas
     }
 }
 
-fn ms(v: u64) -> Duration { Duration::from_millis(v) }
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
 
 #[test]
 fn mock_point_quantiles_and_energy_per_batch_are_exact() {
     let lat = MockLatency::Table([(4usize, ms(5))].into_iter().collect());
     let mut backend = MockBackend::classifier("m", 8, 3, lat);
     // Reads at the start and the end of each window; the gaps between windows are not counted.
-    let mut meter = MockMeter::replay(vec![
-        (ms(0), 0.0),
-        (ms(10), 0.8),
-        (ms(11), 0.9),
-        (ms(21), 1.7),
-        (ms(22), 1.8),
-        (ms(32), 2.6),
-    ]);
+    let mut meter = MockMeter::replay(vec![(ms(0), 0.0), (ms(10), 0.8), (ms(11), 0.9), (ms(21), 1.7), (ms(22), 1.8), (ms(32), 2.6)]);
     let mut ticks = 0;
     let p = measure_point(&mut backend, &mut meter, 4, &cfg(6, 100, 2, 3, 0.01), &mut |_| ticks += 1).unwrap();
     assert_eq!(p.stop, StopReason::Stable);
@@ -98,19 +104,32 @@ struct Scripted {
 
 impl Scripted {
     fn new(seq: Vec<f64>) -> Self {
-        let info = BackendInfo { backend: "scripted".into(), model: "s".into(), device: "cpu".into(), provider: "-".into(), version: "-".into(), input_path: "-".into() };
+        let info = BackendInfo {
+            backend: "scripted".into(),
+            model: "s".into(),
+            device: "cpu".into(),
+            provider: "-".into(),
+            version: "-".into(),
+            input_path: "-".into(),
+        };
         Scripted { info, specs: vec![], seq, i: 0, batch: 0 }
     }
 }
 
 impl InferenceBackend for Scripted {
-    fn info(&self) -> &BackendInfo { &self.info }
-    fn inputs(&self) -> &[TensorSpec] { &self.specs }
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+    fn inputs(&self) -> &[TensorSpec] {
+        &self.specs
+    }
     fn prepare(&mut self, b: usize) -> Result<(), BackendError> {
         self.batch = b;
         Ok(())
     }
-    fn set_inputs(&mut self, _: &InputData) -> Result<(), BackendError> { Ok(()) }
+    fn set_inputs(&mut self, _: &InputData) -> Result<(), BackendError> {
+        Ok(())
+    }
     fn infer(&mut self) -> Result<InferOutput, BackendError> {
         let v = self.seq[self.i % self.seq.len()];
         self.i += 1;
@@ -174,10 +193,18 @@ fn inputs_that_do_not_match_the_model_are_a_clear_error() {
     // A backend that answers with another batch size than asked.
     struct Wrong(Scripted);
     impl InferenceBackend for Wrong {
-        fn info(&self) -> &BackendInfo { self.0.info() }
-        fn inputs(&self) -> &[TensorSpec] { self.0.inputs() }
-        fn prepare(&mut self, b: usize) -> Result<(), BackendError> { self.0.prepare(b) }
-        fn set_inputs(&mut self, d: &InputData) -> Result<(), BackendError> { self.0.set_inputs(d) }
+        fn info(&self) -> &BackendInfo {
+            self.0.info()
+        }
+        fn inputs(&self) -> &[TensorSpec] {
+            self.0.inputs()
+        }
+        fn prepare(&mut self, b: usize) -> Result<(), BackendError> {
+            self.0.prepare(b)
+        }
+        fn set_inputs(&mut self, d: &InputData) -> Result<(), BackendError> {
+            self.0.set_inputs(d)
+        }
         fn infer(&mut self) -> Result<InferOutput, BackendError> {
             let mut o = self.0.infer()?;
             o.batch_size = 1;
@@ -205,7 +232,12 @@ fn run_err(f: &Path, out: &Path) -> String {
         Err(e) => format!("{e:#}"),
     };
     assert!(!out.exists(), "{} was left behind after: {e}", out.display());
-    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with(".out")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".out"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary output left behind: {leftovers:?}");
     e
 }
@@ -222,18 +254,25 @@ fn a_corrupt_onnx_file_is_a_clear_error() {
     if hw_assets().is_none() {
         return;
     }
-    let (d, f, out) = cal_file(&format!("batch_sizes = [1]\n[models]\nm = \"bad.onnx\"\n[backends.onnxruntime]\nlibrary = \"{}\"\n[meter]\nidle_s = 0\n", ort_lib().display()));
+    let (d, f, out) = cal_file(&format!(
+        "batch_sizes = [1]\n[models]\nm = \"bad.onnx\"\n[backends.onnxruntime]\nlibrary = \"{}\"\n[meter]\nidle_s = 0\n",
+        ort_lib().display()
+    ));
     std::fs::write(d.path().join("bad.onnx"), b"this is not a protobuf \x00\x01\x02").unwrap();
     let e = run_err(&f, &out);
     assert!(e.contains("cannot load ONNX model") && e.contains("bad.onnx"), "{e}");
 }
 
-fn dummy_model(d: &Path) { std::fs::write(d.join("m.onnx"), b"unused: served by the (absent) Triton").unwrap(); }
+fn dummy_model(d: &Path) {
+    std::fs::write(d.join("m.onnx"), b"unused: served by the (absent) Triton").unwrap();
+}
 
 #[test]
 fn triton_down_is_connection_refused_not_a_hang() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(); // closed again
-    let (d, f, out) = cal_file(&format!("batch_sizes = [1]\n[models]\nm = \"m.onnx\"\n[backends.triton]\nurl = \"http://127.0.0.1:{port}\"\n[meter]\nkind = \"estimate\"\nidle_s = 0\n"));
+    let (d, f, out) = cal_file(&format!(
+        "batch_sizes = [1]\n[models]\nm = \"m.onnx\"\n[backends.triton]\nurl = \"http://127.0.0.1:{port}\"\n[meter]\nkind = \"estimate\"\nidle_s = 0\n"
+    ));
     dummy_model(d.path());
     let t0 = Instant::now();
     let e = run_err(&f, &out);
@@ -268,7 +307,9 @@ fn cuda_or_nvml_without_a_gpu_is_a_clear_error() {
         eprintln!("skipping: this host has an NVIDIA driver");
         return;
     }
-    let (d, f, out) = cal_file("batch_sizes = [1]\n[models]\nm = \"m.onnx\"\n[backends.onnxruntime]\nprovider = \"cuda\"\n[meter]\nkind = \"estimate\"\nidle_s = 0\n");
+    let (d, f, out) = cal_file(
+        "batch_sizes = [1]\n[models]\nm = \"m.onnx\"\n[backends.onnxruntime]\nprovider = \"cuda\"\n[meter]\nkind = \"estimate\"\nidle_s = 0\n",
+    );
     dummy_model(d.path());
     let e = run_err(&f, &out);
     assert!(e.contains("CUDA provider was requested") && e.contains("no NVIDIA GPU"), "{e}");
@@ -299,7 +340,9 @@ fn a_real_onnx_runtime_calibration_feeds_the_simulator() {
     let (dir, cal) = calibrate::run(&opts).unwrap();
     assert_eq!(dir, out);
     assert_eq!(cal.measured.len(), 6);
-    for name in ["cost.csv", "devices.csv", "quality.csv", "points.csv", "manifest.toml", "latency_per_request.svg", "energy_per_request.png"] {
+    for name in
+        ["cost.csv", "devices.csv", "quality.csv", "points.csv", "manifest.toml", "latency_per_request.svg", "energy_per_request.png"]
+    {
         assert!(out.join(name).is_file(), "{name} missing");
     }
     // Quality recomputed by basin equals build_models' table.

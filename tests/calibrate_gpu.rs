@@ -44,18 +44,9 @@ fn without_a_gpu_the_script_stops_at_once_saying_so() {
     let out = script(&["--budget-s", "300"], None);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(
-        stderr.starts_with(
-            "calibrate-gpu: error: no NVIDIA GPU on this host: cannot load libnvidia-ml.so.1"
-        ),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("calibrate-gpu: error: no NVIDIA GPU on this host: cannot load libnvidia-ml.so.1"), "{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
-    assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        t0.elapsed()
-    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "took {:?}", t0.elapsed());
     // Nothing was set up or written.
     assert!(!stderr.contains("setup-ort"), "{stderr}");
 }
@@ -63,20 +54,13 @@ fn without_a_gpu_the_script_stops_at_once_saying_so() {
 #[test]
 fn bad_arguments_are_clear_errors() {
     for (args, want) in [
-        (
-            &["--budget-s", "10"][..],
-            "--budget-s must be a whole number of seconds >= 60 (got '10')",
-        ),
+        (&["--budget-s", "10"][..], "--budget-s must be a whole number of seconds >= 60 (got '10')"),
         (&["--out"][..], "--out needs a value"),
         (&["--frobnicate"][..], "unknown argument '--frobnicate'"),
     ] {
         let out = script(args, None);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
-        assert!(
-            text(&out.stderr).contains(want),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        assert!(text(&out.stderr).contains(want), "{args:?}: {}", text(&out.stderr));
     }
 }
 
@@ -86,14 +70,8 @@ fn the_dry_run_prints_the_plan_and_runs_nothing() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     if !gpu_host() {
-        assert!(
-            stdout.contains("GPU:        none found here (cannot load libnvidia-ml.so.1"),
-            "{stdout}"
-        );
-        assert!(
-            stdout.contains("a real run stops at once with \"no NVIDIA GPU\""),
-            "{stdout}"
-        );
+        assert!(stdout.contains("GPU:        none found here (cannot load libnvidia-ml.so.1"), "{stdout}");
+        assert!(stdout.contains("a real run stops at once with \"no NVIDIA GPU\""), "{stdout}");
     }
     for step in [
         "1. scripts/setup-ort.sh --gpu      onnxruntime-gpu 1.31.1 (CUDA 13)",
@@ -111,39 +89,19 @@ fn the_dry_run_prints_the_plan_and_runs_nothing() {
 
 #[test]
 fn the_dry_run_names_the_gpu_nvml_reports_and_trims_to_the_budget() {
-    let fake = FakeNvml::new(
-        "driver 580.95.05\ndevice NVIDIA H200\nenergy 1\ndevice NVIDIA H200\nenergy 1\n",
-    );
-    let out = script(
-        &["--dry-run", "--budget-s", "900", "--no-triton"],
-        Some(&fake.lib()),
-    );
+    let fake = FakeNvml::new("driver 580.95.05\ndevice NVIDIA H200\nenergy 1\ndevice NVIDIA H200\nenergy 1\n");
+    let out = script(&["--dry-run", "--budget-s", "900", "--no-triton"], Some(&fake.lib()));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    assert!(
-        stdout
-            .contains("GPU:        NVIDIA H200 (driver 580.95.05, 2 GPU(s); GPU 0 is calibrated)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("GPU:        NVIDIA H200 (driver 580.95.05, 2 GPU(s); GPU 0 is calibrated)"), "{stdout}");
     assert!(stdout.contains("/calibration/nvidia-h200-"), "{stdout}");
-    assert!(
-        stdout.contains("Triton rows:                    off (--no-triton)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("Triton rows:                    off (--no-triton)"), "{stdout}");
     // 42 points x (3 s warm-up cap + 4 s cap + 1 s) + idle fits 760 s: nothing to trim.
-    assert!(
-        stdout.contains(
-            "max_time_s 4.00, min_time_s 1.25, warmup_max_s 3.00 per point (nothing trimmed)"
-        ),
-        "{stdout}"
-    );
+    assert!(stdout.contains("max_time_s 4.00, min_time_s 1.25, warmup_max_s 3.00 per point (nothing trimmed)"), "{stdout}");
     // The default 480 s with Triton (84 points) cannot hold that: repetitions are trimmed and said so.
     let out = script(&["--dry-run"], Some(&fake.lib()));
     let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("max_time_s 4.00 -> 1.25; warmup_max_s 3.00 -> 1.50;"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("max_time_s 4.00 -> 1.25; warmup_max_s 3.00 -> 1.50;"), "{stdout}");
 }
 
 #[test]
@@ -153,30 +111,13 @@ fn the_gpu_calibration_file_is_valid_and_says_what_it_measures() {
     assert_eq!(cfg.batch_sizes, vec![1, 2, 4, 8, 16, 32, 64]);
     let ort = cfg.backends.onnxruntime.as_ref().unwrap();
     assert_eq!((ort.provider, ort.device), (ProviderName::Cuda, 0));
-    assert_eq!(
-        ort.library.as_deref(),
-        Some("../.cache/onnxruntime-gpu/libonnxruntime.so")
-    );
+    assert_eq!(ort.library.as_deref(), Some("../.cache/onnxruntime-gpu/libonnxruntime.so"));
     assert_eq!(cfg.meter.kind, MeterKindName::Nvml);
     // NVML's counter updates about every 100 ms: windows of at least that, several per point.
-    assert!(
-        cfg.measure.window_s >= 0.1 && cfg.measure.min_time_s >= 3.0 * cfg.measure.window_s,
-        "{:?}",
-        cfg.measure
-    );
+    assert!(cfg.measure.window_s >= 0.1 && cfg.measure.min_time_s >= 3.0 * cfg.measure.window_s, "{:?}", cfg.measure);
     assert!(cfg.meter.idle_s >= 2.0);
     let models: Vec<&str> = cfg.models.keys().map(String::as_str).collect();
-    assert_eq!(
-        models,
-        [
-            "bert6",
-            "digits_large",
-            "digits_medium",
-            "digits_small",
-            "digits_tiny",
-            "resnet18"
-        ]
-    );
+    assert_eq!(models, ["bert6", "digits_large", "digits_medium", "digits_small", "digits_tiny", "resnet18"]);
 }
 
 /// `basin calibrate` with `meter.kind = "nvml"` and the fake library as NVML (a GPU drawing a
@@ -186,19 +127,10 @@ fn the_gpu_calibration_file_is_valid_and_says_what_it_measures() {
 #[test]
 fn basin_calibrate_meters_through_nvml_end_to_end() {
     let m = repo().join(".cache/models");
-    let lib = std::env::var_os("BASIN_ORT_LIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".cache/onnxruntime/libonnxruntime.so"));
+    let lib = std::env::var_os("BASIN_ORT_LIB").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/onnxruntime/libonnxruntime.so"));
     if !lib.is_file() || !m.join("digits_tiny.onnx").is_file() {
-        assert!(
-            std::env::var("BASIN_REQUIRE_HW").as_deref() != Ok("1"),
-            "BASIN_REQUIRE_HW=1: ONNX Runtime or the models are missing"
-        );
-        eprintln!(
-            "skipping: {} or {} missing (scripts/setup-ort.sh, scripts/build-models.sh)",
-            lib.display(),
-            m.display()
-        );
+        assert!(std::env::var("BASIN_REQUIRE_HW").as_deref() != Ok("1"), "BASIN_REQUIRE_HW=1: ONNX Runtime or the models are missing");
+        eprintln!("skipping: {} or {} missing (scripts/setup-ort.sh, scripts/build-models.sh)", lib.display(), m.display());
         return;
     }
     let fake = FakeNvml::new(
@@ -220,27 +152,12 @@ fn basin_calibrate_meters_through_nvml_end_to_end() {
     .unwrap();
     let out = dir.path().join("out");
     let run = Command::new(env!("CARGO_BIN_EXE_basin"))
-        .args([
-            "calibrate",
-            cal.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
+        .args(["calibrate", cal.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
         .env("BASIN_NVML_LIB", fake.lib())
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}\n{}",
-        text(&run.stdout),
-        text(&run.stderr)
-    );
-    assert!(
-        !text(&run.stdout).contains("ESTIMATED"),
-        "{}",
-        text(&run.stdout)
-    );
+    assert!(run.status.success(), "{}\n{}", text(&run.stdout), text(&run.stderr));
+    assert!(!text(&run.stdout).contains("ESTIMATED"), "{}", text(&run.stdout));
 
     let cost = std::fs::read_to_string(out.join("cost.csv")).unwrap();
     assert!(cost.starts_with("model,"), "a plain CSV, header first: {cost}");
@@ -252,50 +169,23 @@ fn basin_calibrate_meters_through_nvml_end_to_end() {
     let rows: Vec<Vec<&str>> = rows.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 2, "{cost}");
     for r in &rows {
-        assert_eq!(
-            r[col("meter")],
-            "nvml:NVIDIA H200 (total energy counter)",
-            "{cost}"
-        );
+        assert_eq!(r[col("meter")], "nvml:NVIDIA H200 (total energy counter)", "{cost}");
         assert_eq!(r[col("energy_estimated")], "false", "{cost}");
         // The fake GPU draws 250 W of the meter's own monotonic clock.
         let w: f64 = r[col("mean_power_w")].parse().unwrap();
-        assert!(
-            (w - 250.0).abs() < 250.0 * 0.05,
-            "mean power {w} W in {cost}"
-        );
+        assert!((w - 250.0).abs() < 250.0 * 0.05, "mean power {w} W in {cost}");
     }
     let devices = std::fs::read_to_string(out.join("devices.csv")).unwrap();
-    let idle: f64 = devices
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let idle: f64 = devices.lines().nth(1).unwrap().split(',').nth(1).unwrap().parse().unwrap();
     assert!((idle - 250.0).abs() < 250.0 * 0.05, "{devices}");
 
-    let manifest: toml::Table = std::fs::read_to_string(out.join("manifest.toml"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(
-        manifest["runtime"]["onnxruntime_input_path"].as_str(),
-        Some("io_binding")
-    );
+    let manifest: toml::Table = std::fs::read_to_string(out.join("manifest.toml")).unwrap().parse().unwrap();
+    assert_eq!(manifest["runtime"]["onnxruntime_input_path"].as_str(), Some("io_binding"));
     let nvml = &manifest["host"]["nvml"];
     assert_eq!(nvml["driver_version"].as_str(), Some("580.95.05"));
     assert_eq!(nvml["cuda_driver_version"].as_str(), Some("13.0"));
     let gpu = &nvml["gpus"][0];
     assert_eq!(gpu["name"].as_str(), Some("NVIDIA H200"));
     assert_eq!(gpu["power_limit_w"].as_float(), Some(700.0));
-    assert_eq!(
-        (
-            gpu["sm_clock_mhz"].as_integer(),
-            gpu["max_sm_clock_mhz"].as_integer()
-        ),
-        (Some(1755), Some(1980))
-    );
+    assert_eq!((gpu["sm_clock_mhz"].as_integer(), gpu["max_sm_clock_mhz"].as_integer()), (Some(1755), Some(1980)));
 }

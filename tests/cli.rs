@@ -8,7 +8,9 @@ fn basin(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_basin")).args(args).current_dir(cwd).output().expect("the basin binary runs")
 }
 
-fn repo() -> &'static Path { Path::new(env!("CARGO_MANIFEST_DIR")) }
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
 
 #[test]
 fn same_seed_gives_byte_identical_outputs() {
@@ -33,8 +35,22 @@ fn same_seed_gives_byte_identical_outputs() {
 fn set_overrides_keys_and_manifest_records_them() {
     let tmp = tempfile::tempdir().unwrap();
     let exp = repo().join("experiments/steady_low-batched.toml");
-    let o = basin(&["simulate", exp.to_str().unwrap(), "--out", "r", "--set", "workload.duration_s=60",
-        "--set", "server[0].max_batch_size=2", "--set", "energy.pue=1.5", "--json"], tmp.path());
+    let o = basin(
+        &[
+            "simulate",
+            exp.to_str().unwrap(),
+            "--out",
+            "r",
+            "--set",
+            "workload.duration_s=60",
+            "--set",
+            "server[0].max_batch_size=2",
+            "--set",
+            "energy.pue=1.5",
+            "--json",
+        ],
+        tmp.path(),
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("r/summary.json")).unwrap()).unwrap();
     assert_eq!(s["energy"]["pue"], 1.5);
@@ -135,8 +151,11 @@ fn negative_and_nan_rates_name_the_line() {
 
 #[test]
 fn unsorted_request_times_name_the_line() {
-    let (e, _) = bad(|b| b.replace("trace = \"trace.csv\"", "trace = \"req.csv\"\nformat = \"request_csv\""), "req.csv",
-        Some("arrival_s\n0.1\n0.5\n0.3\n"));
+    let (e, _) = bad(
+        |b| b.replace("trace = \"trace.csv\"", "trace = \"req.csv\"\nformat = \"request_csv\""),
+        "req.csv",
+        Some("arrival_s\n0.1\n0.5\n0.3\n"),
+    );
     has(&e, &["req.csv", "line 4"]);
 }
 
@@ -258,7 +277,10 @@ fn a_cost_row_for_an_undeclared_device_names_it_and_the_declared_ones() {
     std::fs::write(tmp.path().join("cost.csv"), table).unwrap();
     let o = basin(&["simulate", "exp.toml", "--out", "out"], tmp.path());
     assert!(!o.status.success() && !tmp.path().join("out").exists());
-    has(&String::from_utf8_lossy(&o.stderr), &["exp.toml", "`server[0].model`", "device `gpu`", "cost.csv, line 2", "which no [[device]] declares", "declared devices: `gpu0`"]);
+    has(
+        &String::from_utf8_lossy(&o.stderr),
+        &["exp.toml", "`server[0].model`", "device `gpu`", "cost.csv, line 2", "which no [[device]] declares", "declared devices: `gpu0`"],
+    );
 }
 
 #[test]
@@ -270,7 +292,16 @@ fn set_controller_kind_that_leaves_old_keys_says_to_replace_the_table() {
     let o = basin(&["simulate", "exp.toml", "--out", "out", "--set", "controller.kind=open_loop"], tmp.path());
     assert!(!o.status.success() && !tmp.path().join("out").exists());
     let e = String::from_utf8_lossy(&o.stderr);
-    has(&e, &["exp.toml", "`controller.kind`", "from `bio_threshold` to `open_loop`", "`k`, `tau0`", r#"--set 'controller={kind="open_loop"}'"#]);
+    has(
+        &e,
+        &[
+            "exp.toml",
+            "`controller.kind`",
+            "from `bio_threshold` to `open_loop`",
+            "`k`, `tau0`",
+            r#"--set 'controller={kind="open_loop"}'"#,
+        ],
+    );
     // the suggested command works
     let o = basin(&["simulate", "exp.toml", "--out", "out", "--set", r#"controller={kind="open_loop"}"#], tmp.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -317,7 +348,11 @@ fn completions_for_bash_zsh_and_fish_name_the_subcommands() {
         let o = basin(&["completions", shell], repo());
         assert!(o.status.success(), "{shell}");
         let text = String::from_utf8_lossy(&o.stdout);
-        assert!(text.contains("simulate") && text.contains("calibrate") && text.contains("completions"), "{shell}: {}", &text[..text.len().min(300)]);
+        assert!(
+            text.contains("simulate") && text.contains("calibrate") && text.contains("completions"),
+            "{shell}: {}",
+            &text[..text.len().min(300)]
+        );
     }
     assert!(!basin(&["completions", "tcsh"], repo()).status.success());
 }

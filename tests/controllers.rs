@@ -31,7 +31,9 @@ const KINDS: &[&str] = &[
     "kind = \"carbon\"\ninterval_s = 5\nembodied_g_per_hour = 300",
 ];
 
-fn controller(src: &str) -> ControllerConfig { toml::from_str(src).expect("controller config parses") }
+fn controller(src: &str) -> ControllerConfig {
+    toml::from_str(src).expect("controller config parses")
+}
 
 /// A cascade (early exit `tiny`) in front of a batched server that can switch between `small`
 /// and `large`, on a bursty workload, with a quality table whose labels can be moved to other
@@ -58,7 +60,11 @@ fn deployment(ctl: &str, shift: u32, seconds: usize) -> SimSpec {
     let table = QualityTable::from_rows(rows).unwrap();
     let rates: Vec<f64> = (0..seconds).map(|s| if (s / 10) % 3 == 2 { 900.0 } else { 250.0 }).collect();
     let mut srv = server("b", ServerKind::Batched, 1, 8, 2_000, None, |b| (1.0 + 0.3 * b as f64, 0.05 * b as f64));
-    let costs = |lat: f64| (1..=8).map(|b| CostRow::fixed("x", "sim", "dev0", b, lat * (1.0 + 0.3 * b as f64), 0.05 * lat * b as f64).service_dist().unwrap()).collect::<Vec<_>>();
+    let costs = |lat: f64| {
+        (1..=8)
+            .map(|b| CostRow::fixed("x", "sim", "dev0", b, lat * (1.0 + 0.3 * b as f64), 0.05 * lat * b as f64).service_dist().unwrap())
+            .collect::<Vec<_>>()
+    };
     srv.variants = vec![
         Variant { model: "large".into(), costs: costs(1.0), quality_index: table.index_of("large") },
         Variant { model: "small".into(), costs: costs(0.4), quality_index: table.index_of("small") },
@@ -66,11 +72,19 @@ fn deployment(ctl: &str, shift: u32, seconds: usize) -> SimSpec {
     srv.instance_standby_power_w = 5.0;
     srv.warmup = SimDuration::from_secs(1);
     let mut s = spec(basin::model::arrivals::ArrivalSpec::Rate { rates_rps: rates, process: Default::default() }, vec![srv], 30.0);
-    s.early_exit = Some(EarlyExitSpec { model: "tiny".into(), dist: CostRow::fixed("tiny", "sim", "dev0", 1, 0.1, 0.001).service_dist().unwrap(), quality_index: table.index_of("tiny"), overhead_energy_j: 0.0 });
+    s.early_exit = Some(EarlyExitSpec {
+        model: "tiny".into(),
+        dist: CostRow::fixed("tiny", "sim", "dev0", 1, 0.1, 0.001).service_dist().unwrap(),
+        quality_index: table.index_of("tiny"),
+        overhead_energy_j: 0.0,
+    });
     s.quality = Some(Quality::Table(table));
     s.controller = controller(ctl);
     s.slo = SimDuration::from_millis_f64(20.0);
-    s.carbon = CarbonSignal::Steps { times: (0..12).map(|i| SimTime::from_secs(i * 10)).collect(), values: (0..12).map(|i| 100.0 + 60.0 * (i % 4) as f64).collect() };
+    s.carbon = CarbonSignal::Steps {
+        times: (0..12).map(|i| SimTime::from_secs(i * 10)).collect(),
+        values: (0..12).map(|i| 100.0 + 60.0 * (i % 4) as f64).collect(),
+    };
     s.record_batches = true;
     s.record_requests = true;
     s
@@ -80,9 +94,13 @@ fn deployment(ctl: &str, shift: u32, seconds: usize) -> SimSpec {
 fn decisions(o: &RunOutput) -> (Vec<u64>, Vec<u64>, Vec<u64>, Vec<Option<u64>>, Vec<(u64, u32, u32)>) {
     let t = &o.timeseries;
     let b = o.batches.as_ref().unwrap();
-    (t.admitted.clone(), t.skipped.clone(), t.rejected.clone(),
-     t.tau.iter().map(|x| x.map(f64::to_bits)).collect(),
-     (0..b.len()).map(|i| ((b.start_s[i] * 1e9) as u64, b.size[i], b.instance[i])).collect())
+    (
+        t.admitted.clone(),
+        t.skipped.clone(),
+        t.rejected.clone(),
+        t.tau.iter().map(|x| x.map(f64::to_bits)).collect(),
+        (0..b.len()).map(|i| ((b.start_s[i] * 1e9) as u64, b.size[i], b.instance[i])).collect(),
+    )
 }
 
 #[test]
@@ -106,7 +124,11 @@ fn the_future_of_the_trace_changes_nothing_before_it() {
         // every interval that ended by t = 59 s is identical
         let (s, l) = (&short.timeseries, &long.timeseries);
         for i in 0..59 {
-            assert_eq!((s.admitted[i], s.skipped[i], s.rejected[i], s.completed[i]), (l.admitted[i], l.skipped[i], l.rejected[i], l.completed[i]), "{ctl}: interval {i}");
+            assert_eq!(
+                (s.admitted[i], s.skipped[i], s.rejected[i], s.completed[i]),
+                (l.admitted[i], l.skipped[i], l.rejected[i], l.completed[i]),
+                "{ctl}: interval {i}"
+            );
             assert_eq!(s.tau[i].map(f64::to_bits), l.tau[i].map(f64::to_bits), "{ctl}: tau at {i}");
             assert_eq!(s.queue_len[i].to_bits(), l.queue_len[i].to_bits(), "{ctl}: queue at {i}");
         }

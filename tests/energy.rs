@@ -12,7 +12,9 @@ use basin::model::server::ServerKind;
 use basin::sim;
 use basin::spec::EarlyExitSpec;
 
-fn rel(a: f64, b: f64) -> f64 { (a - b).abs() / b.abs().max(1e-300) }
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
 
 /// A carbon signal with an irregular step every 7.3 s.
 fn carbon() -> CarbonSignal {
@@ -22,8 +24,11 @@ fn carbon() -> CarbonSignal {
 }
 
 fn base_spec() -> basin::spec::SimSpec {
-    let mut s = spec(poisson(300.0, 60),
-        vec![server("b", ServerKind::Batched, 1, 4, 2_000, None, |b| (1.0 + 0.4 * b as f64, 0.05 + 0.02 * b as f64))], 35.0);
+    let mut s = spec(
+        poisson(300.0, 60),
+        vec![server("b", ServerKind::Batched, 1, 4, 2_000, None, |b| (1.0 + 0.4 * b as f64, 0.05 + 0.02 * b as f64))],
+        35.0,
+    );
     s.pue = 1.2;
     s.carbon = carbon();
     s.record_requests = true;
@@ -83,15 +88,19 @@ fn carbon_equals_integral_of_power_times_intensity() {
 #[test]
 fn cascade_energy_is_attributed_to_requests() {
     // quality table: early-exit model `small` (confident on even samples), full model `m`
-    let rows = (0..100u32).flat_map(|i| {
-        [("small".to_string(), i, if i % 2 == 0 { 0.9 } else { 0.4 }, i % 3 != 0), ("m".to_string(), i, 0.95, i % 10 != 0)]
-    });
+    let rows = (0..100u32)
+        .flat_map(|i| [("small".to_string(), i, if i % 2 == 0 { 0.9 } else { 0.4 }, i % 3 != 0), ("m".to_string(), i, 0.95, i % 10 != 0)]);
     let table = QualityTable::from_rows(rows).unwrap();
     let mut s = base_spec();
     let qi_small = table.index_of("small");
     s.servers[0].variants[0].quality_index = table.index_of("m");
     s.quality = Some(Quality::Table(table));
-    s.early_exit = Some(EarlyExitSpec { model: "small".into(), dist: CostRow::fixed("small", "sim", "dev0", 1, 0.2, 0.003).service_dist().unwrap(), quality_index: qi_small, overhead_energy_j: 0.0 });
+    s.early_exit = Some(EarlyExitSpec {
+        model: "small".into(),
+        dist: CostRow::fixed("small", "sim", "dev0", 1, 0.2, 0.003).service_dist().unwrap(),
+        quality_index: qi_small,
+        overhead_energy_j: 0.0,
+    });
     s.controller = ControllerConfig::StaticThreshold(StaticThresholdConfig { threshold: 0.3 });
     let out = sim::run(&s, 2);
     let sm = &out.summary;

@@ -49,8 +49,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipByte { at, bit }),
         any::<usize>().prop_map(Mutation::DropLine),
         any::<usize>().prop_map(Mutation::DuplicateLine),
-        (any::<usize>(), proptest::sample::select(ODD_NUMBERS))
-            .prop_map(|(nth, with)| Mutation::ReplaceNumber { nth, with }),
+        (any::<usize>(), proptest::sample::select(ODD_NUMBERS)).prop_map(|(nth, with)| Mutation::ReplaceNumber { nth, with }),
         (
             any::<usize>(),
             prop_oneof![
@@ -72,9 +71,7 @@ fn number_spans(b: &[u8]) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i].is_ascii_digit()
-            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
-        {
+        if b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) {
             let start = if i > 0 && b[i - 1] == b'-' { i - 1 } else { i };
             let mut j = i;
             while j < b.len()
@@ -104,8 +101,7 @@ fn apply(text: &str, muts: &[Mutation]) -> Vec<u8> {
                 b[i] ^= 1 << bit;
             }
             Mutation::DropLine(n) | Mutation::DuplicateLine(n) => {
-                let mut lines: Vec<Vec<u8>> =
-                    b.split(|&c| c == b'\n').map(<[u8]>::to_vec).collect();
+                let mut lines: Vec<Vec<u8>> = b.split(|&c| c == b'\n').map(<[u8]>::to_vec).collect();
                 let i = n % lines.len();
                 if matches!(m, Mutation::DropLine(_)) {
                     lines.remove(i);
@@ -145,8 +141,7 @@ const TRACE: &str = "second,rate\n0,5\n1,7\n2,3\n3,9\n4,4\n";
 const COSTS: &str = "model,backend,device,batch_size,latency_ms,energy_j\nm,sim,gpu0,1,2.0,0.2\nm,sim,gpu0,2,2.5,0.3\nm,sim,gpu0,3,3.0,0.4\nm,sim,gpu0,4,3.5,0.5\n";
 const QUALITY: &str = "sample,model,confidence,correct\n0,m,0.9,1\n1,m,0.4,0\n2,m,0.7,1\n";
 const CARBON: &str = "timestamp,gco2_per_kwh\n2022-01-01T00:00:00Z,200.5\n2022-01-01T01:00:00Z,180\n2022-01-01T02:00:00Z,150.25\n";
-const LOAD: &str =
-    "rps,service_factor,overhead_ms,energy_factor\n10,1.1,0.5,1.0\n100,1.3,0.8,1.2\n";
+const LOAD: &str = "rps,service_factor,overhead_ms,energy_factor\n10,1.1,0.5,1.0\n100,1.3,0.8,1.2\n";
 
 fn experiment(extra_server_keys: &str) -> String {
     format!(
@@ -170,18 +165,11 @@ fn experiment_files(extra: &str) -> Vec<(&'static str, String)> {
 }
 
 fn load_experiment(dir: &Path) -> Result<(), String> {
-    basin::io::experiment::load(&dir.join("exp.toml"), &[], None)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    basin::io::experiment::load(&dir.join("exp.toml"), &[], None).map(|_| ()).map_err(|e| e.to_string())
 }
 
 fn targets() -> Vec<Target> {
-    let exp = |name, mutated| Target {
-        name,
-        files: experiment_files(""),
-        mutated,
-        parse: load_experiment,
-    };
+    let exp = |name, mutated| Target { name, files: experiment_files(""), mutated, parse: load_experiment };
     let mut t = vec![
         exp("experiment", "exp.toml"),
         exp("trace", "trace.csv"),
@@ -204,11 +192,7 @@ fn targets() -> Vec<Target> {
         name: "sweep",
         files: sweep_files,
         mutated: "sweep.toml",
-        parse: |dir| {
-            basin::cli::sweep::prepare(&dir.join("sweep.toml"))
-                .map(|_| ())
-                .map_err(|e| format!("{e:#}"))
-        },
+        parse: |dir| basin::cli::sweep::prepare(&dir.join("sweep.toml")).map(|_| ()).map_err(|e| format!("{e:#}")),
     });
     t.push(Target {
         name: "calibration-config",
@@ -244,22 +228,11 @@ fn fuzz(target: &Target, cases: u32) -> Tally {
     for (name, text) in &target.files {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
-    (target.parse)(dir.path())
-        .unwrap_or_else(|e| panic!("{}: the unmutated files must load: {e}", target.name));
-    let original = target
-        .files
-        .iter()
-        .find(|(n, _)| *n == target.mutated)
-        .map(|(_, t)| t.clone())
-        .unwrap();
+    (target.parse)(dir.path()).unwrap_or_else(|e| panic!("{}: the unmutated files must load: {e}", target.name));
+    let original = target.files.iter().find(|(n, _)| *n == target.mutated).map(|(_, t)| t.clone()).unwrap();
     let mutated_path: PathBuf = dir.path().join(target.mutated);
     let tally = std::cell::RefCell::new(Tally::default());
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: 200,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, max_shrink_iters: 200, ..Config::default() });
     std::panic::set_hook(Box::new(|_| {})); // panics are counted and reported, not printed per case
     let result = runner.run(&mutations(), |muts| {
         std::fs::write(&mutated_path, apply(&original, &muts)).unwrap();
@@ -276,10 +249,7 @@ fn fuzz(target: &Target, cases: u32) -> Tally {
             Ok(o) => o,
             Err(_) => {
                 t.hangs += 1;
-                return Err(TestCaseError::fail(format!(
-                    "{}: a case ran past {CASE_BOUND:?}: {muts:?}",
-                    target.name
-                )));
+                return Err(TestCaseError::fail(format!("{}: a case ran past {CASE_BOUND:?}: {muts:?}", target.name)));
             }
         };
         let _ = worker.join();
@@ -287,10 +257,7 @@ fn fuzz(target: &Target, cases: u32) -> Tally {
         match outcome {
             Err(_) => {
                 t.panics += 1;
-                Err(TestCaseError::fail(format!(
-                    "{}: panic on {muts:?}",
-                    target.name
-                )))
+                Err(TestCaseError::fail(format!("{}: panic on {muts:?}", target.name)))
             }
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
@@ -317,12 +284,7 @@ fn fuzz(target: &Target, cases: u32) -> Tally {
 fn mutated_files_never_panic_or_hang_and_errors_name_the_file() {
     for t in targets() {
         let tally = fuzz(&t, FAST_CASES);
-        assert_eq!(
-            (tally.cases, tally.panics, tally.hangs),
-            (u64::from(FAST_CASES), 0, 0),
-            "{}: {tally:?}",
-            t.name
-        );
+        assert_eq!((tally.cases, tally.panics, tally.hangs), (u64::from(FAST_CASES), 0, 0), "{}: {tally:?}", t.name);
     }
 }
 
@@ -330,14 +292,8 @@ fn mutated_files_never_panic_or_hang_and_errors_name_the_file() {
 #[test]
 #[ignore = "long: run with --ignored (see the module docs)"]
 fn long_fuzz_of_every_parser() {
-    let cases: u32 = std::env::var("BASIN_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    println!(
-        "{:<20} {:>8} {:>8} {:>7} {:>6} {:>12} {:>9}",
-        "parser", "cases", "errors", "panics", "hangs", "slowest_ms", "wall_s"
-    );
+    let cases: u32 = std::env::var("BASIN_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    println!("{:<20} {:>8} {:>8} {:>7} {:>6} {:>12} {:>9}", "parser", "cases", "errors", "panics", "hangs", "slowest_ms", "wall_s");
     for t in targets() {
         let started = Instant::now();
         let tally = fuzz(&t, cases);

@@ -40,23 +40,29 @@ fn check(name: &str, got: &[f64], theory: f64, tol: f64) {
 fn mm1(rho: f64, seconds_per_rep: usize) {
     let mu = 1000.0;
     let lambda = rho * mu;
-    let s = spec(poisson(lambda, seconds_per_rep),
-        vec![server("s", ServerKind::Local, 1, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.01))], 10.0);
+    let s = spec(
+        poisson(lambda, seconds_per_rep),
+        vec![server("s", ServerKind::Local, 1, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.01))],
+        10.0,
+    );
     check(&format!("M/M/1 rho={rho}"), &replicate(&s), 1e3 / (mu - lambda), 0.01);
 }
 
 #[test]
-fn mm1_rho_05() { mm1(0.5, 400) }
+fn mm1_rho_05() {
+    mm1(0.5, 400)
+}
 
 #[test]
-fn mm1_rho_09() { mm1(0.9, 5_500) }
+fn mm1_rho_09() {
+    mm1(0.9, 5_500)
+}
 
 /// M/D/1, service 1 ms, ρ = 0.8: Pollaczek–Khinchine mean wait ρ/(2μ(1−ρ)).
 #[test]
 fn md1_pollaczek_khinchine() {
     let (mu, rho) = (1000.0, 0.8);
-    let s = spec(poisson(rho * mu, 1_500),
-        vec![server("s", ServerKind::Local, 1, 1, 0, None, |_| (1.0, 0.01))], 10.0);
+    let s = spec(poisson(rho * mu, 1_500), vec![server("s", ServerKind::Local, 1, 1, 0, None, |_| (1.0, 0.01))], 10.0);
     let waits: Vec<f64> = replicate(&s).iter().map(|w| w - 1.0).collect();
     check("M/D/1 wait", &waits, 1e3 * rho / (2.0 * mu * (1.0 - rho)), 0.01);
 }
@@ -66,7 +72,9 @@ fn erlang_c(c: u32, a: f64) -> f64 {
     let mut sum = 0.0;
     let mut term = 1.0;
     for k in 0..c {
-        if k > 0 { term *= a / k as f64; }
+        if k > 0 {
+            term *= a / k as f64;
+        }
         sum += term;
     }
     let last = term * a / c as f64;
@@ -80,8 +88,11 @@ fn erlang_c(c: u32, a: f64) -> f64 {
 fn mmc_erlang_c() {
     let (mu, c, rho) = (1000.0, 4u32, 0.8);
     let lambda = rho * mu * c as f64;
-    let s = spec(poisson(lambda, 1_200),
-        vec![server("s", ServerKind::Local, c, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.01))], 10.0);
+    let s = spec(
+        poisson(lambda, 1_200),
+        vec![server("s", ServerKind::Local, c, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.01))],
+        10.0,
+    );
     let sojourn = replicate(&s);
     // wait = sojourn − service; the service mean of each replication is 1 ms in expectation,
     // so compare sojourn with Wq + 1/μ (the tolerance is on the wait, the harder quantity).
@@ -93,8 +104,13 @@ fn mmc_erlang_c() {
 /// Little's law on the recorded time series: mean number in system = throughput × mean sojourn.
 #[test]
 fn littles_law_on_time_series() {
-    let s = spec(poisson(700.0, 600),
-        vec![server("s", ServerKind::Batched, 2, 8, 2_000, Some(LatencyDistribution::Exponential), |b| (1.0 + 0.5 * b as f64, 0.1 * b as f64))], 10.0);
+    let s = spec(
+        poisson(700.0, 600),
+        vec![server("s", ServerKind::Batched, 2, 8, 2_000, Some(LatencyDistribution::Exponential), |b| {
+            (1.0 + 0.5 * b as f64, 0.1 * b as f64)
+        })],
+        10.0,
+    );
     let out = sim::run(&s, 3);
     let ts = &out.timeseries;
     let dur = out.summary.duration_s;
@@ -115,8 +131,11 @@ fn littles_law_on_time_series() {
 /// nearest-rank quantiles of every recorded latency.
 #[test]
 fn streaming_percentiles_are_within_a_thousandth() {
-    let mut s = spec(poisson(900.0, 250),
-        vec![server("s", ServerKind::Local, 1, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.01))], 10.0);
+    let mut s = spec(
+        poisson(900.0, 250),
+        vec![server("s", ServerKind::Local, 1, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.01))],
+        10.0,
+    );
     s.record_requests = true;
     let out = sim::run(&s, 11);
     let mut lat: Vec<f64> = out.requests.unwrap().latency_ms.iter().flatten().copied().collect();
@@ -139,7 +158,13 @@ fn md1_with_a_flat_load_profile() {
     use basin::core::SimDuration;
     use basin::model::load::{LoadPoint, LoadProfile};
     let mut srv = server("s", ServerKind::Local, 1, 1, 0, None, |_| (0.5, 0.01));
-    srv.load = Some(LoadProfile::new(vec![LoadPoint { rps: 100.0, service_factor: 1.6, overhead_ms: 0.7, energy_factor: 1.0 }], SimDuration::from_micros(200_000)).unwrap());
+    srv.load = Some(
+        LoadProfile::new(
+            vec![LoadPoint { rps: 100.0, service_factor: 1.6, overhead_ms: 0.7, energy_factor: 1.0 }],
+            SimDuration::from_micros(200_000),
+        )
+        .unwrap(),
+    );
     let s = spec(poisson(1000.0, 1_500), vec![srv], 10.0);
     let (mu, rho) = (1250.0, 0.8);
     check("M/D/1 + flat load profile", &replicate(&s), 0.8 + 1e3 * rho / (2.0 * mu * (1.0 - rho)) + 0.7, 0.01);
@@ -156,10 +181,16 @@ fn load_profile_follows_the_windowed_rate() {
     use basin::model::arrivals::{ArrivalProcess, ArrivalSpec};
     use basin::model::load::{LoadPoint, LoadProfile};
     let mut srv = server("s", ServerKind::Local, 1, 1, 0, None, |_| (1.0, 0.01));
-    srv.load = Some(LoadProfile::new(vec![
-        LoadPoint { rps: 0.0, service_factor: 1.0, overhead_ms: 0.0, energy_factor: 1.0 },
-        LoadPoint { rps: 1000.0, service_factor: 2.0, overhead_ms: 2.0, energy_factor: 3.0 },
-    ], SimDuration::from_micros(100_000)).unwrap());
+    srv.load = Some(
+        LoadProfile::new(
+            vec![
+                LoadPoint { rps: 0.0, service_factor: 1.0, overhead_ms: 0.0, energy_factor: 1.0 },
+                LoadPoint { rps: 1000.0, service_factor: 2.0, overhead_ms: 2.0, energy_factor: 3.0 },
+            ],
+            SimDuration::from_micros(100_000),
+        )
+        .unwrap(),
+    );
     let s = spec(ArrivalSpec::Rate { rates_rps: vec![500.0; 20], process: ArrivalProcess::Uniform }, vec![srv], 0.0);
     let out = sim::run(&s, 1);
     let m = out.summary.latency_ms.mean.unwrap();

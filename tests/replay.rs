@@ -42,11 +42,16 @@ fn spec(dir: &Path, server: &str, controller: &str, extra: &str) -> (SimSpec, u6
     let mut costs = String::new();
     for b in 1..=4 {
         for backend in ["mock", "mockremote"] {
-            costs += &format!("[[cost]]\nmodel = \"m\"\nbackend = \"{backend}\"\ndevice = \"cpu\"\nbatch_size = {b}\nlatency_ms = {}\nenergy_j = {}\n", 1.0 + 0.2 * b as f64, 0.1 * b as f64);
+            costs += &format!(
+                "[[cost]]\nmodel = \"m\"\nbackend = \"{backend}\"\ndevice = \"cpu\"\nbatch_size = {b}\nlatency_ms = {}\nenergy_j = {}\n",
+                1.0 + 0.2 * b as f64,
+                0.1 * b as f64
+            );
         }
     }
     costs += "[[cost]]\nmodel = \"ee\"\nbackend = \"mock\"\ndevice = \"cpu\"\nbatch_size = 1\nlatency_ms = 0.3\nenergy_j = 0.01\n";
-    let text = format!(r#"
+    let text = format!(
+        r#"
 name = "replay-test"
 seed = 5
 slo_ms = 100
@@ -70,7 +75,8 @@ path = "quality.csv"
 requests = true
 batches = true
 {extra}
-"#);
+"#
+    );
     let f = dir.join("exp.toml");
     std::fs::write(&f, text).unwrap();
     let l = experiment::load(&f, &[], None).unwrap();
@@ -99,10 +105,18 @@ struct Faulty {
 }
 
 impl InferenceBackend for Faulty {
-    fn info(&self) -> &BackendInfo { self.inner.info() }
-    fn inputs(&self) -> &[TensorSpec] { self.inner.inputs() }
-    fn prepare(&mut self, b: usize) -> Result<(), BackendError> { self.inner.prepare(b) }
-    fn set_inputs(&mut self, d: &InputData) -> Result<(), BackendError> { self.inner.set_inputs(d) }
+    fn info(&self) -> &BackendInfo {
+        self.inner.info()
+    }
+    fn inputs(&self) -> &[TensorSpec] {
+        self.inner.inputs()
+    }
+    fn prepare(&mut self, b: usize) -> Result<(), BackendError> {
+        self.inner.prepare(b)
+    }
+    fn set_inputs(&mut self, d: &InputData) -> Result<(), BackendError> {
+        self.inner.set_inputs(d)
+    }
     fn infer(&mut self) -> Result<InferOutput, BackendError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         match self.fault {
@@ -125,7 +139,9 @@ struct Mocks {
 }
 
 impl Mocks {
-    fn new(fault: Fault) -> Self { Mocks { fault, calls: Arc::new(AtomicU64::new(0)) } }
+    fn new(fault: Fault) -> Self {
+        Mocks { fault, calls: Arc::new(AtomicU64::new(0)) }
+    }
 }
 
 impl BackendFactory for Mocks {
@@ -136,7 +152,9 @@ impl BackendFactory for Mocks {
         let fault = if model == "ee" { Fault::None } else { self.fault };
         Ok(Box::new(Faulty { inner, fault, calls: if model == "ee" { Arc::new(AtomicU64::new(0)) } else { self.calls.clone() } }))
     }
-    fn batches_remotely(&self, backend: &str) -> bool { backend == "mockremote" }
+    fn batches_remotely(&self, backend: &str) -> bool {
+        backend == "mockremote"
+    }
 }
 
 /// A constant-power meter on the wall clock (a stand-in for a real counter).
@@ -147,7 +165,9 @@ struct WallMeter {
 }
 
 impl EnergyMeter for WallMeter {
-    fn info(&self) -> &MeterInfo { &self.info }
+    fn info(&self) -> &MeterInfo {
+        &self.info
+    }
     fn read(&mut self) -> Result<EnergyReading, MeterError> {
         let at = self.t0.elapsed();
         Ok(EnergyReading { energy_j: self.watts * at.as_secs_f64(), at })
@@ -161,7 +181,9 @@ fn run_with(spec: &SimSpec, seed: u64, f: &dyn BackendFactory, opts: &ReplayOpti
     replay::run(spec, seed, f, Some(Arc::new(dataset(20))), m, opts).unwrap()
 }
 
-fn opts() -> ReplayOptions { ReplayOptions { drain_timeout: Duration::from_millis(800), early_exit_backend: "mock".into(), ..ReplayOptions::default() } }
+fn opts() -> ReplayOptions {
+    ReplayOptions { drain_timeout: Duration::from_millis(800), early_exit_backend: "mock".into(), ..ReplayOptions::default() }
+}
 
 /// Every request appears exactly once, and the summary's counts agree with the rows.
 fn check_complete(res: &ReplayResult) {
@@ -216,7 +238,12 @@ fn local_replay_mirrors_the_simulation_arrivals_and_is_complete() {
     // energy from the meter: 50 W constant over the run
     assert!(s.energy_j > 0.0);
     assert!(res.output.summary.energy.estimated, "the meter's estimate label is carried");
-    assert!((s.energy_j / s.duration_s - 50.0).abs() < 10.0, "mock meter energy integrates to its power: {} J over {} s", s.energy_j, s.duration_s);
+    assert!(
+        (s.energy_j / s.duration_s - 50.0).abs() < 10.0,
+        "mock meter energy integrates to its power: {} J over {} s",
+        s.energy_j,
+        s.duration_s
+    );
 }
 
 #[test]
@@ -312,7 +339,9 @@ fn time_compression_keeps_the_same_arrivals_in_simulation_and_replay() {
 
 // ---- real hardware: ONNX Runtime on the digits model --------------------------------------
 
-fn repo() -> PathBuf { PathBuf::from(env!("CARGO_MANIFEST_DIR")) }
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
 
 #[cfg(feature = "ort")]
 #[test]
@@ -327,7 +356,8 @@ fn short_real_replay_on_onnx_runtime() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(r#"
+    let text = format!(
+        r#"
 name = "real-short"
 seed = 3
 slo_ms = 50
@@ -363,11 +393,17 @@ batch_size = 2
 path = "{q}"
 [output]
 requests = true
-"#, q = models.join("quality.csv").display());
+"#,
+        q = models.join("quality.csv").display()
+    );
     let f = dir.path().join("exp.toml");
     std::fs::write(&f, text).unwrap();
     let l = experiment::load(&f, &[], None).unwrap();
-    let sec = basin::replay::real::ReplaySection { model_dir: models.display().to_string(), ort_lib: lib.display().to_string(), ..Default::default() };
+    let sec = basin::replay::real::ReplaySection {
+        model_dir: models.display().to_string(),
+        ort_lib: lib.display().to_string(),
+        ..Default::default()
+    };
     let backends = basin::replay::real::RealBackends::new(&sec, Path::new("/"));
     let data = Arc::new(Dataset::load_csv(&models.join("digits_test.csv")).unwrap());
     let mut meter = basin::hw::meter::open(basin::hw::meter::MeterChoice::Auto).unwrap();

@@ -13,7 +13,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_basin");
 /// A self-contained base experiment (no input files): a constant-rate Poisson workload through
 /// a batcher with inline costs and per-model accuracy.
 fn base(rate: f64, duration_s: f64, name: &str) -> String {
-    let mut s = format!(r#"name = "{name}"
+    let mut s = format!(
+        r#"name = "{name}"
 seed = 1
 slo_ms = 40
 [workload]
@@ -34,9 +35,14 @@ max_queue_delay_us = 2000
 m = 0.9
 [output]
 requests = true
-"#);
+"#
+    );
     for b in 1..=16 {
-        s += &format!("[[cost]]\nmodel = \"m\"\nbackend = \"sim\"\ndevice = \"gpu0\"\nbatch_size = {b}\nlatency_ms = {}\nenergy_j = {}\n", 1.0 + 0.5 * b as f64, 0.1 + 0.05 * b as f64);
+        s += &format!(
+            "[[cost]]\nmodel = \"m\"\nbackend = \"sim\"\ndevice = \"gpu0\"\nbatch_size = {b}\nlatency_ms = {}\nenergy_j = {}\n",
+            1.0 + 0.5 * b as f64,
+            0.1 + 0.05 * b as f64
+        );
     }
     s
 }
@@ -50,13 +56,17 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn small_sweep(dir: &Path) -> PathBuf {
     write(dir, "a.toml", &base(300.0, 20.0, "wa"));
     write(dir, "b.toml", &base(600.0, 20.0, "wb"));
-    write(dir, "sweep.toml", r#"
+    write(
+        dir,
+        "sweep.toml",
+        r#"
 base = ["a.toml", "b.toml"]
 seeds = [1, 2, 3]
 [axes]
 "server.0.max_queue_delay_us" = [500, 2000, 8000]
 "server.0.max_batch_size" = { from = 2, to = 8, steps = 3 }
-"#)
+"#,
+    )
 }
 
 fn spec(text: &str) -> Result<SweepSpec, String> {
@@ -86,7 +96,8 @@ fn csv_rows(dir: &Path) -> Vec<String> {
 
 #[test]
 fn grid_axes_expand_lists_linear_and_log_ranges() {
-    let s = spec(r#"
+    let s = spec(
+        r#"
 base = "x.toml"
 seeds = [3, 1]
 [axes]
@@ -94,7 +105,9 @@ seeds = [3, 1]
 "b" = { from = 0.5, to = 1.0, steps = 6 }
 "c" = { from = 0.001, to = 0.1, steps = 3, scale = "log" }
 "d" = { from = 1, to = 16, steps = 4 }
-"#).unwrap();
+"#,
+    )
+    .unwrap();
     let vals = |i: usize| axis_values(&s.axes[i].1);
     assert_eq!(vals(1).iter().map(|v| v.as_float().unwrap()).collect::<Vec<_>>(), vec![0.5, 0.6, 0.7, 0.8, 0.9, 1.0]);
     let c: Vec<f64> = vals(2).iter().map(|v| v.as_float().unwrap()).collect();
@@ -123,7 +136,9 @@ seeds = [3, 1]
 
 #[test]
 fn sampled_designs_are_seeded_bounded_and_lhs_stratified() {
-    let text = |m: &str, seed: u64| format!(r#"
+    let text = |m: &str, seed: u64| {
+        format!(
+            r#"
 base = ["x.toml", "y.toml"]
 [design]
 method = "{m}"
@@ -133,7 +148,9 @@ seed = {seed}
 "a" = {{ from = 2.0, to = 4.0 }}
 "b" = {{ from = 0.01, to = 1.0, scale = "log" }}
 "c" = ["u", "v"]
-"#);
+"#
+        )
+    };
     for m in ["random", "lhs"] {
         let s = spec(&text(m, 7)).unwrap();
         assert_eq!(s.method, if m == "lhs" { Method::Lhs } else { Method::Random });
@@ -153,8 +170,15 @@ seed = {seed}
             for base in 0..2 {
                 let pts = &p[base * 40..(base + 1) * 40];
                 // one point per stratum on every axis (log axis: strata of log b)
-                let mut sa: Vec<usize> = pts.iter().map(|x| (((x.values[0].1.as_float().unwrap() - 2.0) / 2.0) * 40.0).floor().min(39.0) as usize).collect();
-                let mut sb: Vec<usize> = pts.iter().map(|x| (((x.values[1].1.as_float().unwrap().ln() - 0.01f64.ln()) / (1.0f64.ln() - 0.01f64.ln())) * 40.0).floor().min(39.0) as usize).collect();
+                let mut sa: Vec<usize> =
+                    pts.iter().map(|x| (((x.values[0].1.as_float().unwrap() - 2.0) / 2.0) * 40.0).floor().min(39.0) as usize).collect();
+                let mut sb: Vec<usize> = pts
+                    .iter()
+                    .map(|x| {
+                        (((x.values[1].1.as_float().unwrap().ln() - 0.01f64.ln()) / (1.0f64.ln() - 0.01f64.ln())) * 40.0).floor().min(39.0)
+                            as usize
+                    })
+                    .collect();
                 sa.sort();
                 sb.sort();
                 // rounding to 12 digits may push a value across a stratum edge only at the ends
@@ -224,15 +248,36 @@ fn results_are_identical_whatever_the_job_count() {
     let rows = csv_rows(&d.path().join("j1"));
     assert_eq!(rows.len(), 55);
     let header: Vec<&str> = rows[0].split(',').collect();
-    for c in ["run_id", "seed", "workload", "server.0.max_queue_delay_us", "server.0.max_batch_size", "latency_ms_p99", "energy_j_per_request", "accuracy", "energy_active_j"] {
+    for c in [
+        "run_id",
+        "seed",
+        "workload",
+        "server.0.max_queue_delay_us",
+        "server.0.max_batch_size",
+        "latency_ms_p99",
+        "energy_j_per_request",
+        "accuracy",
+        "energy_active_j",
+    ] {
         assert!(header.contains(&c), "no column {c} in {header:?}");
     }
     let ids: Vec<u64> = rows[1..].iter().map(|r| r.split(',').next().unwrap().parse().unwrap()).collect();
     assert_eq!(ids, (0..54).collect::<Vec<_>>(), "rows sorted by run_id, each once");
     // a run's row equals the same experiment simulated alone
     let alone = d.path().join("alone");
-    ok(basin(&["simulate", d.path().join("b.toml").to_str().unwrap(), "--seed", "2", "--set", "server.0.max_queue_delay_us=2000",
-        "--set", "server.0.max_batch_size=5", "--out", alone.to_str().unwrap(), "--json"]));
+    ok(basin(&[
+        "simulate",
+        d.path().join("b.toml").to_str().unwrap(),
+        "--seed",
+        "2",
+        "--set",
+        "server.0.max_queue_delay_us=2000",
+        "--set",
+        "server.0.max_batch_size=5",
+        "--out",
+        alone.to_str().unwrap(),
+        "--json",
+    ]));
     let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(alone.join("summary.json")).unwrap()).unwrap();
     // b.toml is points 9..18; (2000 us, 5) is its 5th point (index 4) -> point 13, seed 2 is run 13*3+1
     let row: Vec<&str> = rows[1 + 13 * 3 + 1].split(',').collect();
@@ -248,15 +293,24 @@ fn results_are_identical_whatever_the_job_count() {
 fn a_killed_sweep_resumes_to_the_same_results() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "a.toml", &base(600.0, 600.0, "long"));
-    let f = write(d.path(), "sweep.toml", "base = \"a.toml\"\nseeds = [1, 2]\n[axes]\n\"server.0.max_queue_delay_us\" = [250, 500, 1000, 2000, 4000, 8000, 16000, 32000]\n\"server.0.max_batch_size\" = [2, 4, 8]\n");
+    let f = write(
+        d.path(),
+        "sweep.toml",
+        "base = \"a.toml\"\nseeds = [1, 2]\n[axes]\n\"server.0.max_queue_delay_us\" = [250, 500, 1000, 2000, 4000, 8000, 16000, 32000]\n\"server.0.max_batch_size\" = [2, 4, 8]\n",
+    );
     let full = d.path().join("full");
     ok(basin(&["sweep", f.to_str().unwrap(), "--out", full.to_str().unwrap(), "--jobs", "2", "--quiet"]));
     assert_eq!(csv_rows(&full).len(), 49);
 
     let out = d.path().join("killed");
     let journal = out.join("journal.jsonl");
-    let mut child = Command::new(BIN).args(["sweep", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "1", "--quiet"])
-        .env_remove("SLURM_ARRAY_TASK_ID").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["sweep", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "1", "--quiet"])
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let t0 = Instant::now();
     let lines = || std::fs::read_to_string(&journal).map(|s| s.lines().count()).unwrap_or(0);
     while lines() < 5 && t0.elapsed() < Duration::from_secs(120) {
@@ -280,8 +334,11 @@ fn a_killed_sweep_resumes_to_the_same_results() {
     let o = ok(basin(&["sweep", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "2", "--resume"]));
     assert!(o.contains(&format!("{} already done", done)), "{o}");
     same_results(&full, &out);
-    let journal_ids: Vec<u64> = std::fs::read_to_string(&journal).unwrap().lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["run_id"].as_u64().unwrap()).collect();
+    let journal_ids: Vec<u64> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["run_id"].as_u64().unwrap())
+        .collect();
     assert_eq!(journal_ids.len(), 48, "each run journaled once");
 
     // resuming a finished sweep runs nothing and changes nothing
@@ -303,10 +360,20 @@ fn shards_merge_into_the_unsharded_results_and_merge_checks_coverage() {
     let sh = d.path().join("sh");
     // shard 0 from --shard, shard 1 from Slurm's variables, shard 2 from a Kubernetes index
     ok(basin(&["sweep", fs, "--out", sh.to_str().unwrap(), "--shard", "0/3", "--quiet"]));
-    ok(Command::new(BIN).args(["sweep", fs, "--out", sh.to_str().unwrap(), "--quiet"])
-        .env("SLURM_ARRAY_TASK_ID", "1").env("SLURM_ARRAY_TASK_COUNT", "3").env("SLURM_ARRAY_TASK_MIN", "0").output().unwrap());
-    ok(Command::new(BIN).args(["sweep", fs, "--out", sh.to_str().unwrap(), "--quiet"]).env_remove("SLURM_ARRAY_TASK_ID")
-        .env("JOB_COMPLETION_INDEX", "2").env("BASIN_SHARD_COUNT", "3").output().unwrap());
+    ok(Command::new(BIN)
+        .args(["sweep", fs, "--out", sh.to_str().unwrap(), "--quiet"])
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .env("SLURM_ARRAY_TASK_MIN", "0")
+        .output()
+        .unwrap());
+    ok(Command::new(BIN)
+        .args(["sweep", fs, "--out", sh.to_str().unwrap(), "--quiet"])
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env("JOB_COMPLETION_INDEX", "2")
+        .env("BASIN_SHARD_COUNT", "3")
+        .output()
+        .unwrap());
     let shards: Vec<PathBuf> = (0..3).map(|i| sh.join(format!("shard-{i}-of-3"))).collect();
     let mut total = 0;
     for (i, s) in shards.iter().enumerate() {
@@ -381,8 +448,16 @@ fn pareto_and_every_figure_kind_from_recorded_outputs() {
     let run_b = sw.join("runs/000030");
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let cases: Vec<(Vec<String>, &str, Vec<&str>)> = vec![
-        (vec!["pareto".into(), s(&sw), "--x".into(), "energy_j_per_request".into(), "--y".into(), "latency_ms_p99".into()], "pareto", vec!["energy per request (J)", "p99 latency (ms)", "wa", "wb"]),
-        (vec!["timeseries".into(), s(&run_a)], "timeseries", vec!["time (s)", "arrival rate (req/s)", "queue length (requests)", "power (W)"]),
+        (
+            vec!["pareto".into(), s(&sw), "--x".into(), "energy_j_per_request".into(), "--y".into(), "latency_ms_p99".into()],
+            "pareto",
+            vec!["energy per request (J)", "p99 latency (ms)", "wa", "wb"],
+        ),
+        (
+            vec!["timeseries".into(), s(&run_a)],
+            "timeseries",
+            vec!["time (s)", "arrival rate (req/s)", "queue length (requests)", "power (W)"],
+        ),
         (vec!["cdf".into(), s(&run_a), s(&run_b)], "cdf", vec!["latency (ms)", "fraction of requests", "000000", "000030"]),
         (vec!["energy".into(), s(&run_a), s(&run_b)], "energy", vec!["energy per request (J)", "active", "idle"]),
     ];
@@ -417,7 +492,10 @@ fn designs_too_large_to_list_are_refused_before_anything_is_allocated() {
     assert!(e.contains("axes.\"energy.pue\".steps") && e.contains("more than the 10000"), "{e}");
     let e = spec("base = \"a.toml\"\nseeds = [1, 2, 3, 4]\n[axes]\n\"a\" = { from = 1, to = 2, steps = 10000 }\n\"b\" = { from = 1, to = 2, steps = 10000 }\n").unwrap_err();
     assert!(e.contains("4e8 runs") && e.contains("1e7"), "{e}");
-    let e = spec("base = \"a.toml\"\nseeds = [1]\n[design]\nmethod = \"lhs\"\ncount = 9223372036854775807\n[axes]\n\"a\" = { from = 1, to = 2 }\n").unwrap_err();
+    let e = spec(
+        "base = \"a.toml\"\nseeds = [1]\n[design]\nmethod = \"lhs\"\ncount = 9223372036854775807\n[axes]\n\"a\" = { from = 1, to = 2 }\n",
+    )
+    .unwrap_err();
     assert!(e.contains("design.count") && e.contains("runs"), "{e}");
     assert!(spec("base = \"a.toml\"\nseeds = [1, 2]\n[axes]\n\"a\" = { from = 1, to = 2, steps = 10000 }\n").is_ok());
 }

@@ -8,7 +8,9 @@ use basin::traces::{TraceFormat, Workload};
 use std::path::{Path, PathBuf};
 
 /// The real traces the project carries (`traces/README.md` gives their provenance).
-fn traces() -> PathBuf { Path::new(env!("CARGO_MANIFEST_DIR")).join("traces") }
+fn traces() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("traces")
+}
 
 /// Data rows of a CSV split into fields, read independently of the loaders.
 fn rows(path: &Path) -> Vec<Vec<String>> {
@@ -29,11 +31,9 @@ fn generator_defaults_reproduce_the_real_twitter_workloads() {
             let params = GenParams { seed, ..shape.default_params() };
             let s = generate(shape, &params).unwrap().stats();
             assert_eq!(s.seconds, real.seconds);
-            for (what, got, want) in [
-                ("mean", s.mean_rps, real.mean_rps),
-                ("peak/mean", s.peak_over_mean, real.peak_over_mean),
-                ("cv", s.cv, real.cv),
-            ] {
+            for (what, got, want) in
+                [("mean", s.mean_rps, real.mean_rps), ("peak/mean", s.peak_over_mean, real.peak_over_mean), ("cv", s.cv, real.cv)]
+            {
                 assert!((got / want - 1.0).abs() <= 0.15, "{shape} seed {seed}: {what} {got:.3} vs real {want:.3}");
             }
         }
@@ -134,7 +134,14 @@ fn writer_round_trips_and_leaves_no_temp_file() {
 fn cli_gen_then_stats() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("b.csv");
-    let cmd = TraceCmd::Gen { shape: Shape::Bursty, mean_rps: Some(40.0), burstiness: None, duration_s: Some(600), seed: Some(9), out: out.clone() };
+    let cmd = TraceCmd::Gen {
+        shape: Shape::Bursty,
+        mean_rps: Some(40.0),
+        burstiness: None,
+        duration_s: Some(600),
+        seed: Some(9),
+        out: out.clone(),
+    };
     run(cmd).unwrap();
     let t = load_rate_csv(&out).unwrap();
     assert_eq!(t.rates_rps.len(), 600);

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use basin::calibrate::transport::{ServerSnapshot, TransportConfig, cost_point, measure_transport, overhead_ms};
-use basin::hw::backend::{BackendError, BackendInfo, InferOutput, InferenceBackend, InputData, MockBackend, MockLatency, TensorSpec, ThreadSleep};
+use basin::hw::backend::{
+    BackendError, BackendInfo, InferOutput, InferenceBackend, InputData, MockBackend, MockLatency, TensorSpec, ThreadSleep,
+};
 use basin::hw::meter::mock::MockMeter;
 
 /// Per request: queue 0.1 ms, compute 1 ms; the client sleeps 3 ms (so its round trip is ≥ 3 ms).
@@ -27,13 +29,19 @@ struct Client {
 }
 
 impl InferenceBackend for Client {
-    fn info(&self) -> &BackendInfo { self.inner.info() }
-    fn inputs(&self) -> &[TensorSpec] { self.inner.inputs() }
+    fn info(&self) -> &BackendInfo {
+        self.inner.info()
+    }
+    fn inputs(&self) -> &[TensorSpec] {
+        self.inner.inputs()
+    }
     fn prepare(&mut self, batch_size: usize) -> Result<(), BackendError> {
         assert_eq!(batch_size, 1, "the replay's pattern is one row per request");
         self.inner.prepare(batch_size)
     }
-    fn set_inputs(&mut self, inputs: &InputData) -> Result<(), BackendError> { self.inner.set_inputs(inputs) }
+    fn set_inputs(&mut self, inputs: &InputData) -> Result<(), BackendError> {
+        self.inner.set_inputs(inputs)
+    }
     fn infer(&mut self) -> Result<InferOutput, BackendError> {
         let out = self.inner.infer()?;
         let mut s = self.server.lock().unwrap();
@@ -69,7 +77,9 @@ fn stats_of(server: &Arc<Mutex<Server>>) -> impl FnMut() -> Result<ServerSnapsho
 fn clients(n: usize, server: &Arc<Mutex<Server>>) -> Vec<Box<dyn InferenceBackend>> {
     (0..n)
         .map(|_| {
-            let inner = MockBackend::classifier("m", 4, 3, MockLatency::Linear { base: Duration::from_millis(3), per_item: Duration::ZERO }).with_sleeper(Box::new(ThreadSleep));
+            let inner =
+                MockBackend::classifier("m", 4, 3, MockLatency::Linear { base: Duration::from_millis(3), per_item: Duration::ZERO })
+                    .with_sleeper(Box::new(ThreadSleep));
             Box::new(Client { inner, server: server.clone() }) as Box<dyn InferenceBackend>
         })
         .collect()
@@ -129,7 +139,8 @@ fn a_failing_request_stops_the_point_with_its_error() {
     let server = Arc::new(Mutex::new(Server::default()));
     let mut backends: Vec<Box<dyn InferenceBackend>> = (0..2)
         .map(|_| {
-            let inner = MockBackend::classifier("m", 4, 3, MockLatency::Linear { base: Duration::ZERO, per_item: Duration::ZERO }).with_fail_every(3);
+            let inner = MockBackend::classifier("m", 4, 3, MockLatency::Linear { base: Duration::ZERO, per_item: Duration::ZERO })
+                .with_fail_every(3);
             Box::new(Client { inner, server: server.clone() }) as Box<dyn InferenceBackend>
         })
         .collect();

@@ -17,7 +17,8 @@ fn write_experiment(dir: &Path, controller: &str) -> std::path::PathBuf {
         quality += &format!("{s},m,0.95,{}\n{s},ee,{:.3},{}\n", (s % 10 != 0) as u8, 0.2 + 0.015 * s as f64, (s % 3 != 0) as u8);
     }
     std::fs::write(dir.join("quality.csv"), quality).unwrap();
-    std::fs::write(dir.join("load.csv"), "rps,service_factor,overhead_ms,energy_factor\n0,1.0,0.2,1.0\n200,1.2,0.5,1.1\n600,1.5,1.0,1.3\n").unwrap();
+    std::fs::write(dir.join("load.csv"), "rps,service_factor,overhead_ms,energy_factor\n0,1.0,0.2,1.0\n200,1.2,0.5,1.1\n600,1.5,1.0,1.3\n")
+        .unwrap();
     let mut costs = String::new();
     for b in 1..=8 {
         for backend in ["onnxruntime", "triton"] {
@@ -106,36 +107,57 @@ fn check(kind: &str, controller: &str) {
 }
 
 #[test]
-fn open_loop() { check("open_loop", "kind = \"open_loop\""); }
-
-#[test]
-fn static_threshold() { check("static_threshold", "kind = \"static_threshold\"\nthreshold = 0.5"); }
-
-#[test]
-fn bio_threshold() { check("bio_threshold", "kind = \"bio_threshold\"\ntau0 = 0.6\ntau_inf = 0.2\nk = 0.3"); }
-
-#[test]
-fn bio_threshold_with_feedback() {
-    check("bio_threshold+feedback", "kind = \"bio_threshold\"\ntau0 = 0.6\ntau_inf = 0.2\nk = 0.3\n[controller.feedback]\nwindow_s = 1.0\nslo_violation_target = 0.05");
+fn open_loop() {
+    check("open_loop", "kind = \"open_loop\"");
 }
 
 #[test]
-fn ipa() { check("ipa", "kind = \"ipa\""); }
+fn static_threshold() {
+    check("static_threshold", "kind = \"static_threshold\"\nthreshold = 0.5");
+}
 
 #[test]
-fn fa2_low() { check("fa2_low", "kind = \"fa2_low\""); }
+fn bio_threshold() {
+    check("bio_threshold", "kind = \"bio_threshold\"\ntau0 = 0.6\ntau_inf = 0.2\nk = 0.3");
+}
 
 #[test]
-fn fa2_high() { check("fa2_high", "kind = \"fa2_high\""); }
+fn bio_threshold_with_feedback() {
+    check(
+        "bio_threshold+feedback",
+        "kind = \"bio_threshold\"\ntau0 = 0.6\ntau_inf = 0.2\nk = 0.3\n[controller.feedback]\nwindow_s = 1.0\nslo_violation_target = 0.05",
+    );
+}
 
 #[test]
-fn rim_high() { check("rim_high", "kind = \"rim_high\""); }
+fn ipa() {
+    check("ipa", "kind = \"ipa\"");
+}
 
 #[test]
-fn qlearn() { check("qlearn", "kind = \"qlearn\""); }
+fn fa2_low() {
+    check("fa2_low", "kind = \"fa2_low\"");
+}
 
 #[test]
-fn carbon() { check("carbon", "kind = \"carbon\""); }
+fn fa2_high() {
+    check("fa2_high", "kind = \"fa2_high\"");
+}
+
+#[test]
+fn rim_high() {
+    check("rim_high", "kind = \"rim_high\"");
+}
+
+#[test]
+fn qlearn() {
+    check("qlearn", "kind = \"qlearn\"");
+}
+
+#[test]
+fn carbon() {
+    check("carbon", "kind = \"carbon\"");
+}
 
 /// Every kind the configuration knows is covered above.
 #[test]
@@ -160,8 +182,18 @@ fn cli_virtual_replay_equals_simulate() {
         assert!(st.status.success(), "{args:?}: {}", String::from_utf8_lossy(&st.stderr));
     }
     let read = |d: &Path| -> serde_json::Map<String, serde_json::Value> {
-        let mut m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap();
-        for k in ["mode", "schedule_error_ms", "energy_meter", "failed_reasons", "interrupted", "ignored_reconfigs", "scored_requests", "replay_scaling"] {
+        let mut m: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap();
+        for k in [
+            "mode",
+            "schedule_error_ms",
+            "energy_meter",
+            "failed_reasons",
+            "interrupted",
+            "ignored_reconfigs",
+            "scored_requests",
+            "replay_scaling",
+        ] {
             m.remove(k);
         }
         m

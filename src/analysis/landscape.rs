@@ -85,39 +85,20 @@ pub enum LandscapeError {
     #[error("the metric is NaN at grid point (x index {xi}, y index {yi})")]
     NanMetric { cell: usize, xi: usize, yi: usize },
     #[error("grid point (x index {xi}, y index {yi}) is outside the {nx} x {ny} grid")]
-    OutOfGrid {
-        xi: usize,
-        yi: usize,
-        nx: usize,
-        ny: usize,
-    },
+    OutOfGrid { xi: usize, yi: usize, nx: usize, ny: usize },
     #[error("grid point (x index {xi}, y index {yi}) is given twice")]
     Duplicate { xi: usize, yi: usize },
 }
 
 /// Analyses `cells` on an `nx × ny` grid (cells may be missing; each present at most once).
-pub fn analyse(
-    nx: usize,
-    ny: usize,
-    cells: &[Cell],
-    sense: Sense,
-) -> Result<Landscape, LandscapeError> {
+pub fn analyse(nx: usize, ny: usize, cells: &[Cell], sense: Sense) -> Result<Landscape, LandscapeError> {
     let mut at: Vec<Option<usize>> = vec![None; nx * ny];
     for (i, c) in cells.iter().enumerate() {
         if c.xi >= nx || c.yi >= ny {
-            return Err(LandscapeError::OutOfGrid {
-                xi: c.xi,
-                yi: c.yi,
-                nx,
-                ny,
-            });
+            return Err(LandscapeError::OutOfGrid { xi: c.xi, yi: c.yi, nx, ny });
         }
         if c.z.is_nan() {
-            return Err(LandscapeError::NanMetric {
-                cell: i,
-                xi: c.xi,
-                yi: c.yi,
-            });
+            return Err(LandscapeError::NanMetric { cell: i, xi: c.xi, yi: c.yi });
         }
         let slot = &mut at[c.xi * ny + c.yi];
         if slot.is_some() {
@@ -128,10 +109,7 @@ pub fn analyse(
     let key = |i: usize| (sense.orient(cells[i].z), cells[i].xi, cells[i].yi);
     let lower = |a: usize, b: usize| {
         let (ka, kb) = (key(a), key(b));
-        ka.0.total_cmp(&kb.0)
-            .then(ka.1.cmp(&kb.1))
-            .then(ka.2.cmp(&kb.2))
-            .is_lt()
+        ka.0.total_cmp(&kb.0).then(ka.1.cmp(&kb.1)).then(ka.2.cmp(&kb.2)).is_lt()
     };
     let lowest_neighbour = |i: usize| -> Option<usize> {
         let c = cells[i];
@@ -151,21 +129,9 @@ pub fn analyse(
         }
         best
     };
-    let neighbour: Vec<Option<usize>> = (0..cells.len())
-        .map(|i| {
-            if cells[i].feasible {
-                lowest_neighbour(i)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let next: Vec<Option<usize>> = (0..cells.len())
-        .map(|i| neighbour[i].filter(|&n| lower(n, i)))
-        .collect();
-    let mut basin_cells: Vec<usize> = (0..cells.len())
-        .filter(|&i| cells[i].feasible && next[i].is_none())
-        .collect();
+    let neighbour: Vec<Option<usize>> = (0..cells.len()).map(|i| if cells[i].feasible { lowest_neighbour(i) } else { None }).collect();
+    let next: Vec<Option<usize>> = (0..cells.len()).map(|i| neighbour[i].filter(|&n| lower(n, i))).collect();
+    let mut basin_cells: Vec<usize> = (0..cells.len()).filter(|&i| cells[i].feasible && next[i].is_none()).collect();
     basin_cells.sort_by(|&a, &b| {
         if lower(a, b) {
             std::cmp::Ordering::Less
@@ -199,22 +165,12 @@ pub fn analyse(
             let n = neighbour[b];
             let distinguishable = n.and_then(|n| {
                 let (p, q) = (cells[b], cells[n]);
-                (p.ci95.is_finite() && q.ci95.is_finite())
-                    .then_some(p.z + p.ci95 < q.z - q.ci95 || q.z + q.ci95 < p.z - p.ci95)
+                (p.ci95.is_finite() && q.ci95.is_finite()).then_some(p.z + p.ci95 < q.z - q.ci95 || q.z + q.ci95 < p.z - p.ci95)
             });
-            Basin {
-                cell: b,
-                catchment: catchment_of.iter().filter(|c| **c == Some(k)).count(),
-                lowest_neighbour: n,
-                distinguishable,
-            }
+            Basin { cell: b, catchment: catchment_of.iter().filter(|c| **c == Some(k)).count(), lowest_neighbour: n, distinguishable }
         })
         .collect();
-    Ok(Landscape {
-        basins,
-        catchment_of,
-        next,
-    })
+    Ok(Landscape { basins, catchment_of, next })
 }
 
 #[cfg(test)]
@@ -226,22 +182,13 @@ mod tests {
         let (ny, nx) = (rows.len(), rows[0].len());
         let cells = (0..nx)
             .flat_map(|xi| (0..ny).map(move |yi| (xi, yi)))
-            .map(|(xi, yi)| Cell {
-                xi,
-                yi,
-                z: rows[yi][xi],
-                ci95: f64::NAN,
-                feasible: true,
-            })
+            .map(|(xi, yi)| Cell { xi, yi, z: rows[yi][xi], ci95: f64::NAN, feasible: true })
             .collect();
         (nx, ny, cells)
     }
 
     fn basin_positions(cells: &[Cell], l: &Landscape) -> Vec<(usize, usize, usize)> {
-        l.basins
-            .iter()
-            .map(|b| (cells[b.cell].xi, cells[b.cell].yi, b.catchment))
-            .collect()
+        l.basins.iter().map(|b| (cells[b.cell].xi, cells[b.cell].yi, b.catchment)).collect()
     }
 
     fn cell_at(cells: &[Cell], xi: usize, yi: usize) -> usize {
@@ -266,10 +213,7 @@ mod tests {
         let l = analyse(nx, ny, &cells, Sense::Minimize).unwrap();
         // The ridge cells descend left (x = 1 is lower than x = 3), so the left basin gets 6.
         assert_eq!(basin_positions(&cells, &l), vec![(0, 0, 6), (4, 0, 4)]);
-        assert_eq!(
-            l.basins.iter().map(|b| b.catchment).sum::<usize>(),
-            cells.len()
-        );
+        assert_eq!(l.basins.iter().map(|b| b.catchment).sum::<usize>(), cells.len());
         let m = analyse(nx, ny, &cells, Sense::Maximize).unwrap();
         assert_eq!(basin_positions(&cells, &m), vec![(2, 0, 10)]);
     }
@@ -329,90 +273,35 @@ mod tests {
         let i = cell_at(&cells, 1, 0);
         cells[i].z = f64::NAN;
         let e = analyse(nx, ny, &cells, Sense::Minimize).unwrap_err();
-        assert_eq!(
-            e,
-            LandscapeError::NanMetric {
-                cell: i,
-                xi: 1,
-                yi: 0
-            }
-        );
-        assert_eq!(
-            e.to_string(),
-            "the metric is NaN at grid point (x index 1, y index 0)"
-        );
+        assert_eq!(e, LandscapeError::NanMetric { cell: i, xi: 1, yi: 0 });
+        assert_eq!(e.to_string(), "the metric is NaN at grid point (x index 1, y index 0)");
     }
 
     #[test]
     fn out_of_grid_and_duplicate_points_are_errors() {
-        let c = |xi, yi| Cell {
-            xi,
-            yi,
-            z: 1.0,
-            ci95: f64::NAN,
-            feasible: true,
-        };
-        assert!(matches!(
-            analyse(2, 2, &[c(2, 0)], Sense::Minimize),
-            Err(LandscapeError::OutOfGrid { .. })
-        ));
-        assert!(matches!(
-            analyse(2, 2, &[c(0, 0), c(0, 0)], Sense::Minimize),
-            Err(LandscapeError::Duplicate { xi: 0, yi: 0 })
-        ));
+        let c = |xi, yi| Cell { xi, yi, z: 1.0, ci95: f64::NAN, feasible: true };
+        assert!(matches!(analyse(2, 2, &[c(2, 0)], Sense::Minimize), Err(LandscapeError::OutOfGrid { .. })));
+        assert!(matches!(analyse(2, 2, &[c(0, 0), c(0, 0)], Sense::Minimize), Err(LandscapeError::Duplicate { xi: 0, yi: 0 })));
     }
 
     #[test]
     fn distinguishable_when_intervals_do_not_overlap() {
-        let cell = |xi, z, ci95| Cell {
-            xi,
-            yi: 0,
-            z,
-            ci95,
-            feasible: true,
-        };
-        let l = analyse(
-            3,
-            1,
-            &[cell(0, 1.0, 0.2), cell(1, 2.0, 0.2), cell(2, 2.5, 0.5)],
-            Sense::Minimize,
-        )
-        .unwrap();
+        let cell = |xi, z, ci95| Cell { xi, yi: 0, z, ci95, feasible: true };
+        let l = analyse(3, 1, &[cell(0, 1.0, 0.2), cell(1, 2.0, 0.2), cell(2, 2.5, 0.5)], Sense::Minimize).unwrap();
         assert_eq!(l.basins.len(), 1);
         assert_eq!(l.basins[0].lowest_neighbour, Some(1));
         assert_eq!(l.basins[0].distinguishable, Some(true));
-        let l = analyse(
-            2,
-            1,
-            &[cell(0, 1.0, 0.6), cell(1, 2.0, 0.6)],
-            Sense::Minimize,
-        )
-        .unwrap();
+        let l = analyse(2, 1, &[cell(0, 1.0, 0.6), cell(1, 2.0, 0.6)], Sense::Minimize).unwrap();
         assert_eq!(l.basins[0].distinguishable, Some(false));
-        let l = analyse(
-            2,
-            1,
-            &[cell(0, 1.0, f64::NAN), cell(1, 2.0, 0.1)],
-            Sense::Minimize,
-        )
-        .unwrap();
+        let l = analyse(2, 1, &[cell(0, 1.0, f64::NAN), cell(1, 2.0, 0.1)], Sense::Minimize).unwrap();
         assert_eq!(l.basins[0].distinguishable, None);
         let l = analyse(1, 1, &[cell(0, 1.0, 0.1)], Sense::Minimize).unwrap();
-        assert_eq!(
-            (l.basins[0].lowest_neighbour, l.basins[0].distinguishable),
-            (None, None)
-        );
+        assert_eq!((l.basins[0].lowest_neighbour, l.basins[0].distinguishable), (None, None));
     }
 
     #[test]
     fn nothing_feasible_means_no_basin() {
-        let cells = [Cell {
-            xi: 0,
-            yi: 0,
-            z: 1.0,
-            ci95: f64::NAN,
-            feasible: false,
-        }];
+        let cells = [Cell { xi: 0, yi: 0, z: 1.0, ci95: f64::NAN, feasible: false }];
         let l = analyse(1, 1, &cells, Sense::Minimize).unwrap();
         assert!(l.basins.is_empty());
         assert_eq!(l.global_minimum(), None);

@@ -95,10 +95,7 @@ pub struct Objective {
 impl Objective {
     /// An objective on `column` with `sense`.
     pub fn new(column: impl Into<String>, sense: Sense) -> Self {
-        Objective {
-            column: column.into(),
-            sense,
-        }
+        Objective { column: column.into(), sense }
     }
 }
 
@@ -114,17 +111,12 @@ impl FromStr for Objective {
 
     /// Parses `COLUMN:SENSE`; the split is at the last `:` and the column must be non-empty.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (column, sense) = s
-            .rsplit_once(':')
-            .ok_or_else(|| ParseObjectiveError::Shape(s.into()))?;
+        let (column, sense) = s.rsplit_once(':').ok_or_else(|| ParseObjectiveError::Shape(s.into()))?;
         let column = column.trim();
         if column.is_empty() {
             return Err(ParseObjectiveError::Shape(s.into()));
         }
-        Ok(Objective {
-            column: column.to_string(),
-            sense: sense.parse()?,
-        })
+        Ok(Objective { column: column.to_string(), sense: sense.parse()? })
     }
 }
 
@@ -161,10 +153,7 @@ fn dominates_min(a: &[f64], b: &[f64]) -> bool {
 /// # Panics
 /// If `a`, `b` and `senses` do not have the same length.
 pub fn dominates(a: &[f64], b: &[f64], senses: &[Sense]) -> bool {
-    assert!(
-        a.len() == senses.len() && b.len() == senses.len(),
-        "dimension mismatch in dominates"
-    );
+    assert!(a.len() == senses.len() && b.len() == senses.len(), "dimension mismatch in dominates");
     let oa: Vec<f64> = a.iter().zip(senses).map(|(&v, s)| s.orient(v)).collect();
     let ob: Vec<f64> = b.iter().zip(senses).map(|(&v, s)| s.orient(v)).collect();
     dominates_min(&oa, &ob)
@@ -176,12 +165,7 @@ fn orient_all(points: &[Vec<f64>], senses: &[Sense]) -> (Vec<f64>, Vec<usize>) {
     let mut flat = Vec::with_capacity(points.len() * k);
     let mut valid = Vec::with_capacity(points.len());
     for (i, p) in points.iter().enumerate() {
-        assert_eq!(
-            p.len(),
-            k,
-            "point {i} has {} coordinates, expected {k}",
-            p.len()
-        );
+        assert_eq!(p.len(), k, "point {i} has {} coordinates, expected {k}", p.len());
         flat.extend(p.iter().zip(senses).map(|(&v, s)| s.orient(v)));
         if p.iter().all(|v| !v.is_nan()) {
             valid.push(i);
@@ -192,11 +176,7 @@ fn orient_all(points: &[Vec<f64>], senses: &[Sense]) -> (Vec<f64>, Vec<usize>) {
 
 /// Lexicographic order of NaN-free rows.
 fn lex(a: &[f64], b: &[f64]) -> Ordering {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| x.partial_cmp(y).expect("NaN filtered"))
-        .find(|o| o.is_ne())
-        .unwrap_or(Ordering::Equal)
+    a.iter().zip(b).map(|(x, y)| x.partial_cmp(y).expect("NaN filtered")).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
 }
 
 /// Indices of the non-dominated points, in increasing (input) order.
@@ -230,12 +210,7 @@ pub fn pareto_front(points: &[Vec<f64>], senses: &[Sense]) -> Vec<usize> {
                 end += 1;
             }
             if best_y.is_none_or(|b| y_min < b) {
-                front.extend(
-                    order[g..end]
-                        .iter()
-                        .copied()
-                        .filter(|&i| row(i)[1] == y_min),
-                );
+                front.extend(order[g..end].iter().copied().filter(|&i| row(i)[1] == y_min));
                 best_y = Some(y_min);
             }
             g = end;
@@ -267,37 +242,20 @@ pub fn pareto_front(points: &[Vec<f64>], senses: &[Sense]) -> Vec<usize> {
 /// If `reference` or a point does not have `senses.len()` coordinates.
 pub fn hypervolume(front_points: &[Vec<f64>], senses: &[Sense], reference: &[f64]) -> f64 {
     let k = senses.len();
-    assert_eq!(
-        reference.len(),
-        k,
-        "reference has {} coordinates, expected {k}",
-        reference.len()
-    );
+    assert_eq!(reference.len(), k, "reference has {} coordinates, expected {k}", reference.len());
     if reference.iter().any(|r| r.is_nan()) {
         return f64::NAN;
     }
     if k == 0 {
         return 0.0;
     }
-    let r: Vec<f64> = reference
-        .iter()
-        .zip(senses)
-        .map(|(&v, s)| s.orient(v))
-        .collect();
+    let r: Vec<f64> = reference.iter().zip(senses).map(|(&v, s)| s.orient(v)).collect();
     let pts: Vec<Vec<f64>> = front_points
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            assert_eq!(
-                p.len(),
-                k,
-                "point {i} has {} coordinates, expected {k}",
-                p.len()
-            );
-            p.iter()
-                .zip(senses)
-                .map(|(&v, s)| s.orient(v))
-                .collect::<Vec<f64>>()
+            assert_eq!(p.len(), k, "point {i} has {} coordinates, expected {k}", p.len());
+            p.iter().zip(senses).map(|(&v, s)| s.orient(v)).collect::<Vec<f64>>()
         })
         .filter(|p| p.iter().zip(&r).all(|(&v, &rv)| v.is_finite() && v < rv))
         .collect();
@@ -323,8 +281,7 @@ fn hv_min(mut pts: Vec<Vec<f64>>, r: &[f64]) -> f64 {
                 let next = pts.get(i + 1).map_or(r[k - 1], |p| p[k - 1]);
                 let depth = next - pts[i][k - 1];
                 if depth > 0.0 {
-                    let slice: Vec<Vec<f64>> =
-                        pts[..=i].iter().map(|p| p[..k - 1].to_vec()).collect();
+                    let slice: Vec<Vec<f64>> = pts[..=i].iter().map(|p| p[..k - 1].to_vec()).collect();
                     let keep = pareto_front(&slice, &senses);
                     let slice: Vec<Vec<f64>> = keep.into_iter().map(|j| slice[j].clone()).collect();
                     total += hv_min(slice, &r[..k - 1]) * depth;
@@ -361,11 +318,7 @@ fn hv3(mut pts: Vec<Vec<f64>>, r: &[f64]) -> f64 {
         let pos = stair.partition_point(|q| q.0 <= x);
         if pos == 0 || stair[pos - 1].1 > y {
             // Remove the points the new one weakly dominates: q.x >= x and q.y >= y.
-            let start = if pos > 0 && stair[pos - 1].0 == x {
-                pos - 1
-            } else {
-                pos
-            };
+            let start = if pos > 0 && stair[pos - 1].0 == x { pos - 1 } else { pos };
             let end = start + stair[start..].iter().take_while(|q| q.1 >= y).count();
             stair.splice(start..end, [(x, y)]);
         }
@@ -403,9 +356,7 @@ pub fn knee_point(front_points: &[Vec<f64>], senses: &[Sense]) -> Option<usize> 
     let k = senses.len();
     let (flat, _) = orient_all(front_points, senses);
     let row = |i: usize| &flat[i * k..(i + 1) * k];
-    let finite: Vec<usize> = (0..front_points.len())
-        .filter(|&i| row(i).iter().all(|v| v.is_finite()))
-        .collect();
+    let finite: Vec<usize> = (0..front_points.len()).filter(|&i| row(i).iter().all(|v| v.is_finite())).collect();
     let (mut lo, mut hi) = (vec![f64::INFINITY; k], vec![f64::NEG_INFINITY; k]);
     for &i in &finite {
         for (j, &v) in row(i).iter().enumerate() {
@@ -419,11 +370,7 @@ pub fn knee_point(front_points: &[Vec<f64>], senses: &[Sense]) -> Option<usize> 
             .enumerate()
             .map(|(j, &v)| {
                 let range = hi[j] - lo[j];
-                let z = if range > 0.0 {
-                    (v - lo[j]) / range
-                } else {
-                    0.0
-                };
+                let z = if range > 0.0 { (v - lo[j]) / range } else { 0.0 };
                 z * z
             })
             .sum()
@@ -457,20 +404,10 @@ pub fn default_reference(points: &[Vec<f64>], senses: &[Sense]) -> Vec<f64> {
     (0..senses.len())
         .map(|j| {
             let vals = points.iter().map(|p| {
-                assert_eq!(
-                    p.len(),
-                    senses.len(),
-                    "point has {} coordinates, expected {}",
-                    p.len(),
-                    senses.len()
-                );
+                assert_eq!(p.len(), senses.len(), "point has {} coordinates, expected {}", p.len(), senses.len());
                 senses[j].orient(p[j])
             });
-            let (lo, hi) = vals
-                .filter(|v| v.is_finite())
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                    (lo.min(v), hi.max(v))
-                });
+            let (lo, hi) = vals.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
             if lo > hi {
                 return f64::NAN;
             }

@@ -48,28 +48,14 @@ pub fn mean_ci95(xs: &[f64]) -> MeanCi {
     let n = xs.len();
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
-    let mean = if n == 0 {
-        f64::NAN
-    } else {
-        v.iter().sum::<f64>() / n as f64
-    };
+    let mean = if n == 0 { f64::NAN } else { v.iter().sum::<f64>() / n as f64 };
     if n < 2 {
-        return MeanCi {
-            mean,
-            ci95_half_width: f64::NAN,
-            n,
-            std: f64::NAN,
-        };
+        return MeanCi { mean, ci95_half_width: f64::NAN, n, std: f64::NAN };
     }
     let ss: f64 = v.iter().map(|x| (x - mean) * (x - mean)).sum();
     let std = (ss / (n - 1) as f64).sqrt();
     let half = student_t_quantile(0.975, (n - 1) as f64) * std / (n as f64).sqrt();
-    MeanCi {
-        mean,
-        ci95_half_width: half,
-        n,
-        std,
-    }
+    MeanCi { mean, ci95_half_width: half, n, std }
 }
 
 /// Rows of one aggregation did not all have the same number of values.
@@ -90,27 +76,19 @@ pub struct RaggedRowsError {
 /// Returns one entry per distinct key, in increasing key order (deterministic whatever the
 /// input order), each with one [`MeanCi`] per column. Every row must have the same number of
 /// values.
-pub fn aggregate_seeds<K: Ord + Clone>(
-    rows: &[(K, Vec<f64>)],
-) -> Result<Vec<(K, Vec<MeanCi>)>, RaggedRowsError> {
+pub fn aggregate_seeds<K: Ord + Clone>(rows: &[(K, Vec<f64>)]) -> Result<Vec<(K, Vec<MeanCi>)>, RaggedRowsError> {
     let width = rows.first().map_or(0, |r| r.1.len());
     let mut groups: BTreeMap<&K, Vec<usize>> = BTreeMap::new();
     for (i, (key, values)) in rows.iter().enumerate() {
         if values.len() != width {
-            return Err(RaggedRowsError {
-                row: i,
-                found: values.len(),
-                expected: width,
-            });
+            return Err(RaggedRowsError { row: i, found: values.len(), expected: width });
         }
         groups.entry(key).or_default().push(i);
     }
     Ok(groups
         .into_iter()
         .map(|(key, members)| {
-            let stats = (0..width)
-                .map(|c| mean_ci95(&members.iter().map(|&i| rows[i].1[c]).collect::<Vec<_>>()))
-                .collect();
+            let stats = (0..width).map(|c| mean_ci95(&members.iter().map(|&i| rows[i].1[c]).collect::<Vec<_>>())).collect();
             (key.clone(), stats)
         })
         .collect())
@@ -196,11 +174,8 @@ fn density(t: f64, df: f64) -> f64 {
     if df.is_infinite() {
         (-0.5 * t * t).exp() / (2.0 * std::f64::consts::PI).sqrt()
     } else {
-        (ln_gamma(0.5 * (df + 1.0))
-            - ln_gamma(0.5 * df)
-            - 0.5 * (df * std::f64::consts::PI).ln()
-            - 0.5 * (df + 1.0) * (t * t / df).ln_1p())
-        .exp()
+        (ln_gamma(0.5 * (df + 1.0)) - ln_gamma(0.5 * df) - 0.5 * (df * std::f64::consts::PI).ln() - 0.5 * (df + 1.0) * (t * t / df).ln_1p())
+            .exp()
     }
 }
 
@@ -224,10 +199,7 @@ fn ln_gamma(x: f64) -> f64 {
         return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
     }
     let x = x - 1.0;
-    let a = G[1..]
-        .iter()
-        .enumerate()
-        .fold(G[0], |acc, (i, &g)| acc + g / (x + i as f64 + 1.0));
+    let a = G[1..].iter().enumerate().fold(G[0], |acc, (i, &g)| acc + g / (x + i as f64 + 1.0));
     let t = x + 7.5;
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
@@ -245,11 +217,7 @@ fn beta_reg(a: f64, b: f64, x: f64, y: f64) -> f64 {
         return 1.0;
     }
     let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * y.ln()).exp();
-    if x < (a + 1.0) / (a + b + 2.0) {
-        front * beta_cf(a, b, x) / a
-    } else {
-        1.0 - front * beta_cf(b, a, y) / b
-    }
+    if x < (a + 1.0) / (a + b + 2.0) { front * beta_cf(a, b, x) / a } else { 1.0 - front * beta_cf(b, a, y) / b }
 }
 
 /// Continued fraction for the incomplete beta (modified Lentz).

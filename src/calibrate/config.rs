@@ -13,13 +13,27 @@ use serde::{Deserialize, Serialize};
 use crate::config::{self, ConfigError};
 use crate::hw::meter::{EstimateConfig, MeterChoice};
 
-fn yes() -> bool { true }
-fn default_url() -> String { "http://127.0.0.1:8000".into() }
-fn default_connect() -> f64 { 2.0 }
-fn default_request() -> f64 { 10.0 }
-fn default_cpu() -> String { "cpu".into() }
-fn default_idle_s() -> f64 { 2.0 }
-fn default_test_csv() -> String { "${BASIN_MODELS_DIR}/digits_test.csv".into() }
+fn yes() -> bool {
+    true
+}
+fn default_url() -> String {
+    "http://127.0.0.1:8000".into()
+}
+fn default_connect() -> f64 {
+    2.0
+}
+fn default_request() -> f64 {
+    10.0
+}
+fn default_cpu() -> String {
+    "cpu".into()
+}
+fn default_idle_s() -> f64 {
+    2.0
+}
+fn default_test_csv() -> String {
+    "${BASIN_MODELS_DIR}/digits_test.csv".into()
+}
 
 /// A whole calibration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -248,7 +262,16 @@ pub struct MeterConfig {
 
 impl Default for MeterConfig {
     fn default() -> Self {
-        MeterConfig { kind: MeterKindName::Auto, device: 0, root: None, path: None, tdp_w: None, logical_cpus: None, idle_w: 0.0, idle_s: default_idle_s() }
+        MeterConfig {
+            kind: MeterKindName::Auto,
+            device: 0,
+            root: None,
+            path: None,
+            tdp_w: None,
+            logical_cpus: None,
+            idle_w: 0.0,
+            idle_s: default_idle_s(),
+        }
     }
 }
 
@@ -265,7 +288,10 @@ impl MeterConfig {
             MeterKindName::Rapl => MeterChoice::Rapl { root: self.root.as_deref().map(|r| expand(file, r)).transpose()? },
             MeterKindName::Nvml => MeterChoice::Nvml { device: self.device },
             MeterKindName::PerfLog => {
-                let raw = self.path.as_deref().ok_or_else(|| ConfigError::key(file, "meter.path", "kind `perf_log` needs `path`, the recorded perf-stat log"))?;
+                let raw = self
+                    .path
+                    .as_deref()
+                    .ok_or_else(|| ConfigError::key(file, "meter.path", "kind `perf_log` needs `path`, the recorded perf-stat log"))?;
                 MeterChoice::PerfLog { path: expand(file, raw)? }
             }
         })
@@ -332,7 +358,11 @@ impl CalConfig {
         }
         let known = |k: &str, list: &[String]| -> Result<(), ConfigError> {
             match list.iter().find(|m| !self.models.contains_key(*m)) {
-                Some(m) => Err(ConfigError::key(file, k, format!("`{m}` is not one of the models ({})", self.models.keys().cloned().collect::<Vec<_>>().join(", ")))),
+                Some(m) => Err(ConfigError::key(
+                    file,
+                    k,
+                    format!("`{m}` is not one of the models ({})", self.models.keys().cloned().collect::<Vec<_>>().join(", ")),
+                )),
                 None => Ok(()),
             }
         };
@@ -345,7 +375,11 @@ impl CalConfig {
             if let Some(ms) = &t.models {
                 known("backends.triton.models", ms)?;
             }
-            if !(t.connect_timeout_s > 0.0 && t.request_timeout_s > 0.0 && t.connect_timeout_s.is_finite() && t.request_timeout_s.is_finite()) {
+            if !(t.connect_timeout_s > 0.0
+                && t.request_timeout_s > 0.0
+                && t.connect_timeout_s.is_finite()
+                && t.request_timeout_s.is_finite())
+            {
                 return err("backends.triton", "timeouts must be positive numbers of seconds".into());
             }
         }
@@ -356,12 +390,22 @@ impl CalConfig {
         known("limits", &lim)?;
         let m = &self.measure;
         if m.min_repetitions == 0 || m.max_repetitions < m.min_repetitions {
-            return err("measure", format!("need 1 <= min_repetitions <= max_repetitions (got {} and {})", m.min_repetitions, m.max_repetitions));
+            return err(
+                "measure",
+                format!("need 1 <= min_repetitions <= max_repetitions (got {} and {})", m.min_repetitions, m.max_repetitions),
+            );
         }
         if m.stable_windows == 0 || m.window_batches == 0 {
             return err("measure", "stable_windows and window_batches must be at least 1".into());
         }
-        for (k, v) in [("measure.tolerance", m.tolerance), ("measure.max_time_s", m.max_time_s), ("measure.min_time_s", m.min_time_s + 1.0), ("measure.window_s", m.window_s + 1.0), ("measure.warmup_max_s", m.warmup_max_s + 1.0), ("meter.idle_s", self.meter.idle_s + 1.0)] {
+        for (k, v) in [
+            ("measure.tolerance", m.tolerance),
+            ("measure.max_time_s", m.max_time_s),
+            ("measure.min_time_s", m.min_time_s + 1.0),
+            ("measure.window_s", m.window_s + 1.0),
+            ("measure.warmup_max_s", m.warmup_max_s + 1.0),
+            ("meter.idle_s", self.meter.idle_s + 1.0),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return err(k, format!("must be a positive number (got {v})"));
             }
@@ -395,12 +439,24 @@ impl CalConfig {
     pub fn measure_for(&self, model: &str) -> MeasureConfig {
         let mut m = self.measure.clone();
         if let Some(l) = self.limits.get(model) {
-            if let Some(v) = l.warmup { m.warmup = v; }
-            if let Some(v) = l.min_repetitions { m.min_repetitions = v; }
-            if let Some(v) = l.max_repetitions { m.max_repetitions = v; }
-            if let Some(v) = l.max_time_s { m.max_time_s = v; }
-            if let Some(v) = l.min_time_s { m.min_time_s = v; }
-            if let Some(v) = l.window_batches { m.window_batches = v; }
+            if let Some(v) = l.warmup {
+                m.warmup = v;
+            }
+            if let Some(v) = l.min_repetitions {
+                m.min_repetitions = v;
+            }
+            if let Some(v) = l.max_repetitions {
+                m.max_repetitions = v;
+            }
+            if let Some(v) = l.max_time_s {
+                m.max_time_s = v;
+            }
+            if let Some(v) = l.min_time_s {
+                m.min_time_s = v;
+            }
+            if let Some(v) = l.window_batches {
+                m.window_batches = v;
+            }
         }
         m.max_repetitions = m.max_repetitions.max(m.min_repetitions);
         m.min_time_s = m.min_time_s.min(m.max_time_s);

@@ -64,7 +64,17 @@ pub struct LoadRow {
 /// `sim`: the simulation of the identical arrivals at `factor` (the profile's service factor)
 /// and no overhead.
 #[allow(clippy::too_many_arguments)]
-pub fn derive(offered_rps: f64, duration_s: f64, server: usize, stats: &ServerSnapshot, out: &RunOutput, sim: &RunOutput, factor: f64, table_ms: &[f64], early_exit_ms: f64) -> Result<LoadRow, String> {
+pub fn derive(
+    offered_rps: f64,
+    duration_s: f64,
+    server: usize,
+    stats: &ServerSnapshot,
+    out: &RunOutput,
+    sim: &RunOutput,
+    factor: f64,
+    table_ms: &[f64],
+    early_exit_ms: f64,
+) -> Result<LoadRow, String> {
     let (measured_factor, by_size) = service_factor(stats, table_ms)?;
     let rec = out.requests.as_ref().ok_or("the replay kept no per-request records (set [output] requests = true)")?;
     let mut lat: Vec<f64> = Vec::new();
@@ -161,7 +171,9 @@ pub fn service_factor(stats: &ServerSnapshot, table_ms: &[f64]) -> Result<(f64, 
     let (mut measured, mut table) = (0.0, 0.0);
     let mut by_size = Vec::new();
     for &(b, n, ns) in &stats.batches {
-        let t = *table_ms.get((b as usize).wrapping_sub(1)).ok_or_else(|| format!("batch size {b} ran, but the cost table covers 1..={}", table_ms.len()))?;
+        let t = *table_ms
+            .get((b as usize).wrapping_sub(1))
+            .ok_or_else(|| format!("batch size {b} ran, but the cost table covers 1..={}", table_ms.len()))?;
         let s = ns as f64 / n as f64 / 1e6;
         measured += n as f64 * s;
         table += n as f64 * t;
@@ -192,7 +204,9 @@ pub fn fit_factor(target_ms: f64, mut server_time: impl FnMut(f64) -> f64) -> f6
 
 /// The simulated server-side time per request (ms): mean latency of the server's requests
 /// minus the early-exit stage (run the simulation without overhead).
-pub fn sim_server_time(sim: &RunOutput, server: usize, early_exit_ms: f64) -> Option<f64> { server_means(sim, server).map(|(l, _)| l - early_exit_ms) }
+pub fn sim_server_time(sim: &RunOutput, server: usize, early_exit_ms: f64) -> Option<f64> {
+    server_means(sim, server).map(|(l, _)| l - early_exit_ms)
+}
 
 /// Least-squares `power = base + per_arrival × rate` over (rate, power) points, both ≥ 0: a
 /// negative intercept is set to 0 and the slope refitted through the origin; one point gives
@@ -228,7 +242,8 @@ fn server_means(out: &RunOutput, server: usize) -> Option<(f64, f64)> {
     let rec = out.requests.as_ref()?;
     let (mut n, mut lat, mut wait) = (0usize, 0.0, 0.0);
     for i in 0..rec.len() {
-        if rec.path[i] == Some(server as u16) && rec.decision[i] == Outcome::Admitted
+        if rec.path[i] == Some(server as u16)
+            && rec.decision[i] == Outcome::Admitted
             && let (Some(l), Some(st)) = (rec.latency_ms[i], rec.start_s[i])
         {
             n += 1;
@@ -242,11 +257,30 @@ fn server_means(out: &RunOutput, server: usize) -> Option<(f64, f64)> {
 /// The profile CSV (`[[server]] load_profile` reads `rps, service_factor, overhead_ms`): plain,
 /// header first; its provenance goes to the caller's manifest.
 pub fn csv(rows: &[LoadRow]) -> String {
-    let mut t = String::from("rps,service_factor,overhead_ms,energy_factor,measured_factor,transport_ms,offered_rps,requests,executions,mean_batch,queue_ms,sim_queue_ms,compute_ms,latency_mean_ms,sim_latency_mean_ms,latency_p99_ms,failed,power_w\n");
+    let mut t = String::from(
+        "rps,service_factor,overhead_ms,energy_factor,measured_factor,transport_ms,offered_rps,requests,executions,mean_batch,queue_ms,sim_queue_ms,compute_ms,latency_mean_ms,sim_latency_mean_ms,latency_p99_ms,failed,power_w\n",
+    );
     for r in rows {
         t.push_str(&format!(
             "{:.3},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{},{},{:.4},{:.5},{:.5},{:.5},{:.5},{:.5},{:.5},{},{:.5}\n",
-            r.rps, r.service_factor, r.overhead_ms, r.energy_factor, r.measured_factor, r.transport_ms, r.offered_rps, r.requests, r.executions, r.mean_batch, r.queue_ms, r.sim_queue_ms, r.compute_ms, r.latency_mean_ms, r.sim_latency_mean_ms, r.latency_p99_ms, r.failed, r.power_w
+            r.rps,
+            r.service_factor,
+            r.overhead_ms,
+            r.energy_factor,
+            r.measured_factor,
+            r.transport_ms,
+            r.offered_rps,
+            r.requests,
+            r.executions,
+            r.mean_batch,
+            r.queue_ms,
+            r.sim_queue_ms,
+            r.compute_ms,
+            r.latency_mean_ms,
+            r.sim_latency_mean_ms,
+            r.latency_p99_ms,
+            r.failed,
+            r.power_w
         ));
     }
     t
@@ -271,7 +305,13 @@ mod tests {
     fn service_factor_weights_by_executions() {
         // 30 executions of b=1 at 2 ms (table 1 ms), 10 of b=4 at 6 ms (table 3 ms):
         // (30·2 + 10·6) / (30·1 + 10·3) = 120 / 60 = 2
-        let stats = ServerSnapshot { inference_count: 70, execution_count: 40, queue_ns: 0, compute_ns: 0, batches: vec![(1, 30, 60_000_000), (4, 10, 60_000_000)] };
+        let stats = ServerSnapshot {
+            inference_count: 70,
+            execution_count: 40,
+            queue_ns: 0,
+            compute_ns: 0,
+            batches: vec![(1, 30, 60_000_000), (4, 10, 60_000_000)],
+        };
         let (f, by) = service_factor(&stats, &[1.0, 1.5, 2.0, 3.0]).unwrap();
         assert!((f - 2.0).abs() < 1e-12, "{f}");
         assert_eq!(by.len(), 2);
@@ -292,9 +332,25 @@ mod tests {
     #[test]
     fn median_per_field() {
         let row = |f: f64, o: f64| LoadRow {
-            offered_rps: 100.0, rps: 99.0, service_factor: f, measured_factor: f, overhead_ms: o, energy_factor: 1.0, transport_ms: o,
-            sim_latency_mean_ms: 5.0, sim_queue_ms: 2.0, requests: 10, executions: 5, mean_batch: 2.0, queue_ms: 2.0, compute_ms: 3.0,
-            latency_mean_ms: 6.0, latency_p99_ms: 9.0, failed: 0, power_w: 10.0, by_size: vec![(1, 5, 3.0, 2.0)],
+            offered_rps: 100.0,
+            rps: 99.0,
+            service_factor: f,
+            measured_factor: f,
+            overhead_ms: o,
+            energy_factor: 1.0,
+            transport_ms: o,
+            sim_latency_mean_ms: 5.0,
+            sim_queue_ms: 2.0,
+            requests: 10,
+            executions: 5,
+            mean_batch: 2.0,
+            queue_ms: 2.0,
+            compute_ms: 3.0,
+            latency_mean_ms: 6.0,
+            latency_p99_ms: 9.0,
+            failed: 0,
+            power_w: 10.0,
+            by_size: vec![(1, 5, 3.0, 2.0)],
         };
         let a = median(&[row(1.2, 1.0), row(6.0, 50.0), row(1.4, 1.2)]);
         assert_eq!((a.service_factor, a.overhead_ms, a.requests, a.by_size.len()), (1.4, 1.2, 30, 3));

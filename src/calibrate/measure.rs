@@ -165,11 +165,17 @@ pub struct Point {
 }
 
 impl Point {
-    pub fn batches(&self) -> u64 { self.samples_ms.len() as u64 }
+    pub fn batches(&self) -> u64 {
+        self.samples_ms.len() as u64
+    }
     /// Metered energy per batch.
-    pub fn energy_per_batch_j(&self) -> f64 { self.energy_j / self.batches().max(1) as f64 }
+    pub fn energy_per_batch_j(&self) -> f64 {
+        self.energy_j / self.batches().max(1) as f64
+    }
     /// Mean power over the measured windows (None when the meter's clock did not move).
-    pub fn mean_power_w(&self) -> Option<f64> { (self.meter_elapsed_s > 0.0).then(|| self.energy_j / self.meter_elapsed_s) }
+    pub fn mean_power_w(&self) -> Option<f64> {
+        (self.meter_elapsed_s > 0.0).then(|| self.energy_j / self.meter_elapsed_s)
+    }
     /// Time spent in the harness's meter reads as a share of the measured latencies.
     pub fn meter_overhead(&self) -> f64 {
         let busy: f64 = self.samples_ms.iter().sum::<f64>() / 1e3;
@@ -263,7 +269,9 @@ pub fn measure_point(
         windows.push(Window { batches: w_batches, energy_j: e, elapsed_s: el.as_secs_f64(), p50_ms, p99_ms });
         tick(Tick { batches: n, elapsed: now.duration_since(begin) });
         w_batches = 0;
-        let stable = n >= u64::from(cfg.min_repetitions) && now.duration_since(begin) >= min_time && is_stable(&windows, cfg.stable_windows as usize, cfg.tolerance);
+        let stable = n >= u64::from(cfg.min_repetitions)
+            && now.duration_since(begin) >= min_time
+            && is_stable(&windows, cfg.stable_windows as usize, cfg.tolerance);
         if !(stable || at_max || over_time) {
             let t_read = Instant::now();
             r0 = meter.read()?;

@@ -134,7 +134,9 @@ pub struct RuntimeInfo {
 
 #[cfg_attr(all(feature = "ort", feature = "triton"), allow(dead_code))]
 fn not_compiled(feature: &str) -> anyhow::Error {
-    anyhow!("basin was built without the `{feature}` feature; rebuild with --features ort,triton (e.g. `cargo build --release --features ort,triton`)")
+    anyhow!(
+        "basin was built without the `{feature}` feature; rebuild with --features ort,triton (e.g. `cargo build --release --features ort,triton`)"
+    )
 }
 
 /// The ONNX Runtime library: the config's, `BASIN_ORT_LIB`, or `.cache/onnxruntime/libonnxruntime.so` above the file.
@@ -146,7 +148,8 @@ pub fn ort_library(file: &Path, configured: Option<&str>) -> Result<PathBuf> {
         return Ok(PathBuf::from(v));
     }
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    Ok(config::find_above(dir, ".cache/onnxruntime/libonnxruntime.so").unwrap_or_else(|| PathBuf::from(".cache/onnxruntime/libonnxruntime.so")))
+    Ok(config::find_above(dir, ".cache/onnxruntime/libonnxruntime.so")
+        .unwrap_or_else(|| PathBuf::from(".cache/onnxruntime/libonnxruntime.so")))
 }
 
 /// Whether an NVIDIA driver is loaded on this host.
@@ -179,12 +182,19 @@ pub fn open_ort(file: &Path, cfg: &CalConfig, model: &str, path: &Path, rt: &mut
         ProviderName::Cpu => Provider::Cpu,
         ProviderName::Cuda => {
             if nvidia_driver().is_none() {
-                bail!("ONNX Runtime's CUDA provider was requested (backends.onnxruntime.provider = \"cuda\") but this host has no NVIDIA GPU (no driver at /proc/driver/nvidia); use provider = \"cpu\"");
+                bail!(
+                    "ONNX Runtime's CUDA provider was requested (backends.onnxruntime.provider = \"cuda\") but this host has no NVIDIA GPU (no driver at /proc/driver/nvidia); use provider = \"cpu\""
+                );
             }
             Provider::Cuda { device: o.device }
         }
     };
-    let opts = OrtOptions { threads: o.threads, provider, random: RandomInputs { seed: cfg.seed, ..RandomInputs::default() }, ..OrtOptions::default() };
+    let opts = OrtOptions {
+        threads: o.threads,
+        provider,
+        random: RandomInputs { seed: cfg.seed, ..RandomInputs::default() },
+        ..OrtOptions::default()
+    };
     let b = OrtBackend::open(&lib, path, opts).with_context(|| format!("onnxruntime: opening model `{model}`"))?;
     rt.onnxruntime_version = Some(b.info().version.clone());
     rt.onnxruntime_library = Some(lib.display().to_string());
@@ -196,7 +206,10 @@ pub fn open_ort(file: &Path, cfg: &CalConfig, model: &str, path: &Path, rt: &mut
 #[cfg(not(feature = "ort"))]
 pub fn open_ort(_: &Path, cfg: &CalConfig, _: &str, _: &Path, _: &mut RuntimeInfo) -> Result<Opened> {
     if cfg.backends.onnxruntime.as_ref().is_some_and(|o| o.provider == ProviderName::Cuda) && nvidia_driver().is_none() {
-        bail!("ONNX Runtime's CUDA provider was requested but this host has no NVIDIA GPU (no driver at /proc/driver/nvidia), and {}", not_compiled("ort"));
+        bail!(
+            "ONNX Runtime's CUDA provider was requested but this host has no NVIDIA GPU (no driver at /proc/driver/nvidia), and {}",
+            not_compiled("ort")
+        );
     }
     Err(not_compiled("ort"))
 }
@@ -205,8 +218,10 @@ pub fn open_ort(_: &Path, cfg: &CalConfig, _: &str, _: &Path, _: &mut RuntimeInf
 pub fn open_triton(t: &TritonConfig, seed: u64, model: &str, rt: &mut RuntimeInfo) -> Result<Opened> {
     use crate::hw::backend::RandomInputs;
     use crate::hw::backend::triton::{Timeouts, TritonBackend, TritonClient, TritonOptions};
-    let timeouts = Timeouts { connect: Duration::from_secs_f64(t.connect_timeout_s), request: Duration::from_secs_f64(t.request_timeout_s) };
-    let opts = TritonOptions { timeouts, binary: t.binary, random: RandomInputs { seed, ..RandomInputs::default() }, ..TritonOptions::default() };
+    let timeouts =
+        Timeouts { connect: Duration::from_secs_f64(t.connect_timeout_s), request: Duration::from_secs_f64(t.request_timeout_s) };
+    let opts =
+        TritonOptions { timeouts, binary: t.binary, random: RandomInputs { seed, ..RandomInputs::default() }, ..TritonOptions::default() };
     let b = TritonBackend::open(&t.url, model, opts).with_context(|| format!("triton: opening model `{model}` at {}", t.url))?;
     rt.triton_version = Some(b.info().version.clone());
     rt.triton_url = Some(t.url.clone());
@@ -226,21 +241,26 @@ pub fn open_triton(t: &TritonConfig, seed: u64, model: &str, rt: &mut RuntimeInf
 }
 
 #[cfg(not(feature = "triton"))]
-pub fn open_triton(_: &TritonConfig, _: u64, _: &str, _: &mut RuntimeInfo) -> Result<Opened> { Err(not_compiled("triton")) }
+pub fn open_triton(_: &TritonConfig, _: u64, _: &str, _: &mut RuntimeInfo) -> Result<Opened> {
+    Err(not_compiled("triton"))
+}
 
 /// Cumulative counters of `model` for the transport measurement.
 #[cfg(feature = "triton")]
 fn transport_stats(t: &TritonConfig, model: &str) -> Result<Box<dyn FnMut() -> Result<transport::ServerSnapshot>>> {
     use crate::hw::backend::triton::{Timeouts, TritonClient};
-    let client = TritonClient::new(&t.url, Timeouts { connect: Duration::from_secs_f64(t.connect_timeout_s), request: Duration::from_secs_f64(t.request_timeout_s) })?;
+    let client = TritonClient::new(
+        &t.url,
+        Timeouts { connect: Duration::from_secs_f64(t.connect_timeout_s), request: Duration::from_secs_f64(t.request_timeout_s) },
+    )?;
     let name = model.to_string();
-    Ok(Box::new(move || {
-        Ok(transport::ServerSnapshot::from(&client.model_stats(&name)?))
-    }))
+    Ok(Box::new(move || Ok(transport::ServerSnapshot::from(&client.model_stats(&name)?))))
 }
 
 #[cfg(not(feature = "triton"))]
-fn transport_stats(_: &TritonConfig, _: &str) -> Result<Box<dyn FnMut() -> Result<transport::ServerSnapshot>>> { Err(not_compiled("triton")) }
+fn transport_stats(_: &TritonConfig, _: &str) -> Result<Box<dyn FnMut() -> Result<transport::ServerSnapshot>>> {
+    Err(not_compiled("triton"))
+}
 
 /// The server pid for the process-set estimate: from `server_pid_file` or
 /// `.cache/triton/triton.pid` above the calibration file, when the URL is on loopback and the
@@ -276,7 +296,8 @@ pub fn open_meters(file: &Path, cfg: &CalConfig) -> Result<Meters> {
     let choice = cfg.meter.choice(file)?;
     let mut notes = Vec::new();
     let open = |notes: &mut Vec<String>| -> Result<Box<dyn EnergyMeter>> {
-        let sel = meter::open_explained(choice.clone()).with_context(|| format!("opening the {:?} energy meter (meter.kind)", cfg.meter.kind))?;
+        let sel =
+            meter::open_explained(choice.clone()).with_context(|| format!("opening the {:?} energy meter (meter.kind)", cfg.meter.kind))?;
         for (k, why) in &sel.skipped {
             let n = format!("meter auto: skipped {k:?}: {why}");
             if !notes.contains(&n) {
@@ -294,7 +315,10 @@ pub fn open_meters(file: &Path, cfg: &CalConfig) -> Result<Meters> {
                 match triton_server_pid(file, t) {
                     Ok(pid) => {
                         let pm = meter::procset::ProcessSetMeter::open(cfg.meter.estimate_config(), pid)?;
-                        notes.push(format!("triton: CPU-time estimate over basin + {} server processes (session of pid {pid})", pm.server_processes()));
+                        notes.push(format!(
+                            "triton: CPU-time estimate over basin + {} server processes (session of pid {pid})",
+                            pm.server_processes()
+                        ));
                         Some(Box::new(pm) as Box<dyn EnergyMeter>)
                     }
                     Err(why) => {
@@ -346,14 +370,19 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
     let host = Host::describe();
     let nvml = meter::describe_gpus().map_err(|e| e.to_string());
     let host_id = cfg.host_id.clone().unwrap_or_else(|| config::default_host_id(&host.hostname, &host.cpu_model));
-    let out = opts.out.clone().unwrap_or_else(|| file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(&host_id));
+    let out =
+        opts.out.clone().unwrap_or_else(|| file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(&host_id));
 
     // Resolve and check model files up front (clear errors before anything runs).
     let mut models = Vec::new();
     for (name, raw) in &cfg.models {
         let p = config::expand(file, raw)?;
         if !p.is_file() {
-            bail!("{}: `models.{name}`: ONNX file not found: {} (run scripts/build-models.sh, or set BASIN_MODELS_DIR)", file.display(), p.display());
+            bail!(
+                "{}: `models.{name}`: ONNX file not found: {} (run scripts/build-models.sh, or set BASIN_MODELS_DIR)",
+                file.display(),
+                p.display()
+            );
         }
         models.push((name.clone(), p));
     }
@@ -408,16 +437,21 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         }
     }
 
-    let by_transport = |backend: &str, model: &str| backend == "triton" && cfg.transport.as_ref().is_some_and(|t| t.models.as_ref().is_none_or(|l| l.iter().any(|m| m == model)));
+    let by_transport = |backend: &str, model: &str| {
+        backend == "triton" && cfg.transport.as_ref().is_some_and(|t| t.models.as_ref().is_none_or(|l| l.iter().any(|m| m == model)))
+    };
     let n_points = opened.len() * cfg.batch_sizes.len();
     let pb = if opts.progress { indicatif::ProgressBar::new(n_points as u64) } else { indicatif::ProgressBar::hidden() };
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()).progress_chars("=> "),
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     let mut measured = Vec::new();
     let mut triton_stats = Vec::new();
     for (backend, model, mut o) in opened {
-        let m = if backend == "onnxruntime" { meters.ort.as_mut() } else { meters.triton.as_mut() }.ok_or_else(|| anyhow!("no meter for {backend}"))?;
+        let m = if backend == "onnxruntime" { meters.ort.as_mut() } else { meters.triton.as_mut() }
+            .ok_or_else(|| anyhow!("no meter for {backend}"))?;
         let mcfg = cfg.measure_for(&model);
         if by_transport(backend, &model) {
             pb.inc(cfg.batch_sizes.len() as u64);
@@ -430,7 +464,9 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
             let pbc = pb.clone();
             let mut tick = |t: Tick| pbc.set_message(format!("{label}: {} batches, {:.1} s", t.batches, t.elapsed.as_secs_f64()));
             let point = measure_point(o.backend.as_mut(), m.as_mut(), b, &mcfg, &mut tick).map_err(|e| match e {
-                MeasureError::Backend(be) => anyhow::Error::new(be).context(format!("calibrating `{model}` on {backend} at batch size {b}")),
+                MeasureError::Backend(be) => {
+                    anyhow::Error::new(be).context(format!("calibrating `{model}` on {backend} at batch size {b}"))
+                }
                 other => anyhow::Error::new(other).context(format!("calibrating `{model}` on {backend} at batch size {b}")),
             })?;
             if let (Some(before), Some(f)) = (before, o.stats.as_mut()) {
@@ -450,7 +486,14 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
                 });
             }
             let info = m.info();
-            measured.push(Measured { model: model.clone(), backend: backend.into(), device: o.device.clone(), meter: info.name.clone(), estimated: info.estimated, point });
+            measured.push(Measured {
+                model: model.clone(),
+                backend: backend.into(),
+                device: o.device.clone(),
+                meter: info.name.clone(),
+                estimated: info.estimated,
+                point,
+            });
             pb.inc(1);
         }
     }
@@ -475,7 +518,8 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
             let device = t.device.clone();
             let mut pts = Vec::new();
             for &b in &cfg.batch_sizes {
-                let p = transport::measure_transport(&model, &mut backends, &mut *stats, m.as_mut(), b, tc).with_context(|| format!("transport calibration of `{model}` on triton at batch size {b}"))?;
+                let p = transport::measure_transport(&model, &mut backends, &mut *stats, m.as_mut(), b, tc)
+                    .with_context(|| format!("transport calibration of `{model}` on triton at batch size {b}"))?;
                 if opts.progress {
                     eprintln!(
                         "{model} triton b={b} (concurrent 1-row): rtt {:.3} ms, queue {:.3} ms, compute {:.3} ms, overhead p50 {:.3} ms, {} rounds, {} executions",
@@ -487,8 +531,16 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
             let info = m.info();
             for &b in &cfg.batch_sizes {
                 match transport::cost_point(&pts, b) {
-                    Some(point) => measured.push(Measured { model: model.clone(), backend: "triton".into(), device: device.clone(), meter: info.name.clone(), estimated: info.estimated, point }),
-                    None => transport_notes.push(format!("{model}: Triton never executed a batch of exactly {b} alone in a round; no cost row for it")),
+                    Some(point) => measured.push(Measured {
+                        model: model.clone(),
+                        backend: "triton".into(),
+                        device: device.clone(),
+                        meter: info.name.clone(),
+                        estimated: info.estimated,
+                        point,
+                    }),
+                    None => transport_notes
+                        .push(format!("{model}: Triton never executed a batch of exactly {b} alone in a round; no cost row for it")),
                 }
             }
             transport_points.extend(pts);

@@ -78,8 +78,10 @@ pub fn recompute_quality(file: &Path, cfg: &CalConfig, q: &QualityConfig, models
         let opts = OrtOptions { threads: o.threads, ..OrtOptions::default() };
         let mut b = OrtBackend::open(&lib, path, opts).with_context(|| format!("quality: opening `{name}`"))?;
         let spec = b.inputs().first().cloned().with_context(|| format!("quality: model `{name}` has no inputs"))?;
-        let input = InputData { tensors: vec![Tensor::new(spec.name.clone(), vec![samples.len(), px.len()], TensorData::F32(data.clone()))] };
-        b.set_inputs(&input).with_context(|| format!("quality: model `{name}` on {} ({} features per sample)", test.display(), px.len()))?;
+        let input =
+            InputData { tensors: vec![Tensor::new(spec.name.clone(), vec![samples.len(), px.len()], TensorData::F32(data.clone()))] };
+        b.set_inputs(&input)
+            .with_context(|| format!("quality: model `{name}` on {} ({} features per sample)", test.display(), px.len()))?;
         let out = b.infer().with_context(|| format!("quality: running `{name}`"))?;
         let (mut hits, mut conf_sum) = (0usize, 0.0f64);
         for (i, (&s, &label)) in samples.iter().zip(&labels).enumerate() {
@@ -97,12 +99,17 @@ pub fn recompute_quality(file: &Path, cfg: &CalConfig, q: &QualityConfig, models
     if let Some(r) = &q.reference {
         let p = super::config::expand(file, r)?;
         let reference = Csv::read(&p).with_context(|| format!("{}: `quality.reference`", file.display()))?;
-        let (rs, rm, rc, rk) = (reference.require("sample")?, reference.require("model")?, reference.require("confidence")?, reference.require("correct")?);
+        let (rs, rm, rc, rk) =
+            (reference.require("sample")?, reference.require("model")?, reference.require("confidence")?, reference.require("correct")?);
         let mut map = BTreeMap::new();
         for (line, cells) in &reference.rows {
             map.insert((cells[rm].clone(), cells[rs].clone()), (reference.num(*line, cells, rc)?, reference.bool(*line, cells, rk)?));
         }
-        let mut chk = QualityCheck { reference: p.display().to_string(), reference_sha256: crate::io::experiment::sha256_file(&p).unwrap_or_default(), ..QualityCheck::default() };
+        let mut chk = QualityCheck {
+            reference: p.display().to_string(),
+            reference_sha256: crate::io::experiment::sha256_file(&p).unwrap_or_default(),
+            ..QualityCheck::default()
+        };
         for (s, m, conf, correct) in &res.rows {
             match map.get(&(m.clone(), s.to_string())) {
                 None => chk.rows_missing_in_reference += 1,
@@ -116,7 +123,13 @@ pub fn recompute_quality(file: &Path, cfg: &CalConfig, q: &QualityConfig, models
         }
         chk.equal = chk.rows_missing_in_reference == 0 && chk.correct_mismatches == 0 && chk.max_abs_confidence_diff <= 2e-6;
         if !chk.equal {
-            tracing::warn!("quality: the recomputed table differs from {}: {} correct mismatches, max |confidence diff| {:.2e}, {} rows missing", chk.reference, chk.correct_mismatches, chk.max_abs_confidence_diff, chk.rows_missing_in_reference);
+            tracing::warn!(
+                "quality: the recomputed table differs from {}: {} correct mismatches, max |confidence diff| {:.2e}, {} rows missing",
+                chk.reference,
+                chk.correct_mismatches,
+                chk.max_abs_confidence_diff,
+                chk.rows_missing_in_reference
+            );
         }
         res.summary.check = Some(chk);
     }
@@ -125,19 +138,29 @@ pub fn recompute_quality(file: &Path, cfg: &CalConfig, q: &QualityConfig, models
 
 #[cfg(not(feature = "ort"))]
 pub fn recompute_quality(_: &Path, _: &CalConfig, _: &QualityConfig, _: &[(String, PathBuf)]) -> Result<QualityResult> {
-    Err(anyhow::anyhow!("`[quality]` runs the models through ONNX Runtime, but basin was built without the `ort` feature; rebuild with --features ort,triton"))
+    Err(anyhow::anyhow!(
+        "`[quality]` runs the models through ONNX Runtime, but basin was built without the `ort` feature; rebuild with --features ort,triton"
+    ))
 }
 
 /// A cell without the CSV separator (basin's CSV reader has no quoting).
-fn cell(s: &str) -> String { s.replace(',', ";") }
+fn cell(s: &str) -> String {
+    s.replace(',', ";")
+}
 
-fn f(v: f64) -> String { if v.is_finite() { format!("{v:.6}") } else { String::new() } }
-fn fe(v: f64) -> String { if v.is_finite() { format!("{v:.9}") } else { String::new() } }
+fn f(v: f64) -> String {
+    if v.is_finite() { format!("{v:.6}") } else { String::new() }
+}
+fn fe(v: f64) -> String {
+    if v.is_finite() { format!("{v:.9}") } else { String::new() }
+}
 
 pub const COST_HEADER: &str = "model,backend,device,batch_size,latency_ms,energy_j,latency_min_ms,latency_p50_ms,latency_p90_ms,latency_p95_ms,latency_p99_ms,latency_max_ms,samples_path,energy_estimated,repetitions,latency_std_ms,mean_power_w,meter";
 
 /// The samples file of a row, relative to the output folder.
-pub fn samples_rel(model: &str, backend: &str, b: u32) -> String { format!("samples/{model}-{backend}-b{b}.txt") }
+pub fn samples_rel(model: &str, backend: &str, b: u32) -> String {
+    format!("samples/{model}-{backend}-b{b}.txt")
+}
 
 /// `cost.csv` text: a plain CSV, header first (its provenance is in `manifest.toml`, see
 /// [`table_notes`]).
@@ -280,20 +303,43 @@ pub fn request_overheads(cal: &Calibration) -> Vec<(String, f64)> {
 
 /// The provenance of each table `write` makes, for `manifest.toml`.
 fn table_notes(cal: &Calibration) -> BTreeMap<&'static str, String> {
-    let estimated = if cal.measured.iter().any(|m| m.estimated) { " (ESTIMATED from CPU time where energy_estimated = true: a model, not a measurement)" } else { "" };
-    let gpus = cal.nvml.as_ref().map(|n| n.gpus.iter().map(|g| format!("; GPU {}: {}", g.index, g.name)).collect::<String>()).unwrap_or_default();
+    let estimated = if cal.measured.iter().any(|m| m.estimated) {
+        " (ESTIMATED from CPU time where energy_estimated = true: a model, not a measurement)"
+    } else {
+        ""
+    };
+    let gpus =
+        cal.nvml.as_ref().map(|n| n.gpus.iter().map(|g| format!("; GPU {}: {}", g.index, g.name)).collect::<String>()).unwrap_or_default();
     let mut t = BTreeMap::new();
-    t.insert("cost.csv", format!("Measured by `basin calibrate` on {} ({}{gpus}), {}. energy_j = metered energy per batch{estimated}.", cal.host_id, cal.host.cpu_model, cal.started_at));
-    t.insert("devices.csv", "Idle power per device, measured with the backends loaded and no requests (estimated = true: not a measurement).".to_string());
-    t.insert("points.csv", "Per measured point: repetitions, windows, why measuring stopped, metered energy and the meter's own cost.".to_string());
+    t.insert(
+        "cost.csv",
+        format!(
+            "Measured by `basin calibrate` on {} ({}{gpus}), {}. energy_j = metered energy per batch{estimated}.",
+            cal.host_id, cal.host.cpu_model, cal.started_at
+        ),
+    );
+    t.insert(
+        "devices.csv",
+        "Idle power per device, measured with the backends loaded and no requests (estimated = true: not a measurement).".to_string(),
+    );
+    t.insert(
+        "points.csv",
+        "Per measured point: repetitions, windows, why measuring stopped, metered energy and the meter's own cost.".to_string(),
+    );
     if !cal.triton_stats.is_empty() {
-        t.insert("triton_stats.csv", "Triton's own statistics (queue and compute durations) per model and batch size, beside the client's mean.".to_string());
+        t.insert(
+            "triton_stats.csv",
+            "Triton's own statistics (queue and compute durations) per model and batch size, beside the client's mean.".to_string(),
+        );
     }
     if !cal.transport.is_empty() {
         t.insert("overhead.csv", "Triton measured as the replay uses it: per batch size b, rounds of b concurrent one-row requests (basin calibrate [transport]). overhead = client round trip - (server queue + execution service time) per request; use the model's median as [[server]] request_overhead_ms (see request_overhead).".to_string());
     }
     if cal.quality.is_some() {
-        t.insert("quality.csv", "Per test sample and model: the top-class confidence and whether the prediction is correct (1/0).".to_string());
+        t.insert(
+            "quality.csv",
+            "Per test sample and model: the top-class confidence and whether the prediction is correct (1/0).".to_string(),
+        );
     }
     t
 }
@@ -307,7 +353,11 @@ fn manifest_toml(cal: &Calibration) -> Result<String> {
         .iter()
         .map(|(n, raw)| {
             let p = super::config::expand(&cal.config_file, raw).unwrap_or_else(|_| PathBuf::from(raw));
-            ManifestModel { name: n.clone(), sha256: crate::io::experiment::sha256_file(&p).unwrap_or_default(), path: p.display().to_string() }
+            ManifestModel {
+                name: n.clone(),
+                sha256: crate::io::experiment::sha256_file(&p).unwrap_or_default(),
+                path: p.display().to_string(),
+            }
         })
         .collect();
     let m = Manifest {
@@ -340,16 +390,33 @@ fn manifest_toml(cal: &Calibration) -> Result<String> {
             Some(0) => "default (one per physical core)".into(),
             Some(n) => n.to_string(),
         },
-        meter: ManifestMeter { ort: meter_of("onnxruntime"), triton: meter_of("triton"), estimated: cal.measured.iter().any(|m| m.estimated), notes: cal.meter_notes.clone() },
+        meter: ManifestMeter {
+            ort: meter_of("onnxruntime"),
+            triton: meter_of("triton"),
+            estimated: cal.measured.iter().any(|m| m.estimated),
+            notes: cal.meter_notes.clone(),
+        },
         harness_meter_overhead_max: cal.measured.iter().map(|m| m.point.meter_overhead()).fold(0.0, f64::max),
         idle: cal
             .idle
             .iter()
-            .map(|(d, ip, b)| ManifestIdle { device: d.clone(), backend: b.clone(), idle_power_w: ip.watts, window_s: ip.window_s, estimated: ip.estimated, meter: ip.meter_name.clone() })
+            .map(|(d, ip, b)| ManifestIdle {
+                device: d.clone(),
+                backend: b.clone(),
+                idle_power_w: ip.watts,
+                window_s: ip.window_s,
+                estimated: ip.estimated,
+                meter: ip.meter_name.clone(),
+            })
             .collect(),
         request_overhead: request_overheads(cal)
             .into_iter()
-            .map(|(model, v)| ManifestOverhead { model, backend: "triton", request_overhead_ms: v, how: "median over batch sizes of the per-round median of client round trip - (queue + compute), overhead.csv" })
+            .map(|(model, v)| ManifestOverhead {
+                model,
+                backend: "triton",
+                request_overhead_ms: v,
+                how: "median over batch sizes of the per-round median of client round trip - (queue + compute), overhead.csv",
+            })
             .collect(),
         transport_notes: cal.transport_notes.clone(),
         models,
@@ -373,13 +440,18 @@ fn manifest_toml(cal: &Calibration) -> Result<String> {
             .collect(),
         config: &cal.config,
     };
-    Ok(format!("# basin calibrate: provenance of the tables in this folder.\n{}", toml::to_string(&m).context("serialising manifest.toml")?))
+    Ok(format!(
+        "# basin calibrate: provenance of the tables in this folder.\n{}",
+        toml::to_string(&m).context("serialising manifest.toml")?
+    ))
 }
 
 /// Writes the whole output folder atomically (nothing is left behind on error).
 pub fn write(out: &Path, cal: &Calibration) -> Result<()> {
     write_dir_atomic(out, |dir| {
-        let w = |name: &str, text: String| std::fs::write(dir.join(name), text).with_context(|| format!("cannot write {}", dir.join(name).display()));
+        let w = |name: &str, text: String| {
+            std::fs::write(dir.join(name), text).with_context(|| format!("cannot write {}", dir.join(name).display()))
+        };
         std::fs::create_dir(dir.join("samples"))?;
         for m in &cal.measured {
             let mut s = String::new();
@@ -394,7 +466,9 @@ pub fn write(out: &Path, cal: &Calibration) -> Result<()> {
             let _ = writeln!(d, "{dev},{},{},{}", f(ip.watts), ip.estimated, cell(&ip.meter_name));
         }
         w("devices.csv", d)?;
-        let mut p = String::from("model,backend,device,batch_size,repetitions,warmup_batches,windows,stop,wall_s,energy_j,meter_elapsed_s,meter_read_s,meter_overhead\n");
+        let mut p = String::from(
+            "model,backend,device,batch_size,repetitions,warmup_batches,windows,stop,wall_s,energy_j,meter_elapsed_s,meter_read_s,meter_overhead\n",
+        );
         for m in &cal.measured {
             let q = &m.point;
             let _ = writeln!(
@@ -417,7 +491,9 @@ pub fn write(out: &Path, cal: &Calibration) -> Result<()> {
         }
         w("points.csv", p)?;
         if !cal.triton_stats.is_empty() {
-            let mut t = String::from("model,batch_size,requests,executions,success_ms,queue_ms,compute_input_ms,compute_infer_ms,compute_output_ms,client_mean_ms\n");
+            let mut t = String::from(
+                "model,batch_size,requests,executions,success_ms,queue_ms,compute_input_ms,compute_infer_ms,compute_output_ms,client_mean_ms\n",
+            );
             for s in &cal.triton_stats {
                 let _ = writeln!(
                     t,
@@ -437,7 +513,9 @@ pub fn write(out: &Path, cal: &Calibration) -> Result<()> {
             w("triton_stats.csv", t)?;
         }
         if !cal.transport.is_empty() {
-            let mut t = String::from("model,backend,batch_size,rounds,requests,executions,client_mean_ms,client_p50_ms,queue_ms,compute_ms,overhead_mean_ms,overhead_p50_ms,energy_per_request_j\n");
+            let mut t = String::from(
+                "model,backend,batch_size,rounds,requests,executions,client_mean_ms,client_p50_ms,queue_ms,compute_ms,overhead_mean_ms,overhead_p50_ms,energy_per_request_j\n",
+            );
             for p in &cal.transport {
                 let _ = writeln!(
                     t,
@@ -494,7 +572,15 @@ fn figures(dir: &Path, cal: &Calibration) -> Result<()> {
         let p = dir.join(format!("latency_per_request.{ext}"));
         lines_figure(&p, &FigureSpec::for_path(&p, Width::Double)?, "batch size", "latency per request (ms)", &lat, true, true)?;
         let p = dir.join(format!("energy_per_request.{ext}"));
-        lines_figure(&p, &FigureSpec::for_path(&p, Width::Double)?, "batch size", &format!("energy per request (J){est}"), &en, true, true)?;
+        lines_figure(
+            &p,
+            &FigureSpec::for_path(&p, Width::Double)?,
+            "batch size",
+            &format!("energy per request (J){est}"),
+            &en,
+            true,
+            true,
+        )?;
     }
     Ok(())
 }

@@ -48,7 +48,11 @@ impl From<&crate::hw::backend::triton::ModelStats> for ServerSnapshot {
             execution_count: s.execution_count,
             queue_ns: i.queue.ns,
             compute_ns: i.compute_input.ns + i.compute_infer.ns + i.compute_output.ns,
-            batches: s.batch_stats.iter().map(|b| (b.batch_size, b.compute_infer.count, b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns)).collect(),
+            batches: s
+                .batch_stats
+                .iter()
+                .map(|b| (b.batch_size, b.compute_infer.count, b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns))
+                .collect(),
         }
     }
 }
@@ -68,7 +72,9 @@ pub struct TransportConfig {
 }
 
 impl Default for TransportConfig {
-    fn default() -> Self { TransportConfig { warmup_rounds: 5, rounds: 200, max_time_s: 5.0, models: None } }
+    fn default() -> Self {
+        TransportConfig { warmup_rounds: 5, rounds: 200, max_time_s: 5.0, models: None }
+    }
 }
 
 /// One batch size measured with concurrent one-row requests.

@@ -83,7 +83,13 @@ pub struct MemoryArgs {
     pub rate_rps: f64,
 }
 
-fn server(kind: ServerKind, max_batch: u32, delay_us: u64, dist: Option<LatencyDistribution>, cost: impl Fn(u32) -> (f64, f64)) -> ServerSpec {
+fn server(
+    kind: ServerKind,
+    max_batch: u32,
+    delay_us: u64,
+    dist: Option<LatencyDistribution>,
+    cost: impl Fn(u32) -> (f64, f64),
+) -> ServerSpec {
     crate::spec::build::server("s", kind, 1, max_batch, delay_us, dist, cost)
 }
 
@@ -94,15 +100,21 @@ fn spec(arrivals: ArrivalSpec, server: ServerSpec, max_requests: Option<u64>) ->
 /// M/M/1 at ρ = 0.9 (λ = 900/s, μ = 1000/s) for `requests` requests.
 pub fn mm1_spec(requests: u64) -> SimSpec {
     let seconds = (requests as f64 / 900.0 * 1.01).ceil() as usize + 1;
-    spec(ArrivalSpec::Rate { rates_rps: vec![900.0; seconds], process: ArrivalProcess::Poisson },
-        server(ServerKind::Local, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.1)), Some(requests))
+    spec(
+        ArrivalSpec::Rate { rates_rps: vec![900.0; seconds], process: ArrivalProcess::Poisson },
+        server(ServerKind::Local, 1, 0, Some(LatencyDistribution::Exponential), |_| (1.0, 0.1)),
+        Some(requests),
+    )
 }
 
 /// The bursty trace ×100 (mean 1,200 req/s, peak 3,400) through a batcher (max 16, 2 ms delay,
 /// 0.6 + 0.15·b ms per batch: ~60% utilisation at the peak).
 pub fn bursty_spec(rates: Vec<f64>) -> SimSpec {
-    spec(ArrivalSpec::Rate { rates_rps: rates.iter().map(|r| r * 100.0).collect(), process: ArrivalProcess::Poisson },
-        server(ServerKind::Batched, 16, 2000, None, |b| (0.6 + 0.15 * b as f64, 0.02 * b as f64)), None)
+    spec(
+        ArrivalSpec::Rate { rates_rps: rates.iter().map(|r| r * 100.0).collect(), process: ArrivalProcess::Poisson },
+        server(ServerKind::Batched, 16, 2000, None, |b| (0.6 + 0.15 * b as f64, 0.02 * b as f64)),
+        None,
+    )
 }
 
 fn time_run(spec: &SimSpec, reps: u32) -> (f64, u64, u64) {
@@ -137,7 +149,8 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
 fn default_trace(t: Option<PathBuf>) -> Result<PathBuf> {
     match t {
         Some(t) => Ok(t),
-        None => crate::io::experiment::resolve_path(std::path::Path::new("./x.toml"), "${BASIN_TRACES_DIR}/twitter/bursty.csv").map_err(anyhow::Error::msg),
+        None => crate::io::experiment::resolve_path(std::path::Path::new("./x.toml"), "${BASIN_TRACES_DIR}/twitter/bursty.csv")
+            .map_err(anyhow::Error::msg),
     }
 }
 
@@ -146,7 +159,10 @@ pub const BENCH_CONTROLLERS: &[(&str, &str)] = &[
     ("open_loop", "kind = \"open_loop\""),
     ("static_threshold", "kind = \"static_threshold\"\nthreshold = 0.3"),
     ("bio_threshold", "kind = \"bio_threshold\"\ntau0 = 0.6\ntau_inf = 0.1\nk = 0.01"),
-    ("bio_threshold+feedback", "kind = \"bio_threshold\"\ntau0 = 0.6\ntau_inf = 0.1\nk = 0.01\n[feedback]\nwindow_s = 10\nslo_violation_target = 0.05\nreheat = 0.2\ntau_max = 0.9"),
+    (
+        "bio_threshold+feedback",
+        "kind = \"bio_threshold\"\ntau0 = 0.6\ntau_inf = 0.1\nk = 0.01\n[feedback]\nwindow_s = 10\nslo_violation_target = 0.05\nreheat = 0.2\ntau_max = 0.9",
+    ),
     ("ipa", "kind = \"ipa\"\ninterval_s = 10\nmax_instances = 4"),
     ("fa2_low", "kind = \"fa2_low\"\ninterval_s = 10\nmax_instances = 4"),
     ("fa2_high", "kind = \"fa2_high\"\ninterval_s = 10\nmax_instances = 4"),
@@ -174,7 +190,8 @@ pub fn cascade_spec(rates: &[f64], controller: ControllerConfig, cascade: bool) 
     srv.variants[0].model = "large".into();
     srv.variants[0].quality_index = table.index_of("large");
     srv.variants.push(Variant { model: "small".into(), costs: small.variants[0].costs.clone(), quality_index: table.index_of("small") });
-    let mut s = spec(ArrivalSpec::Rate { rates_rps: rates.iter().map(|r| r * 100.0).collect(), process: ArrivalProcess::Poisson }, srv, None);
+    let mut s =
+        spec(ArrivalSpec::Rate { rates_rps: rates.iter().map(|r| r * 100.0).collect(), process: ArrivalProcess::Poisson }, srv, None);
     if cascade {
         s.early_exit = Some(crate::spec::EarlyExitSpec {
             model: "tiny".into(),
@@ -190,7 +207,12 @@ pub fn cascade_spec(rates: &[f64], controller: ControllerConfig, cascade: bool) 
 
 fn controllers(a: ControllersArgs) -> Result<()> {
     let rates = crate::io::traces::load_rate_csv(&default_trace(a.trace)?)?.rates_rps;
-    println!("basin {} ({}), bursty x100, one thread, best of {} interleaved rounds", env!("CARGO_PKG_VERSION"), if cfg!(debug_assertions) { "debug build" } else { "release build" }, a.reps);
+    println!(
+        "basin {} ({}), bursty x100, one thread, best of {} interleaved rounds",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) { "debug build" } else { "release build" },
+        a.reps
+    );
     let mut cases: Vec<(String, SimSpec)> = vec![
         ("open_loop (no cascade)".into(), cascade_spec(&rates, ControllerConfig::default(), false)),
         ("open_loop+cascade".into(), cascade_spec(&rates, ControllerConfig::default(), true)),
@@ -212,8 +234,14 @@ fn controllers(a: ControllersArgs) -> Result<()> {
     }
     let (tc, nc, _) = best[1];
     for ((name, _), (t, n, ev)) in cases.iter().zip(&best) {
-        println!("  {:<24} {:>6.2} M requests/s {:>6.2} M events/s {:>5.2} events/request  {:+6.1}% time per request vs open_loop+cascade",
-            name, *n as f64 / t / 1e6, *ev as f64 / t / 1e6, *ev as f64 / *n as f64, ((t / *n as f64) / (tc / nc as f64) - 1.0) * 100.0);
+        println!(
+            "  {:<24} {:>6.2} M requests/s {:>6.2} M events/s {:>5.2} events/request  {:+6.1}% time per request vs open_loop+cascade",
+            name,
+            *n as f64 / t / 1e6,
+            *ev as f64 / t / 1e6,
+            *ev as f64 / *n as f64,
+            ((t / *n as f64) / (tc / nc as f64) - 1.0) * 100.0
+        );
     }
     Ok(())
 }
@@ -221,27 +249,47 @@ fn controllers(a: ControllersArgs) -> Result<()> {
 fn speed(a: SpeedArgs) -> Result<()> {
     let trace = default_trace(a.trace)?;
     let rates = crate::io::traces::load_rate_csv(&trace)?.rates_rps;
-    println!("basin {} ({}), one thread, best of {}", env!("CARGO_PKG_VERSION"), if cfg!(debug_assertions) { "debug build" } else { "release build" }, a.reps);
+    println!(
+        "basin {} ({}), one thread, best of {}",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) { "debug build" } else { "release build" },
+        a.reps
+    );
     let mm1 = mm1_spec(a.requests);
     let (t, n, ev) = time_run(&mm1, a.reps);
     let mm1_rate = n as f64 / t;
-    println!("  M/M/1 rho=0.9          {n:>10} requests in {t:>7.3} s: {:>6.2} M requests/s ({:.1} M events/s)", mm1_rate / 1e6, ev as f64 / t / 1e6);
+    println!(
+        "  M/M/1 rho=0.9          {n:>10} requests in {t:>7.3} s: {:>6.2} M requests/s ({:.1} M events/s)",
+        mm1_rate / 1e6,
+        ev as f64 / t / 1e6
+    );
     let b = bursty_spec(rates);
     let (t, n, ev) = time_run(&b, a.reps);
-    println!("  bursty x100, batcher   {n:>10} requests in {t:>7.3} s: {:>6.2} M requests/s ({:.1} M events/s)", n as f64 / t / 1e6, ev as f64 / t / 1e6);
+    println!(
+        "  bursty x100, batcher   {n:>10} requests in {t:>7.3} s: {:>6.2} M requests/s ({:.1} M events/s)",
+        n as f64 / t / 1e6,
+        ev as f64 / t / 1e6
+    );
     if let Some(py) = a.simpy {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/simpy_mm1.py");
-        let out = Command::new(&py).arg(&script)
+        let out = Command::new(&py)
+            .arg(&script)
             .args(["--lambda-rps", "0.9", "--mu-rps", "1.0", "--requests", &a.simpy_requests.to_string(), "--seed", "1"])
-            .output().with_context(|| format!("cannot run {}", py.display()))?;
+            .output()
+            .with_context(|| format!("cannot run {}", py.display()))?;
         if !out.status.success() {
             bail!("SimPy run failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         let v: serde_json::Value = serde_json::from_slice(out.stdout.split(|&c| c == b'\n').find(|l| l.starts_with(b"{")).unwrap_or(&[]))
             .context("cannot parse the SimPy script's JSON line")?;
         let simpy_rate = v["requests_per_s"].as_f64().unwrap_or(f64::NAN);
-        println!("  SimPy {} M/M/1     {:>10} requests in {:>7.3} s: {:>6.3} M requests/s", v["simpy_version"].as_str().unwrap_or("?"),
-            a.simpy_requests, v["wall_s"].as_f64().unwrap_or(f64::NAN), simpy_rate / 1e6);
+        println!(
+            "  SimPy {} M/M/1     {:>10} requests in {:>7.3} s: {:>6.3} M requests/s",
+            v["simpy_version"].as_str().unwrap_or("?"),
+            a.simpy_requests,
+            v["wall_s"].as_f64().unwrap_or(f64::NAN),
+            simpy_rate / 1e6
+        );
         println!("  basin / SimPy on M/M/1: {:.0}x", mm1_rate / simpy_rate);
     }
     Ok(())
@@ -249,8 +297,11 @@ fn speed(a: SpeedArgs) -> Result<()> {
 
 fn memory(a: MemoryArgs) -> Result<()> {
     let before = peak_rss_mib();
-    let s = spec(ArrivalSpec::Rate { rates_rps: vec![a.rate_rps; a.duration_s as usize], process: ArrivalProcess::Poisson },
-        server(ServerKind::Batched, 8, 1000, None, |b| (0.3 + 0.05 * b as f64, 0.01 * b as f64)), None);
+    let s = spec(
+        ArrivalSpec::Rate { rates_rps: vec![a.rate_rps; a.duration_s as usize], process: ArrivalProcess::Poisson },
+        server(ServerKind::Batched, 8, 1000, None, |b| (0.3 + 0.05 * b as f64, 0.01 * b as f64)),
+        None,
+    );
     let t0 = Instant::now();
     let out = sim::run(&s, 1);
     let t = t0.elapsed().as_secs_f64();
@@ -259,21 +310,33 @@ fn memory(a: MemoryArgs) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     crate::io::outputs::write_parquet(&dir.join("timeseries.parquet"), &mut ts)?;
     let _ = std::fs::remove_dir_all(&dir);
-    println!("{} requests over {} s simulated in {t:.1} s ({:.2} M requests/s), {} time-series rows written",
-        out.summary.requests, a.duration_s, out.summary.requests as f64 / t / 1e6, out.timeseries.len());
+    println!(
+        "{} requests over {} s simulated in {t:.1} s ({:.2} M requests/s), {} time-series rows written",
+        out.summary.requests,
+        a.duration_s,
+        out.summary.requests as f64 / t / 1e6,
+        out.timeseries.len()
+    );
     println!("peak RSS {:.1} MiB (at start {:.1} MiB)", peak_rss_mib().unwrap_or(f64::NAN), before.unwrap_or(f64::NAN));
     Ok(())
 }
 
-fn tempdir_path() -> PathBuf { std::env::temp_dir().join(format!("basin-bench-{}", std::process::id())) }
+fn tempdir_path() -> PathBuf {
+    std::env::temp_dir().join(format!("basin-bench-{}", std::process::id()))
+}
 
 /// Times a whole sweep (journal, fsync and results files included) at each job count.
 fn sweep_bench(a: SweepBenchArgs) -> Result<()> {
     let file = a.file.unwrap_or_else(|| PathBuf::from("experiments/sweep-k-tau0/bench.toml"));
     let p = crate::cli::sweep::prepare(&file)?;
-    println!("basin {} ({}), sweep {}: {} runs, {} cores available", env!("CARGO_PKG_VERSION"),
-        if cfg!(debug_assertions) { "debug build" } else { "release build" }, file.display(), p.runs.len(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "basin {} ({}), sweep {}: {} runs, {} cores available",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) { "debug build" } else { "release build" },
+        file.display(),
+        p.runs.len(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
     let mut first: Option<f64> = None;
     let mut results: Vec<Vec<u8>> = Vec::new();
     for &j in &a.jobs {
@@ -290,8 +353,11 @@ fn sweep_bench(a: SweepBenchArgs) -> Result<()> {
         let rate = p.runs.len() as f64 / best;
         let speedup = first.map(|f| rate / f);
         first.get_or_insert(rate);
-        println!("  --jobs {j}: {} runs in {best:.2} s = {rate:.2} runs/s{}", p.runs.len(),
-            speedup.map_or(String::new(), |s| format!("  (speedup {s:.2}x over --jobs {})", a.jobs[0])));
+        println!(
+            "  --jobs {j}: {} runs in {best:.2} s = {rate:.2} runs/s{}",
+            p.runs.len(),
+            speedup.map_or(String::new(), |s| format!("  (speedup {s:.2}x over --jobs {})", a.jobs[0]))
+        );
     }
     let same = results.windows(2).all(|w| w[0] == w[1]);
     println!("  results.csv identical across job counts: {same}");

@@ -76,21 +76,15 @@ impl Constraint {
                 let v = val.trim();
                 // "accuracy=>0.9" would otherwise read as column `accuracy=` and operator `>`.
                 if column.contains(['<', '>', '=', '!']) {
-                    bail!(
-                        "--where {s:?}: `{column}` is not a column name; the operators are >= <= > < == != (e.g. \"accuracy>=0.95\")"
-                    );
+                    bail!("--where {s:?}: `{column}` is not a column name; the operators are >= <= > < == != (e.g. \"accuracy>=0.95\")");
                 }
-                let value: f64 = v.parse().map_err(|_| anyhow::anyhow!("--where {s:?}: `{v}` is not a number (expected COLUMN OP NUMBER, e.g. \"accuracy>=0.95\")"))?;
+                let value: f64 = v.parse().map_err(|_| {
+                    anyhow::anyhow!("--where {s:?}: `{v}` is not a number (expected COLUMN OP NUMBER, e.g. \"accuracy>=0.95\")")
+                })?;
                 if column.is_empty() {
-                    bail!(
-                        "--where {s:?}: no column before `{op}` (expected COLUMN OP NUMBER, e.g. \"accuracy>=0.95\")"
-                    );
+                    bail!("--where {s:?}: no column before `{op}` (expected COLUMN OP NUMBER, e.g. \"accuracy>=0.95\")");
                 }
-                return Ok(Constraint {
-                    column,
-                    op: op.into(),
-                    value,
-                });
+                return Ok(Constraint { column, op: op.into(), value });
             }
         }
         bail!(
@@ -201,11 +195,7 @@ struct Choice {
 }
 
 fn columns_list(df: &DataFrame) -> String {
-    df.get_column_names()
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    df.get_column_names().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 fn require_column(df: &DataFrame, name: &str, what: &str) -> Result<()> {
@@ -213,11 +203,7 @@ fn require_column(df: &DataFrame, name: &str, what: &str) -> Result<()> {
         let axes = axis_columns(df);
         bail!(
             "no column `{name}` for {what}; axes: {}; all columns: {}",
-            if axes.is_empty() {
-                "none".into()
-            } else {
-                axes.join(", ")
-            },
+            if axes.is_empty() { "none".into() } else { axes.join(", ") },
             columns_list(df)
         );
     }
@@ -227,8 +213,7 @@ fn require_column(df: &DataFrame, name: &str, what: &str) -> Result<()> {
 /// Two cells equal as text, or as numbers when both parse (so `--fix server.0.instances=2`
 /// matches an integer column and `--fix controller.k=0.01` a float one).
 fn same_value(cell: &str, wanted: &str) -> bool {
-    cell == wanted
-        || matches!((cell.parse::<f64>(), wanted.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
+    cell == wanted || matches!((cell.parse::<f64>(), wanted.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
 }
 
 /// Whether sorted positive `v` (at least three values) is geometric rather than arithmetic:
@@ -262,11 +247,7 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
     if a.x == a.y {
         bail!("--x and --y are the same column `{}`", a.x);
     }
-    let constraints: Vec<Constraint> = a
-        .where_
-        .iter()
-        .map(|s| Constraint::parse(s))
-        .collect::<Result<_>>()?;
+    let constraints: Vec<Constraint> = a.where_.iter().map(|s| Constraint::parse(s)).collect::<Result<_>>()?;
     for c in &constraints {
         require_column(df, &c.column, &format!("--where \"{}\"", c))?;
     }
@@ -275,9 +256,7 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
     let mut keep: Vec<bool> = baseline.iter().map(|b| !b).collect();
     let mut fixed = Vec::new();
     for f in &a.fix {
-        let (col, val) = f
-            .split_once('=')
-            .with_context(|| format!("--fix {f:?}: expected COLUMN=VALUE"))?;
+        let (col, val) = f.split_once('=').with_context(|| format!("--fix {f:?}: expected COLUMN=VALUE"))?;
         require_column(df, col, &format!("--fix {f}"))?;
         let cells = str_column(df, col).unwrap_or_default();
         for (k, c) in keep.iter_mut().zip(&cells) {
@@ -289,11 +268,7 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
     if rows.is_empty() {
         bail!(
             "no sweep rows left after leaving out the open-loop baselines{}",
-            if a.fix.is_empty() {
-                String::new()
-            } else {
-                format!(" and applying --fix {}", a.fix.join(", "))
-            }
+            if a.fix.is_empty() { String::new() } else { format!(" and applying --fix {}", a.fix.join(", ")) }
         );
     }
     let workloads = str_column(df, "workload").unwrap_or_else(|| vec![String::new(); n]);
@@ -307,41 +282,25 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
         bail!(
             "the results hold {} workloads ({}); choose one with --fix workload=NAME",
             distinct_workloads.len(),
-            distinct_workloads
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            distinct_workloads.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
     let xs = f64_column(df, &a.x)?;
     let ys = f64_column(df, &a.y)?;
     let zs = f64_column(df, &a.z)?;
-    let cons_cols: Vec<Vec<f64>> = constraints
-        .iter()
-        .map(|c| f64_column(df, &c.column))
-        .collect::<Result<_>>()?;
+    let cons_cols: Vec<Vec<f64>> = constraints.iter().map(|c| f64_column(df, &c.column)).collect::<Result<_>>()?;
     let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
     let (xv, yv) = (distinct_sorted(&pick(&xs)), distinct_sorted(&pick(&ys)));
     for (name, v) in [(&a.x, &xv), (&a.y, &yv)] {
         match v.len() {
             0 => bail!("axis `{name}` has no numeric value in the selected rows"),
-            1 => bail!(
-                "axis `{name}` has one value ({}) in the selected rows; a landscape needs at least two per axis",
-                fmt_value(v[0])
-            ),
+            1 => bail!("axis `{name}` has one value ({}) in the selected rows; a landscape needs at least two per axis", fmt_value(v[0])),
             _ => {}
         }
     }
     // Other axes with several values among the selected rows are minimised over.
-    let others: Vec<String> = axis_columns(df)
-        .into_iter()
-        .filter(|c| c != &a.x && c != &a.y)
-        .collect();
-    let other_vals: Vec<Vec<String>> = others
-        .iter()
-        .map(|c| str_column(df, c).unwrap_or_else(|| vec![String::new(); n]))
-        .collect();
+    let others: Vec<String> = axis_columns(df).into_iter().filter(|c| c != &a.x && c != &a.y).collect();
+    let other_vals: Vec<Vec<String>> = others.iter().map(|c| str_column(df, c).unwrap_or_else(|| vec![String::new(); n])).collect();
     let mut minimised_over = Vec::new();
     for (c, v) in others.iter().zip(&other_vals) {
         let mut d: Vec<&String> = rows.iter().map(|&i| &v[i]).collect();
@@ -350,10 +309,7 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
         if d.len() > 1 {
             minimised_over.push(c.clone());
         } else if !fixed.iter().any(|f| f.starts_with(&format!("{c}="))) {
-            fixed.push(format!(
-                "{c}={}",
-                d.first().map(|s| s.as_str()).unwrap_or("")
-            ));
+            fixed.push(format!("{c}={}", d.first().map(|s| s.as_str()).unwrap_or("")));
         }
     }
     let index = |v: &[f64], x: f64| v.iter().position(|&u| u == x);
@@ -363,22 +319,14 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
         let (Some(xi), Some(yi)) = (index(&xv, xs[i]), index(&yv, ys[i])) else {
             bail!("row {i}: axis `{}` or `{}` has no numeric value", a.x, a.y);
         };
-        let combo: Vec<String> = others
-            .iter()
-            .zip(&other_vals)
-            .filter(|(c, _)| minimised_over.contains(c))
-            .map(|(_, v)| v[i].clone())
-            .collect();
+        let combo: Vec<String> =
+            others.iter().zip(&other_vals).filter(|(c, _)| minimised_over.contains(c)).map(|(_, v)| v[i].clone()).collect();
         let mut vals = vec![zs[i]];
         vals.extend(cons_cols.iter().map(|c| c[i]));
         keyed.push(((xi, yi, combo), vals));
     }
     let agg = aggregate_seeds(&keyed).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let sense = if a.maximize {
-        Sense::Maximize
-    } else {
-        Sense::Minimize
-    };
+    let sense = if a.maximize { Sense::Maximize } else { Sense::Minimize };
     // Per grid point, the best combination of the minimised-over axes: feasible ones first.
     let mut best: BTreeMap<(usize, usize), Choice> = BTreeMap::new();
     for ((xi, yi, combo), stats) in &agg {
@@ -393,22 +341,11 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
                 if combo.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        " ({})",
-                        minimised_over
-                            .iter()
-                            .zip(combo)
-                            .map(|(c, v)| format!("{c}={v}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
+                    format!(" ({})", minimised_over.iter().zip(combo).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", "))
                 }
             );
         }
-        let feasible = constraints
-            .iter()
-            .zip(&stats[1..])
-            .all(|(c, s)| c.holds(s.mean));
+        let feasible = constraints.iter().zip(&stats[1..]).all(|(c, s)| c.holds(s.mean));
         let cand = Choice {
             feasible,
             z: stats[0].mean,
@@ -418,8 +355,7 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
             constraint_means: stats[1..].iter().map(|s| s.mean).collect(),
         };
         let better = |old: &Choice| {
-            (cand.feasible && !old.feasible)
-                || (cand.feasible == old.feasible && sense.orient(cand.z) < sense.orient(old.z))
+            (cand.feasible && !old.feasible) || (cand.feasible == old.feasible && sense.orient(cand.z) < sense.orient(old.z))
         };
         match best.get(&(*xi, *yi)) {
             Some(old) if !better(old) => {}
@@ -428,50 +364,24 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
             }
         }
     }
-    let cells: Vec<Cell> = best
-        .iter()
-        .map(|(&(xi, yi), b)| Cell {
-            xi,
-            yi,
-            z: b.z,
-            ci95: b.ci95,
-            feasible: b.feasible,
-        })
-        .collect();
+    let cells: Vec<Cell> = best.iter().map(|(&(xi, yi), b)| Cell { xi, yi, z: b.z, ci95: b.ci95, feasible: b.feasible }).collect();
     let choices: Vec<&Choice> = best.values().collect();
     let constraint_values = |c: &Choice| -> BTreeMap<String, f64> {
-        constraints
-            .iter()
-            .map(|k| k.column.clone())
-            .zip(c.constraint_means.iter().copied())
-            .collect()
+        constraints.iter().map(|k| k.column.clone()).zip(c.constraint_means.iter().copied()).collect()
     };
     if !constraints.is_empty() && !cells.iter().any(|c| c.feasible) {
         bail!(
             "--where {} excludes every grid point; loosen it",
-            constraints
-                .iter()
-                .map(|c| format!("\"{c}\""))
-                .collect::<Vec<_>>()
-                .join(" ")
+            constraints.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(" ")
         );
     }
     let l = land::analyse(xv.len(), yv.len(), &cells, sense).map_err(|e| match e {
-        land::LandscapeError::NanMetric { xi, yi, .. } => anyhow::anyhow!(
-            "`{}` is NaN at {}={}, {}={}",
-            a.z,
-            a.x,
-            fmt_value(xv[xi]),
-            a.y,
-            fmt_value(yv[yi])
-        ),
+        land::LandscapeError::NanMetric { xi, yi, .. } => {
+            anyhow::anyhow!("`{}` is NaN at {}={}, {}={}", a.z, a.x, fmt_value(xv[xi]), a.y, fmt_value(yv[yi]))
+        }
         other => anyhow::anyhow!("{other}"),
     })?;
-    let xyz = |c: usize| XyzJson {
-        x: xv[cells[c].xi],
-        y: yv[cells[c].yi],
-        z: cells[c].z,
-    };
+    let xyz = |c: usize| XyzJson { x: xv[cells[c].xi], y: yv[cells[c].yi], z: cells[c].z };
     let finite = |v: f64| Some(v).filter(|v| v.is_finite());
     let points: Vec<PointJson> = cells
         .iter()
@@ -486,11 +396,7 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
             feasible: c.feasible,
             catchment: l.catchment_of[i],
             constraint_values: constraint_values(b),
-            chosen: minimised_over
-                .iter()
-                .cloned()
-                .zip(b.combo.iter().cloned())
-                .collect(),
+            chosen: minimised_over.iter().cloned().zip(b.combo.iter().cloned()).collect(),
         })
         .collect();
     let basins = l
@@ -517,36 +423,17 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
                 (0..v.len())
                     .min_by(|&i, &j| {
                         let d = |u: f64| {
-                            if log && u > 0.0 && t > 0.0 {
-                                (u.ln() - t.ln()).abs()
-                            } else {
-                                (u - t).abs()
-                            }
+                            if log && u > 0.0 && t > 0.0 { (u.ln() - t.ln()).abs() } else { (u - t).abs() }
                         };
                         d(v[i]).total_cmp(&d(v[j]))
                     })
                     .expect("two values per axis")
             };
-            let (xi, yi) = (
-                nearest(&xv, *sx, log_spaced(&xv)),
-                nearest(&yv, *sy, log_spaced(&yv)),
-            );
-            let start = cells
-                .iter()
-                .position(|c| (c.xi, c.yi) == (xi, yi))
-                .with_context(|| {
-                    format!(
-                        "--start {},{}: the nearest grid point ({}, {}) was not run",
-                        sx,
-                        sy,
-                        fmt_value(xv[xi]),
-                        fmt_value(yv[yi])
-                    )
-                })?;
-            Some(DescentJson {
-                path: l.descent_path(start).into_iter().map(xyz).collect(),
-                basin: l.catchment_of[start],
-            })
+            let (xi, yi) = (nearest(&xv, *sx, log_spaced(&xv)), nearest(&yv, *sy, log_spaced(&yv)));
+            let start = cells.iter().position(|c| (c.xi, c.yi) == (xi, yi)).with_context(|| {
+                format!("--start {},{}: the nearest grid point ({}, {}) was not run", sx, sy, fmt_value(xv[xi]), fmt_value(yv[yi]))
+            })?;
+            Some(DescentJson { path: l.descent_path(start).into_iter().map(xyz).collect(), basin: l.catchment_of[start] })
         }
         _ => bail!("--start takes two values, X,Y"),
     };
@@ -555,31 +442,16 @@ pub fn compute(df: &DataFrame, a: &LandscapeArgs, results: &str) -> Result<Lands
         label(&a.z),
         a.x,
         a.y,
-        if a.maximize {
-            "higher is better"
-        } else {
-            "lower is better"
-        }
+        if a.maximize { "higher is better" } else { "lower is better" }
     );
     if !minimised_over.is_empty() {
-        caption += &format!(
-            "; {} over {}",
-            if a.maximize { "maximised" } else { "minimised" },
-            minimised_over.join(", ")
-        );
+        caption += &format!("; {} over {}", if a.maximize { "maximised" } else { "minimised" }, minimised_over.join(", "));
     }
     if !fixed.is_empty() {
         caption += &format!("; fixed: {}", fixed.join(", "));
     }
     if !constraints.is_empty() {
-        caption += &format!(
-            "; feasible: {}",
-            constraints
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        caption += &format!("; feasible: {}", constraints.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "));
     }
     Ok(LandscapeJson {
         x: a.x.clone(),
@@ -609,17 +481,10 @@ pub fn figure_data(j: &LandscapeJson) -> LandscapeData {
     let index = |v: &[f64], x: f64| v.iter().position(|&u| u == x).unwrap_or(0);
     let mut note = Vec::new();
     if !j.minimised_over.is_empty() {
-        note.push(format!(
-            "{} over {}",
-            if j.sense == "max" { "max" } else { "min" },
-            j.minimised_over.join(", ")
-        ));
+        note.push(format!("{} over {}", if j.sense == "max" { "max" } else { "min" }, j.minimised_over.join(", ")));
     }
     if !j.constraints.is_empty() {
-        note.push(format!(
-            "hatched: infeasible; feasible means {}",
-            j.constraints.join(" and ")
-        ));
+        note.push(format!("hatched: infeasible; feasible means {}", j.constraints.join(" and ")));
     }
     LandscapeData {
         x_values: xv.clone(),
@@ -632,20 +497,10 @@ pub fn figure_data(j: &LandscapeJson) -> LandscapeData {
         cells: j
             .points
             .iter()
-            .map(|p| LandscapeCell {
-                xi: index(&xv, p.x),
-                yi: index(&yv, p.y),
-                z: p.z,
-                feasible: p.feasible,
-                catchment: p.catchment,
-            })
+            .map(|p| LandscapeCell { xi: index(&xv, p.x), yi: index(&yv, p.y), z: p.z, feasible: p.feasible, catchment: p.catchment })
             .collect(),
         basins: j.basins.iter().map(|b| (b.x, b.y)).collect(),
-        descent: j
-            .descent
-            .as_ref()
-            .map(|d| d.path.iter().map(|p| (p.x, p.y)).collect())
-            .unwrap_or_default(),
+        descent: j.descent.as_ref().map(|d| d.path.iter().map(|p| (p.x, p.y)).collect()).unwrap_or_default(),
         marks: vec![],
         note: note.join("; "),
     }
@@ -658,18 +513,13 @@ pub fn json_path(fig: &Path) -> PathBuf {
 
 pub fn run(a: LandscapeArgs) -> Result<()> {
     let (path, df) = sio::read_results(&a.results)?;
-    let j = compute(&df, &a, &path.display().to_string())
-        .with_context(|| path.display().to_string())?;
+    let j = compute(&df, &a, &path.display().to_string()).with_context(|| path.display().to_string())?;
     let data = figure_data(&j);
     let mut json = serde_json::to_string_pretty(&j)?;
     json.push('\n');
     // Every output name is checked and every figure rendered before any JSON is written, so
     // bad input leaves nothing behind.
-    let specs: Vec<FigureSpec> = a
-        .out
-        .iter()
-        .map(|o| FigureSpec::for_path(o, width(a.width)))
-        .collect::<plot::Result<_>>()?;
+    let specs: Vec<FigureSpec> = a.out.iter().map(|o| FigureSpec::for_path(o, width(a.width))).collect::<plot::Result<_>>()?;
     let mut jsons: Vec<PathBuf> = Vec::new();
     for (out, spec) in a.out.iter().zip(&specs) {
         if let Some(d) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -685,18 +535,9 @@ pub fn run(a: LandscapeArgs) -> Result<()> {
         outputs::write_atomic(p, json.as_bytes())?;
         println!("wrote {}", p.display());
     }
-    println!(
-        "{} basin(s) on {} grid points ({} feasible)",
-        j.basins.len(),
-        j.points.len(),
-        j.points.iter().filter(|p| p.feasible).count()
-    );
+    println!("{} basin(s) on {} grid points ({} feasible)", j.basins.len(), j.points.len(), j.points.iter().filter(|p| p.feasible).count());
     for (k, b) in j.basins.iter().enumerate() {
-        let constraint_values: String = b
-            .constraint_values
-            .iter()
-            .map(|(c, v)| format!("  {c}={v:.6}"))
-            .collect();
+        let constraint_values: String = b.constraint_values.iter().map(|(c, v)| format!("  {c}={v:.6}")).collect();
         println!(
             "  basin {k}: {}={} {}={}  {}={:.6}{}{constraint_values}  catchment {}{}",
             j.x,
@@ -721,13 +562,7 @@ pub fn run(a: LandscapeArgs) -> Result<()> {
                 fmt_value(s.y),
                 d.path.len() - 1
             ),
-            None => println!(
-                "  descent from {}={} {}={}: the start point is infeasible",
-                j.x,
-                fmt_value(s.x),
-                j.y,
-                fmt_value(s.y)
-            ),
+            None => println!("  descent from {}={} {}={}: the start point is infeasible", j.x, fmt_value(s.x), j.y, fmt_value(s.y)),
         }
     }
     Ok(())

@@ -4,8 +4,8 @@ pub mod bench;
 pub mod calibrate;
 pub mod completions;
 pub mod landscape;
-pub mod pareto;
 pub mod new;
+pub mod pareto;
 pub mod plot;
 pub mod replay;
 pub mod simulate;
@@ -80,7 +80,11 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    let level = match cli.verbose { 0 => "warn", 1 => "info", _ => "debug" };
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BASIN_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
     let res = match cli.command {

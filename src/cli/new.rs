@@ -83,9 +83,15 @@ pub fn run(a: NewArgs) -> Result<()> {
     let tmp = outputs::tmp_sibling(&a.experiment);
     std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}", tmp.display()))?;
     let checked = experiment::load(&tmp, &[], None).map(|_| ()).with_context(|| format!("template `{:?}` does not load", a.template));
-    let placed = checked.and_then(|()| std::fs::hard_link(&tmp, &a.experiment).with_context(|| format!("cannot create {}", a.experiment.display())));
+    let placed =
+        checked.and_then(|()| std::fs::hard_link(&tmp, &a.experiment).with_context(|| format!("cannot create {}", a.experiment.display())));
     let _ = std::fs::remove_file(&tmp);
     placed?;
-    println!("wrote {} (template {}); run it: basin simulate {}", a.experiment.display(), a.template.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string()), a.experiment.display());
+    println!(
+        "wrote {} (template {}); run it: basin simulate {}",
+        a.experiment.display(),
+        a.template.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string()),
+        a.experiment.display()
+    );
     Ok(())
 }

@@ -67,7 +67,12 @@ pub struct Group {
 }
 
 pub fn f64_column(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
-    let c = df.column(name).map_err(|_| anyhow::anyhow!("no column `{name}` in the results; columns: {}", df.get_column_names().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))?;
+    let c = df.column(name).map_err(|_| {
+        anyhow::anyhow!(
+            "no column `{name}` in the results; columns: {}",
+            df.get_column_names().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        )
+    })?;
     let c = c.cast(&DataType::Float64).with_context(|| format!("column `{name}` is not numeric"))?;
     let ca = c.f64()?;
     Ok((0..ca.len()).map(|i| ca.get(i).unwrap_or(f64::NAN)).collect())
@@ -119,7 +124,8 @@ pub fn analyse(df: &DataFrame, objectives: &[Objective], reference: Option<&[f64
     }
     let mut groups = Vec::new();
     for w in order {
-        let rows: Vec<(i64, Vec<f64>)> = (0..n).filter(|&i| workload[i] == w).map(|i| (point[i], cols.iter().map(|c| c[i]).collect())).collect();
+        let rows: Vec<(i64, Vec<f64>)> =
+            (0..n).filter(|&i| workload[i] == w).map(|i| (point[i], cols.iter().map(|c| c[i]).collect())).collect();
         let agg = aggregate_seeds(&rows).map_err(|e| anyhow::anyhow!("{e}"))?;
         let first_row = |pid: i64| (0..n).find(|&i| workload[i] == w && point[i] == pid).expect("point exists");
         let means: Vec<Vec<f64>> = agg.iter().map(|(_, s)| s.iter().map(|m| m.mean).collect()).collect();
@@ -128,18 +134,22 @@ pub fn analyse(df: &DataFrame, objectives: &[Objective], reference: Option<&[f64
         let reference = reference.map(|r| r.to_vec()).unwrap_or_else(|| default_reference(&means, &senses));
         let hv = hypervolume(&fpts, &senses, &reference);
         let knee = knee_point(&fpts, &senses).map(|k| front[k]);
-        let points: Vec<AggPoint> = agg.iter().enumerate().map(|(i, (pid, stats))| {
-            let r = first_row(*pid);
-            AggPoint {
-                point_id: *pid,
-                baseline: baseline[r],
-                axes: axes.iter().zip(&axis_vals).map(|(a, v)| (a.clone(), v.get(r).cloned().unwrap_or_default())).collect(),
-                seeds: stats.first().map_or(0, |s| s.n),
-                stats: stats.clone(),
-                on_front: front.contains(&i),
-                knee: knee == Some(i),
-            }
-        }).collect();
+        let points: Vec<AggPoint> = agg
+            .iter()
+            .enumerate()
+            .map(|(i, (pid, stats))| {
+                let r = first_row(*pid);
+                AggPoint {
+                    point_id: *pid,
+                    baseline: baseline[r],
+                    axes: axes.iter().zip(&axis_vals).map(|(a, v)| (a.clone(), v.get(r).cloned().unwrap_or_default())).collect(),
+                    seeds: stats.first().map_or(0, |s| s.n),
+                    stats: stats.clone(),
+                    on_front: front.contains(&i),
+                    knee: knee == Some(i),
+                }
+            })
+            .collect();
         groups.push(Group {
             workload: w,
             objectives: objectives.iter().map(|o| o.to_string()).collect(),
@@ -167,8 +177,14 @@ fn fmt_num(v: f64) -> String {
 pub fn table(groups: &[Group], rows: usize) -> String {
     let mut t = String::new();
     for g in groups {
-        t += &format!("\n{}: {} points, {} on the front; hypervolume {} (reference {})\n", g.workload, g.points.len(), g.front.len(),
-            fmt_num(g.hypervolume), g.reference.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", "));
+        t += &format!(
+            "\n{}: {} points, {} on the front; hypervolume {} (reference {})\n",
+            g.workload,
+            g.points.len(),
+            g.front.len(),
+            fmt_num(g.hypervolume),
+            g.reference.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
+        );
         let mut header = format!("  {:>6}  ", "point");
         if let Some(p) = g.points.first() {
             for (a, _) in &p.axes {
@@ -221,7 +237,13 @@ pub fn points_frame(groups: &[Group]) -> Result<DataFrame> {
     ];
     if let Some((_, p0)) = all.first() {
         for (k, (a, _)) in p0.axes.iter().enumerate() {
-            cols.push(Series::new(a.as_str().into(), all.iter().map(|(_, p)| p.axes.get(k).map(|x| x.1.clone()).unwrap_or_default()).collect::<Vec<_>>()).into());
+            cols.push(
+                Series::new(
+                    a.as_str().into(),
+                    all.iter().map(|(_, p)| p.axes.get(k).map(|x| x.1.clone()).unwrap_or_default()).collect::<Vec<_>>(),
+                )
+                .into(),
+            );
         }
     }
     cols.push(Series::new("seeds".into(), all.iter().map(|(_, p)| p.seeds as u64).collect::<Vec<_>>()).into());
@@ -229,7 +251,9 @@ pub fn points_frame(groups: &[Group]) -> Result<DataFrame> {
         for (j, o) in g.objectives.iter().enumerate() {
             let name = o.rsplit_once(':').map_or(o.as_str(), |x| x.0);
             cols.push(Series::new(format!("{name}_mean").into(), all.iter().map(|(_, p)| p.stats[j].mean).collect::<Vec<_>>()).into());
-            cols.push(Series::new(format!("{name}_ci95").into(), all.iter().map(|(_, p)| p.stats[j].ci95_half_width).collect::<Vec<_>>()).into());
+            cols.push(
+                Series::new(format!("{name}_ci95").into(), all.iter().map(|(_, p)| p.stats[j].ci95_half_width).collect::<Vec<_>>()).into(),
+            );
         }
     }
     cols.push(Series::new("on_front".into(), all.iter().map(|(_, p)| p.on_front).collect::<Vec<_>>()).into());

@@ -170,18 +170,34 @@ fn objective(s: &str) -> Result<Objective> {
 /// The 2-D Pareto points of every workload (the front recomputed for the two plotted
 /// objectives; error bars are the seeds' 95% CI half-widths).
 pub fn pareto_points(groups: &[Group]) -> Vec<(String, Vec<ParetoPoint>)> {
-    groups.iter().map(|g| {
-        let pts = g.points.iter().map(|p| {
-            let ci = |k: usize| Some(p.stats[k].ci95_half_width).filter(|v| v.is_finite() && *v > 0.0);
-            ParetoPoint { x: p.stats[0].mean, y: p.stats[1].mean, x_err: ci(0), y_err: ci(1), on_front: p.on_front, is_baseline: p.baseline, label: None }
-        }).collect();
-        (g.workload.clone(), pts)
-    }).collect()
+    groups
+        .iter()
+        .map(|g| {
+            let pts = g
+                .points
+                .iter()
+                .map(|p| {
+                    let ci = |k: usize| Some(p.stats[k].ci95_half_width).filter(|v| v.is_finite() && *v > 0.0);
+                    ParetoPoint {
+                        x: p.stats[0].mean,
+                        y: p.stats[1].mean,
+                        x_err: ci(0),
+                        y_err: ci(1),
+                        on_front: p.on_front,
+                        is_baseline: p.baseline,
+                        label: None,
+                    }
+                })
+                .collect();
+            (g.workload.clone(), pts)
+        })
+        .collect()
 }
 
 fn read_summary(run: &Path) -> Result<Summary> {
     let p = run.join(outputs::SUMMARY);
-    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {} (is {} a run directory?)", p.display(), run.display()))?;
+    let text =
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {} (is {} a run directory?)", p.display(), run.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a basin summary", p.display()))
 }
 
@@ -197,8 +213,7 @@ fn read_timeseries(run: &Path) -> Result<(Vec<f64>, polars::prelude::DataFrame, 
     let df = outputs::read_parquet(&run.join(outputs::TIMESERIES))?;
     let t = crate::cli::pareto::f64_column(&df, "t_s")?;
     let dt = interval_of(&t);
-    let partial = read_summary(run).ok().zip(t.last())
-        .is_some_and(|(s, &last)| t.len() > 1 && s.duration_s - last < 0.999 * dt);
+    let partial = read_summary(run).ok().zip(t.last()).is_some_and(|(s, &last)| t.len() > 1 && s.duration_s - last < 0.999 * dt);
     let n = if partial { t.len() - 1 } else { t.len() };
     Ok((t, df, n))
 }
@@ -241,7 +256,8 @@ fn batches_per_interval(run: &Path, t: &[f64], dt: f64) -> Result<Option<(Vec<f6
 /// manifest.json (its resolved experiment).
 fn run_parameter(run: &Path, axis: &str) -> Result<f64> {
     let p = run.join(outputs::MANIFEST);
-    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {} (is {} a run directory?)", p.display(), run.display()))?;
+    let text =
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {} (is {} a run directory?)", p.display(), run.display()))?;
     let m: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not a basin manifest", p.display()))?;
     let mut v = &m["experiment"];
     for part in axis.split('.') {
@@ -250,7 +266,9 @@ fn run_parameter(run: &Path, axis: &str) -> Result<f64> {
             _ => &v[part],
         };
     }
-    v.as_f64().with_context(|| format!("{}: the run has no numeric parameter `{axis}` (the landscape's axis); it cannot be placed on it", run.display()))
+    v.as_f64().with_context(|| {
+        format!("{}: the run has no numeric parameter `{axis}` (the landscape's axis); it cannot be placed on it", run.display())
+    })
 }
 
 /// Mean of `y` per (workload, x) over seeds, one series per workload, sorted by x.
@@ -287,12 +305,20 @@ pub fn run(cmd: PlotCmd) -> Result<()> {
             let mut series = lines_from_results(&df, &x, &y).with_context(|| path.display().to_string())?;
             let mut yl = label(&y);
             if let Some(r) = relative_to {
-                let reference = series.iter().find(|(w, _)| *w == r).map(|(_, v)| v.clone())
-                    .with_context(|| format!("{}: no workload `{r}`; workloads: {}", path.display(), series.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(", ")))?;
+                let reference = series.iter().find(|(w, _)| *w == r).map(|(_, v)| v.clone()).with_context(|| {
+                    format!(
+                        "{}: no workload `{r}`; workloads: {}",
+                        path.display(),
+                        series.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(", ")
+                    )
+                })?;
                 series.retain(|(w, _)| *w != r);
                 for (w, pts) in &mut series {
                     pts.retain_mut(|(xv, yv)| match reference.iter().find(|(rx, _)| rx == xv) {
-                        Some((_, ry)) if *ry != 0.0 => { *yv /= ry; true }
+                        Some((_, ry)) if *ry != 0.0 => {
+                            *yv /= ry;
+                            true
+                        }
                         _ => false,
                     });
                     *w = format!("{w} / {r}");
@@ -309,7 +335,11 @@ pub fn run(cmd: PlotCmd) -> Result<()> {
             if !workload.is_empty() {
                 for w in &workload {
                     if !groups.iter().any(|g| &g.workload == w) {
-                        bail!("{}: no workload `{w}`; workloads: {}", path.display(), groups.iter().map(|g| g.workload.as_str()).collect::<Vec<_>>().join(", "));
+                        bail!(
+                            "{}: no workload `{w}`; workloads: {}",
+                            path.display(),
+                            groups.iter().map(|g| g.workload.as_str()).collect::<Vec<_>>().join(", ")
+                        );
                     }
                 }
                 groups.retain(|g| workload.contains(&g.workload));
@@ -331,16 +361,28 @@ pub fn run(cmd: PlotCmd) -> Result<()> {
             let arrivals = col(&df, "arrivals")?;
             let admitted = col(&df, "admitted")?;
             let series = |v: Vec<f64>| -> Vec<(f64, f64)> { t.iter().copied().zip(v).take(n).collect() };
-            let mut panels = vec![Panel { y_label: "arrival rate (req/s)".into(), series: vec![("arrivals".into(), series(arrivals.iter().map(|a| a / dt).collect()))] }];
+            let mut panels = vec![Panel {
+                y_label: "arrival rate (req/s)".into(),
+                series: vec![("arrivals".into(), series(arrivals.iter().map(|a| a / dt).collect()))],
+            }];
             let tau = col(&df, "tau")?;
             if tau.iter().any(|v| v.is_finite()) {
                 panels.push(Panel { y_label: "threshold τ".into(), series: vec![("τ(t)".into(), series(tau))] });
             }
-            panels.push(Panel { y_label: "admission rate".into(), series: vec![("admitted / arrivals".into(),
-                series(arrivals.iter().zip(&admitted).map(|(a, b)| if *a > 0.0 { b / a } else { f64::NAN }).collect()))] });
-            panels.push(Panel { y_label: "queue length (requests)".into(), series: vec![("queued".into(), series(col(&df, "queue_len")?))] });
+            panels.push(Panel {
+                y_label: "admission rate".into(),
+                series: vec![(
+                    "admitted / arrivals".into(),
+                    series(arrivals.iter().zip(&admitted).map(|(a, b)| if *a > 0.0 { b / a } else { f64::NAN }).collect()),
+                )],
+            });
+            panels
+                .push(Panel { y_label: "queue length (requests)".into(), series: vec![("queued".into(), series(col(&df, "queue_len")?))] });
             panels.push(Panel { y_label: "power (W)".into(), series: vec![("power".into(), series(col(&df, "power_w")?))] });
-            panels.push(Panel { y_label: "carbon intensity (g/kWh)".into(), series: vec![("grid".into(), series(col(&df, "carbon_g_per_kwh")?))] });
+            panels.push(Panel {
+                y_label: "carbon intensity (g/kWh)".into(),
+                series: vec![("grid".into(), series(col(&df, "carbon_g_per_kwh")?))],
+            });
             each_out(&common, |out, spec| plot::timeseries_figure(out, spec, "time (s)", &panels))
         }
         PlotCmd::Trajectory { runs, on, common } => {
@@ -361,12 +403,17 @@ pub fn run(cmd: PlotCmd) -> Result<()> {
             for r in &runs {
                 let p = r.join(outputs::REQUESTS);
                 if !p.is_file() {
-                    bail!("{}: no {} (record it with `[output] requests = true`, or `basin sweep --keep-runs` with it set)", r.display(), outputs::REQUESTS);
+                    bail!(
+                        "{}: no {} (record it with `[output] requests = true`, or `basin sweep --keep-runs` with it set)",
+                        r.display(),
+                        outputs::REQUESTS
+                    );
                 }
                 let df = outputs::read_parquet(&p)?;
                 let dec = crate::cli::pareto::str_column(&df, "decision").unwrap_or_default();
                 let lat = crate::cli::pareto::f64_column(&df, "latency_ms")?;
-                let mut v: Vec<f64> = lat.iter().zip(&dec).filter(|(l, d)| l.is_finite() && d.as_str() == "admitted").map(|(l, _)| *l).collect();
+                let mut v: Vec<f64> =
+                    lat.iter().zip(&dec).filter(|(l, d)| l.is_finite() && d.as_str() == "admitted").map(|(l, _)| *l).collect();
                 if v.is_empty() {
                     bail!("{}: no admitted request with a latency", p.display());
                 }
@@ -386,11 +433,14 @@ pub fn run(cmd: PlotCmd) -> Result<()> {
             for r in &runs {
                 let s = read_summary(r)?;
                 let n = s.requests.max(1) as f64;
-                bars.push((run_name(r), EnergyBreakdown {
-                    active_j: (s.energy.active_j + s.energy.reconfig_j) / n,
-                    idle_j: s.energy.idle_j / n,
-                    early_exit_j: s.energy.early_exit_j / n,
-                }));
+                bars.push((
+                    run_name(r),
+                    EnergyBreakdown {
+                        active_j: (s.energy.active_j + s.energy.reconfig_j) / n,
+                        idle_j: s.energy.idle_j / n,
+                        early_exit_j: s.energy.early_exit_j / n,
+                    },
+                ));
             }
             each_out(&common, |out, spec| plot::energy_breakdown_figure(out, spec, &bars))
         }

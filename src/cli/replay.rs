@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use crate::core::SimDuration;
 use crate::io::experiment::{self, Loaded};
 use crate::io::{manifest, outputs};
 use crate::metrics::RunOutput;
+use crate::model::load::{LoadPoint, LoadProfile};
 use crate::replay::real::{RealBackends, ReplaySection};
 use crate::replay::{self, Dataset, ReplayOptions, ReplayResult, validate};
-use crate::core::SimDuration;
-use crate::model::load::{LoadPoint, LoadProfile};
 use crate::spec::SimSpec;
 
 /// `basin load-profile`'s provenance file: what each of its (plain) CSVs holds, the command,
@@ -77,7 +77,9 @@ struct Prepared {
     section: ReplaySection,
 }
 
-fn prepare(file: &Path, scale: &ScaleArgs) -> Result<Prepared> { prepare_with(file, scale, false) }
+fn prepare(file: &Path, scale: &ScaleArgs) -> Result<Prepared> {
+    prepare_with(file, scale, false)
+}
 
 /// `without_load_profiles`: drop every server's `load_profile` / `load_window_ms` (what
 /// `basin load-profile` measures must not depend on a profile, which may not exist yet).
@@ -144,14 +146,23 @@ fn do_replay(p: &Prepared, dir: &Path, scale: &ScaleArgs, stop: Arc<AtomicBool>)
         let pf = base.join(crate::io::experiment::resolve_path(&p.loaded.file, pf).map_err(anyhow::Error::msg)?);
         match std::fs::read_to_string(&pf) {
             // no server started by scripts/start-triton.sh here: this process only, said loudly
-            Err(e) => eprintln!("warning: [replay] server_pid_file {}: {e}; the energy estimate covers this process only, not the Triton server", pf.display()),
+            Err(e) => eprintln!(
+                "warning: [replay] server_pid_file {}: {e}; the energy estimate covers this process only, not the Triton server",
+                pf.display()
+            ),
             Ok(text) => {
-                let pid: u32 = text.trim().parse().map_err(|_| anyhow::anyhow!("[replay] server_pid_file {}: not a pid: {:?}", pf.display(), text.trim()))?;
+                let pid: u32 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("[replay] server_pid_file {}: not a pid: {:?}", pf.display(), text.trim()))?;
                 let cfg = match &p.section.meter {
                     crate::hw::meter::MeterChoice::Estimate { config } => config.clone(),
                     _ => crate::hw::meter::EstimateConfig::default(),
                 };
-                meter = Box::new(crate::hw::meter::procset::ProcessSetMeter::open(cfg, pid).with_context(|| format!("[replay] server_pid_file {} (pid {pid}): opening the process-set meter", pf.display()))?);
+                meter =
+                    Box::new(crate::hw::meter::procset::ProcessSetMeter::open(cfg, pid).with_context(|| {
+                        format!("[replay] server_pid_file {} (pid {pid}): opening the process-set meter", pf.display())
+                    })?);
             }
         }
     }
@@ -176,7 +187,15 @@ fn do_virtual_replay(p: &Prepared, dir: &Path, scale: &ScaleArgs) -> Result<Repl
     write_replay(p, dir, scale, res, "replay_virtual", started, t0)
 }
 
-fn write_replay(p: &Prepared, dir: &Path, scale: &ScaleArgs, mut res: ReplayResult, mode: &str, started: String, t0: Instant) -> Result<ReplayResult> {
+fn write_replay(
+    p: &Prepared,
+    dir: &Path,
+    scale: &ScaleArgs,
+    mut res: ReplayResult,
+    mode: &str,
+    started: String,
+    t0: Instant,
+) -> Result<ReplayResult> {
     res.output.summary.seed = p.loaded.experiment.seed;
     res.output.summary.mode = mode.into();
     let extra = serde_json::json!({
@@ -205,7 +224,10 @@ fn stop_flag() -> Arc<AtomicBool> {
 fn print_replay(res: &ReplayResult, dir: &Path) {
     print!("{}", crate::cli::simulate::human_summary(&res.output, res.output.summary.duration_s));
     let s = &res.extras.schedule_error_ms;
-    println!("  schedule err p50 {:.3} ms · p99 {:.3} ms · max {:.3} ms over {} arrivals ({:.0} req/s offered)", s.p50, s.p99, s.max, s.n, s.offered_rps);
+    println!(
+        "  schedule err p50 {:.3} ms · p99 {:.3} ms · max {:.3} ms over {} arrivals ({:.0} req/s offered)",
+        s.p50, s.p99, s.max, s.n, s.offered_rps
+    );
     println!("  energy meter {}{}", res.extras.meter.name, if res.extras.meter.estimated { " [ESTIMATED]" } else { "" });
     if !res.extras.failed_reasons.is_empty() {
         println!("  failed by reason: {:?}", res.extras.failed_reasons);
@@ -294,7 +316,9 @@ pub struct LoadProfileArgs {
 fn triton_snapshot(url: &str, model: &str) -> Result<crate::calibrate::transport::ServerSnapshot> {
     use crate::hw::backend::triton::{Timeouts, TritonClient};
     let c = TritonClient::new(url, Timeouts { connect: Duration::from_secs(2), request: Duration::from_secs(10) })?;
-    Ok(crate::calibrate::transport::ServerSnapshot::from(&c.model_stats(model).with_context(|| format!("reading Triton's statistics of `{model}` at {url}"))?))
+    Ok(crate::calibrate::transport::ServerSnapshot::from(
+        &c.model_stats(model).with_context(|| format!("reading Triton's statistics of `{model}` at {url}"))?,
+    ))
 }
 
 #[cfg(not(feature = "triton"))]
@@ -331,12 +355,26 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     let scale = ScaleArgs { time_scale: 1.0, rate_scale: 1.0, duration_s: None, seed: a.seed, set: a.set.clone() };
     let base = prepare_with(&a.experiment, &scale, true)?;
     let s = match &a.server {
-        Some(n) => base.spec.servers.iter().position(|x| &x.name == n).with_context(|| format!("{}: no [[server]] named `{n}`", a.experiment.display()))?,
-        None => base.spec.servers.iter().position(|x| x.backend == "triton").with_context(|| format!("{}: no [[server]] with backend = \"triton\" (name one with --server)", a.experiment.display()))?,
+        Some(n) => base
+            .spec
+            .servers
+            .iter()
+            .position(|x| &x.name == n)
+            .with_context(|| format!("{}: no [[server]] named `{n}`", a.experiment.display()))?,
+        None => base
+            .spec
+            .servers
+            .iter()
+            .position(|x| x.backend == "triton")
+            .with_context(|| format!("{}: no [[server]] with backend = \"triton\" (name one with --server)", a.experiment.display()))?,
     };
     let srv = &base.spec.servers[s];
     if srv.backend != "triton" {
-        bail!("server `{}` runs on `{}`: a load profile reads the server's own statistics, which only Triton exposes", srv.name, srv.backend);
+        bail!(
+            "server `{}` runs on `{}`: a load profile reads the server's own statistics, which only Triton exposes",
+            srv.name,
+            srv.backend
+        );
     }
     let model = srv.variants[0].model.clone();
     let table_ms: Vec<f64> = srv.variants[0].costs.iter().map(|c| c.mean_s() * 1e3).collect();
@@ -345,7 +383,9 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     let seed = base.loaded.experiment.seed;
     let mut spec0 = base.spec.clone();
     if !a.gateway_rates.is_empty() && spec0.early_exit.is_none() {
-        bail!("--gateway-rates needs an experiment with an [early_exit] model (the gateway's energy is measured with every request answered by it)");
+        bail!(
+            "--gateway-rates needs an experiment with an [early_exit] model (the gateway's energy is measured with every request answered by it)"
+        );
     }
     std::fs::create_dir_all(a.out.join("runs"))?;
     let stop = stop_flag();
@@ -355,14 +395,16 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     if !a.gateway_rates.is_empty() {
         // every request exits early: static threshold above any uncertainty
         let mut g = spec0.clone();
-        g.controller = crate::model::controller::ControllerConfig::StaticThreshold(crate::model::controller::StaticThresholdConfig { threshold: 2.0 });
+        g.controller =
+            crate::model::controller::ControllerConfig::StaticThreshold(crate::model::controller::StaticThresholdConfig { threshold: 2.0 });
         if let Some(e) = &mut g.early_exit {
             e.overhead_energy_j = 0.0;
         }
         let mut pts = Vec::new();
         let mut text = String::from("rate_rps,arrivals,duration_s,replay_energy_j,sim_energy_j,power_w\n");
         for &rate in &a.gateway_rates {
-            let p = Prepared { loaded: base.loaded.clone(), spec: poisson_spec(&g, rate, a.duration_s, seed)?, section: base.section.clone() };
+            let p =
+                Prepared { loaded: base.loaded.clone(), spec: poisson_spec(&g, rate, a.duration_s, seed)?, section: base.section.clone() };
             let res = do_replay(&p, &a.out.join(format!("runs/gateway-rate-{rate}")), &scale, stop.clone())?;
             if res.extras.interrupted {
                 bail!("interrupted");
@@ -372,15 +414,22 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
             let pue = sim_out.summary.energy.pue.max(1e-9);
             let dur = res.output.summary.duration_s.max(1e-9);
             let w = (res.output.summary.energy_j - sim_out.summary.energy_j) / pue / dur;
-            println!("gateway at {rate} req/s: {n} arrivals in {dur:.2} s, replay {:.2} J, simulated {:.2} J: {w:.3} W beyond the simulation", res.output.summary.energy_j, sim_out.summary.energy_j);
+            println!(
+                "gateway at {rate} req/s: {n} arrivals in {dur:.2} s, replay {:.2} J, simulated {:.2} J: {w:.3} W beyond the simulation",
+                res.output.summary.energy_j, sim_out.summary.energy_j
+            );
             text.push_str(&format!("{rate},{n},{dur:.4},{:.5},{:.5},{w:.5}\n", res.output.summary.energy_j, sim_out.summary.energy_j));
             pts.push((n / dur, w));
         }
         let (base_w, per_j) = load_profile::fit_power(&pts);
         tables.insert("gateway.csv", "The gateway's own power beyond the simulated idle and early-exit model energy, every request answered by the early-exit model (static_threshold 2.0): power_w = (replay - simulated energy) / duration; fitted power_w = base_power_w + overhead_energy_j x rate (gateway_fit).".into());
-        gateway_fit = Some(serde_json::json!({ "base_power_w": base_w, "overhead_energy_j": per_j, "use": "add base_power_w to the early-exit [[device]] idle_power_w; set [early_exit] overhead_energy_j" }));
+        gateway_fit = Some(
+            serde_json::json!({ "base_power_w": base_w, "overhead_energy_j": per_j, "use": "add base_power_w to the early-exit [[device]] idle_power_w; set [early_exit] overhead_energy_j" }),
+        );
         outputs::write_atomic(&a.out.join("gateway.csv"), text.as_bytes())?;
-        println!("gateway: {per_j:.6} J per arrival + {base_w:.3} W: set [early_exit] overhead_energy_j = {per_j:.8} and add {base_w:.5} W to the early-exit device's idle_power_w (gateway.csv)");
+        println!(
+            "gateway: {per_j:.6} J per arrival + {base_w:.3} W: set [early_exit] overhead_energy_j = {per_j:.8} and add {base_w:.5} W to the early-exit device's idle_power_w (gateway.csv)"
+        );
         if let Some(ee) = &mut spec0.early_exit {
             ee.overhead_energy_j = per_j;
         }
@@ -417,7 +466,10 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
                 let mut sim_spec = p.spec.clone();
                 sim_spec.servers[s].request_overhead = SimDuration::ZERO;
                 let point = LoadPoint { rps: rate, service_factor: f, overhead_ms: 0.0, energy_factor: 1.0 };
-                sim_spec.servers[s].load = Some(LoadProfile::new(vec![point], SimDuration::from_millis_f64(crate::model::load::DEFAULT_WINDOW_MS)).map_err(anyhow::Error::msg)?);
+                sim_spec.servers[s].load = Some(
+                    LoadProfile::new(vec![point], SimDuration::from_millis_f64(crate::model::load::DEFAULT_WINDOW_MS))
+                        .map_err(anyhow::Error::msg)?,
+                );
                 Ok(crate::sim::run(&sim_spec, seed))
             };
             let factor = if a.service == "measured" {
@@ -430,10 +482,24 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
                 })
             };
             let sim_out = simulate_at(factor)?;
-            let row = load_profile::derive(rate, a.duration_s, s, &d, &res.output, &sim_out, factor, &table_ms, ee_ms).map_err(anyhow::Error::msg)?;
+            let row = load_profile::derive(rate, a.duration_s, s, &d, &res.output, &sim_out, factor, &table_ms, ee_ms)
+                .map_err(anyhow::Error::msg)?;
             println!(
                 "{:>7.1} req/s at the server (offered {rate}): service ×{:.3} (compute ×{:.3}), energy ×{:.3}, overhead {:.3} ms (transport {:.3}), queue {:.3} ms (sim {:.3}), compute {:.3} ms, mean batch {:.2}, latency mean {:.3} (sim w/o overhead {:.3}) / p99 {:.3} ms, {:.2} W{}",
-                row.rps, row.service_factor, row.measured_factor, row.energy_factor, row.overhead_ms, row.transport_ms, row.queue_ms, row.sim_queue_ms, row.compute_ms, row.mean_batch, row.latency_mean_ms, row.sim_latency_mean_ms, row.latency_p99_ms, row.power_w,
+                row.rps,
+                row.service_factor,
+                row.measured_factor,
+                row.energy_factor,
+                row.overhead_ms,
+                row.transport_ms,
+                row.queue_ms,
+                row.sim_queue_ms,
+                row.compute_ms,
+                row.mean_batch,
+                row.latency_mean_ms,
+                row.sim_latency_mean_ms,
+                row.latency_p99_ms,
+                row.power_w,
                 if row.failed > 0 { format!(", {} FAILED", row.failed) } else { String::new() }
             );
             all.push(row.clone());
@@ -446,14 +512,18 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
         "Load profile of server `{}` (model {model}, Triton) measured by `basin load-profile {}` on {}, {}. Each row: the experiment's pipeline (replay driver) under open-loop Poisson load for {} s, median of {} pass(es). service_factor ({}) = the factor at which the simulator reproduces Triton's queue + compute time per request (fitted) or measured_factor = mean execution time / cost-table mean for the batch sizes that ran (measured); overhead_ms = mean latency - the simulator's mean latency on the same arrivals at that factor without overhead; energy_factor = (energy - simulated idle and early-exit energy) / simulated batch energy (transport_ms = mean latency - early exit - Triton queue - Triton compute per request). Use: [[server]] load_profile = \"<this file>\" (and drop request_overhead_ms).",
         srv.name,
         a.experiment.display(),
-        { let h = crate::io::manifest::Host::describe(); format!("{} ({}, {} CPUs)", h.hostname, h.cpu_model, h.cpus) },
+        {
+            let h = crate::io::manifest::Host::describe();
+            format!("{} ({}, {} CPUs)", h.hostname, h.cpu_model, h.cpus)
+        },
         manifest::now_rfc3339(),
         a.duration_s,
         a.passes,
         a.service
     );
     tables.insert("load.csv", header);
-    tables.insert("load-batches.csv", "Per rate and batch size: executions, measured and cost-table mean service time, their ratio.".into());
+    tables
+        .insert("load-batches.csv", "Per rate and batch size: executions, measured and cost-table mean service time, their ratio.".into());
     tables.insert("load-passes.csv", "Every pass's rows (load.csv takes their median per rate).".into());
     outputs::write_atomic(&a.out.join("load.csv"), load_profile::csv(&rows).as_bytes())?;
     outputs::write_atomic(&a.out.join("load-batches.csv"), load_profile::batches_csv(&all).as_bytes())?;

@@ -74,7 +74,9 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String { v.map_or("-".into(), |x| format!("{x:.digits$}")) }
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.digits$}"))
+}
 
 /// The one-screen summary printed after a run.
 pub fn human_summary(out: &RunOutput, wall_s: f64) -> String {
@@ -82,11 +84,20 @@ pub fn human_summary(out: &RunOutput, wall_s: f64) -> String {
     let pct = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.2}%", x * 100.0));
     let mut t = String::new();
     t += &format!("{} ({}, seed {})\n", s.name, s.mode, s.seed);
-    t += &format!("  requests     {:>12}   admitted {} · skipped {} · rejected {} ({} queue full) · failed {}\n",
-        s.requests, s.admitted, s.skipped, s.rejected, s.rejected_queue_full, s.failed);
+    t += &format!(
+        "  requests     {:>12}   admitted {} · skipped {} · rejected {} ({} queue full) · failed {}\n",
+        s.requests, s.admitted, s.skipped, s.rejected, s.rejected_queue_full, s.failed
+    );
     t += &format!("  admission    {:>12}   throughput {:.2} req/s over {:.1} s\n", pct(s.admission_rate), s.throughput_rps, s.duration_s);
     let l = &s.latency_ms;
-    t += &format!("  latency ms   mean {} · p50 {} · p95 {} · p99 {} · max {}\n", opt(l.mean, 2), opt(l.p50, 2), opt(l.p95, 2), opt(l.p99, 2), opt(l.max, 2));
+    t += &format!(
+        "  latency ms   mean {} · p50 {} · p95 {} · p99 {} · max {}\n",
+        opt(l.mean, 2),
+        opt(l.p50, 2),
+        opt(l.p95, 2),
+        opt(l.p99, 2),
+        opt(l.max, 2)
+    );
     t += &format!("  SLO {} ms   violations {}\n", s.slo_ms, pct(s.slo_violation_rate));
     t += &format!("  accuracy     {:>12}   mean batch {}\n", pct(s.accuracy), opt(s.mean_batch_size, 2));
     let est = match (s.energy.estimated, s.mode.as_str()) {
@@ -94,14 +105,31 @@ pub fn human_summary(out: &RunOutput, wall_s: f64) -> String {
         (true, "replay") => "  [ESTIMATED energy: no energy counter]",
         (true, _) => "  [ESTIMATED energy in cost table]",
     };
-    t += &format!("  energy       {:>10.1} J   {} J/request · mean power {:.1} W{est}\n", s.energy_j, opt(s.energy_j_per_request, 4), s.mean_power_w);
-    t += &format!("               active {:.1} J · idle {:.1} J · early exit {:.1} J · warm-up {:.1} J (PUE {})\n",
-        s.energy.active_j, s.energy.idle_j, s.energy.early_exit_j, s.energy.reconfig_j, s.energy.pue);
-    t += &format!("  carbon       {:>10.3} g   {} g/request · mean intensity {:.1} g/kWh\n", s.co2_g, opt(s.co2_g_per_request, 6), s.carbon_g_per_kwh_mean);
+    t += &format!(
+        "  energy       {:>10.1} J   {} J/request · mean power {:.1} W{est}\n",
+        s.energy_j,
+        opt(s.energy_j_per_request, 4),
+        s.mean_power_w
+    );
+    t += &format!(
+        "               active {:.1} J · idle {:.1} J · early exit {:.1} J · warm-up {:.1} J (PUE {})\n",
+        s.energy.active_j, s.energy.idle_j, s.energy.early_exit_j, s.energy.reconfig_j, s.energy.pue
+    );
+    t += &format!(
+        "  carbon       {:>10.3} g   {} g/request · mean intensity {:.1} g/kWh\n",
+        s.co2_g,
+        opt(s.co2_g_per_request, 6),
+        s.carbon_g_per_kwh_mean
+    );
     if s.mode == "replay" {
         t += &format!("  replayed in {wall_s:.3} s wall\n");
     } else {
-        t += &format!("  simulated in {:.3} s wall ({:.2} M requests/s, {} events)\n", wall_s, s.requests as f64 / wall_s.max(1e-9) / 1e6, out.events);
+        t += &format!(
+            "  simulated in {:.3} s wall ({:.2} M requests/s, {} events)\n",
+            wall_s,
+            s.requests as f64 / wall_s.max(1e-9) / 1e6,
+            out.events
+        );
     }
     t
 }

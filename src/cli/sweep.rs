@@ -76,20 +76,33 @@ pub struct Prepared {
 /// The shard from the environment: Slurm job arrays, or Kubernetes indexed jobs.
 pub fn shard_from_env() -> Result<Option<Shard>> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let num = |k: &str, v: String| -> Result<u64> { v.trim().parse().with_context(|| format!("environment variable {k}=`{v}` is not a non-negative integer")) };
+    let num = |k: &str, v: String| -> Result<u64> {
+        v.trim().parse().with_context(|| format!("environment variable {k}=`{v}` is not a non-negative integer"))
+    };
     if let Some(id) = var("SLURM_ARRAY_TASK_ID") {
         let id = num("SLURM_ARRAY_TASK_ID", id)?;
-        let count = num("SLURM_ARRAY_TASK_COUNT", var("SLURM_ARRAY_TASK_COUNT").context("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")?)?;
+        let count = num(
+            "SLURM_ARRAY_TASK_COUNT",
+            var("SLURM_ARRAY_TASK_COUNT").context("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")?,
+        )?;
         let min = var("SLURM_ARRAY_TASK_MIN").map(|v| num("SLURM_ARRAY_TASK_MIN", v)).transpose()?.unwrap_or(0);
         let index = id.checked_sub(min).context("SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?;
         if count == 0 || index >= count {
-            bail!("Slurm array task {id} (min {min}) does not fit an array of {count} tasks; basin needs a contiguous array such as --array=0-{}", count.max(1) - 1);
+            bail!(
+                "Slurm array task {id} (min {min}) does not fit an array of {count} tasks; basin needs a contiguous array such as --array=0-{}",
+                count.max(1) - 1
+            );
         }
         return Ok(Some(Shard { index, count }));
     }
     if let Some(i) = var("JOB_COMPLETION_INDEX") {
         let index = num("JOB_COMPLETION_INDEX", i)?;
-        let count = num("BASIN_SHARD_COUNT", var("BASIN_SHARD_COUNT").context("JOB_COMPLETION_INDEX is set (Kubernetes indexed job) but BASIN_SHARD_COUNT is not: set it to the job's `completions`")?)?;
+        let count = num(
+            "BASIN_SHARD_COUNT",
+            var("BASIN_SHARD_COUNT").context(
+                "JOB_COMPLETION_INDEX is set (Kubernetes indexed job) but BASIN_SHARD_COUNT is not: set it to the job's `completions`",
+            )?,
+        )?;
         if count == 0 || index >= count {
             bail!("JOB_COMPLETION_INDEX={index} does not fit BASIN_SHARD_COUNT={count}");
         }
@@ -123,10 +136,14 @@ pub fn prepare(file: &Path) -> Result<Prepared> {
             bail!("{}: `base`: experiment file not found: {}", file.display(), p.display());
         }
         let t = experiment::read_table::<crate::config::Experiment>(&p, &[])?;
-        let loaded = experiment::resolve(&p, t.clone(), None).with_context(|| format!("{}: base experiment {} is invalid", file.display(), p.display()))?;
+        let loaded = experiment::resolve(&p, t.clone(), None)
+            .with_context(|| format!("{}: base experiment {} is invalid", file.display(), p.display()))?;
         let workload = loaded.experiment.name.clone();
         if bases.iter().any(|(_, _, b): &(PathBuf, toml::Table, BaseInfo)| b.workload == workload) {
-            bail!("{}: two base experiments are both named `{workload}`; the name labels the workload in the results, so give each base its own `name`", file.display());
+            bail!(
+                "{}: two base experiments are both named `{workload}`; the name labels the workload in the results, so give each base its own `name`",
+                file.display()
+            );
         }
         let info = BaseInfo { path: p.display().to_string(), workload, sha256: sha256_file(&p)?, inputs: loaded.inputs };
         bases.push((p, t, info));
@@ -148,11 +165,14 @@ pub fn prepare(file: &Path) -> Result<Prepared> {
             }
             for (p, t, _) in &bases {
                 let mut t = t.clone();
-                config::set_path(&mut t, path, v.clone()).map_err(|m| anyhow::anyhow!("{}: axis `{path}`: {m} in base {}", file.display(), p.display()))?;
+                config::set_path(&mut t, path, v.clone())
+                    .map_err(|m| anyhow::anyhow!("{}: axis `{path}`: {m} in base {}", file.display(), p.display()))?;
                 if let Err(e) = experiment::resolve(p, t, None) {
                     let hint = if e.to_string().contains("unknown field") || e.to_string().contains("unknown variant") {
                         " (is the axis path spelled as in the experiment file?)"
-                    } else { "" };
+                    } else {
+                        ""
+                    };
                     bail!("{}: axis `{path}` = {v}: the base experiment rejects it{hint}: {e}", file.display());
                 }
             }
@@ -226,7 +246,15 @@ pub struct Outcome {
 }
 
 /// Runs a prepared sweep (or its shard) into `dir`.
-pub fn execute(p: &Prepared, dir: &Path, jobs: usize, shard: Option<Shard>, resume: bool, keep_runs: bool, progress: bool) -> Result<Outcome> {
+pub fn execute(
+    p: &Prepared,
+    dir: &Path,
+    jobs: usize,
+    shard: Option<Shard>,
+    resume: bool,
+    keep_runs: bool,
+    progress: bool,
+) -> Result<Outcome> {
     let journal_path = dir.join(sio::JOURNAL);
     if dir.exists() {
         let has_sweep = dir.join(sio::SWEEP_MANIFEST).is_file() || journal_path.is_file();
@@ -239,8 +267,12 @@ pub fn execute(p: &Prepared, dir: &Path, jobs: usize, shard: Option<Shard>, resu
         if has_sweep {
             let m = sio::read_manifest(dir)?;
             if m.design_sha256 != p.design_sha256 {
-                bail!("{}: --resume of a different sweep: the sweep file, its base experiments or the seeds changed since it started (design hash {}… vs {}…); use a new --out",
-                    dir.display(), &m.design_sha256[..12], &p.design_sha256[..12]);
+                bail!(
+                    "{}: --resume of a different sweep: the sweep file, its base experiments or the seeds changed since it started (design hash {}… vs {}…); use a new --out",
+                    dir.display(),
+                    &m.design_sha256[..12],
+                    &p.design_sha256[..12]
+                );
             }
             if m.shard != shard {
                 bail!("{}: --resume with a different shard ({:?} then, {:?} now)", dir.display(), m.shard, shard);
@@ -283,7 +315,10 @@ pub fn execute(p: &Prepared, dir: &Path, jobs: usize, shard: Option<Shard>, resu
 
     let bar = if progress {
         let b = indicatif::ProgressBar::with_draw_target(Some(todo.len() as u64), indicatif::ProgressDrawTarget::stderr());
-        b.set_style(indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs · {per_sec} · ETA {eta}").expect("valid template"));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs · {per_sec} · ETA {eta}")
+                .expect("valid template"),
+        );
         b.enable_steady_tick(Duration::from_millis(500));
         b
     } else {
@@ -334,8 +369,13 @@ pub fn execute(p: &Prepared, dir: &Path, jobs: usize, shard: Option<Shard>, resu
                     cancel.store(true, Ordering::Relaxed);
                     let pt = &p.points[key.point_id as usize];
                     let vals: Vec<String> = pt.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                    let what = format!("run {} (workload `{}`, {}, seed {}) failed", key.run_id, p.bases[pt.base].2.workload,
-                        if pt.baseline { "open-loop baseline".to_string() } else { vals.join(", ") }, key.seed);
+                    let what = format!(
+                        "run {} (workload `{}`, {}, seed {}) failed",
+                        key.run_id,
+                        p.bases[pt.base].2.workload,
+                        if pt.baseline { "open-loop baseline".to_string() } else { vals.join(", ") },
+                        key.seed
+                    );
                     first_err.get_or_insert(e.context(what));
                 }
             }
@@ -352,8 +392,12 @@ pub fn execute(p: &Prepared, dir: &Path, jobs: usize, shard: Option<Shard>, resu
     man.updated_at = manifest::now_rfc3339();
     sio::write_manifest(dir, &man)?;
     if let Some(e) = first_err {
-        return Err(e.context(format!("sweep stopped after {} of {} runs; the finished ones are kept in {} (fix the cause, then rerun with --resume)",
-            all.len(), mine.len(), journal_path.display())));
+        return Err(e.context(format!(
+            "sweep stopped after {} of {} runs; the finished ones are kept in {} (fix the cause, then rerun with --resume)",
+            all.len(),
+            mine.len(),
+            journal_path.display()
+        )));
     }
     Ok(Outcome { dir: dir.to_path_buf(), ran, skipped: done_ids.len() as u64, wall_s, rows })
 }
@@ -382,14 +426,27 @@ pub fn run(a: SweepArgs) -> Result<()> {
     let dir = out_dir(&a, shard);
     let show = !a.quiet;
     if show {
-        eprintln!("sweep {}: {} points × {} seeds = {} runs{}; {} jobs → {}", a.sweep.display(), p.points.len(), p.spec.seeds.len(), p.runs.len(),
-            shard.map_or(String::new(), |s| format!(" (shard {}/{})", s.index, s.count)), jobs, dir.display());
+        eprintln!(
+            "sweep {}: {} points × {} seeds = {} runs{}; {} jobs → {}",
+            a.sweep.display(),
+            p.points.len(),
+            p.spec.seeds.len(),
+            p.runs.len(),
+            shard.map_or(String::new(), |s| format!(" (shard {}/{})", s.index, s.count)),
+            jobs,
+            dir.display()
+        );
     }
     let o = execute(&p, &dir, jobs, shard, a.resume, a.keep_runs, show)?;
     if show {
-        println!("{} runs in {:.1} s ({:.2} runs/s){}; results: {}", o.ran, o.wall_s, o.ran as f64 / o.wall_s.max(1e-9),
+        println!(
+            "{} runs in {:.1} s ({:.2} runs/s){}; results: {}",
+            o.ran,
+            o.wall_s,
+            o.ran as f64 / o.wall_s.max(1e-9),
             if o.skipped > 0 { format!(", {} already done", o.skipped) } else { String::new() },
-            o.dir.join(sio::RESULTS_PARQUET).display());
+            o.dir.join(sio::RESULTS_PARQUET).display()
+        );
         let df = sio::results_frame(&o.rows)?;
         match super::pareto::analyse(&df, &crate::analysis::pareto::default_objectives(), None) {
             Ok(groups) => print!("{}", super::pareto::table(&groups, 8)),
@@ -401,6 +458,12 @@ pub fn run(a: SweepArgs) -> Result<()> {
 
 pub fn merge(a: MergeArgs) -> Result<()> {
     let (n, m) = sio::merge(&a.dirs, &a.out, std::env::args().collect())?;
-    println!("merged {} directories: all {n} runs of the sweep ({} points × {} seeds) present once → {}", a.dirs.len(), m.points, m.seeds.len(), a.out.display());
+    println!(
+        "merged {} directories: all {n} runs of the sweep ({} points × {} seeds) present once → {}",
+        a.dirs.len(),
+        m.points,
+        m.seeds.len(),
+        a.out.display()
+    );
     Ok(())
 }

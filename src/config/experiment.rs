@@ -11,10 +11,18 @@ use crate::model::routing::RoutingConfig;
 use crate::model::server::ServerKind;
 use crate::traces::{Shape, TraceFormat};
 
-fn one() -> f64 { 1.0 }
-fn one_u32() -> u32 { 1 }
-fn default_seed() -> u64 { 1 }
-fn default_damping() -> u64 { 1 }
+fn one() -> f64 {
+    1.0
+}
+fn one_u32() -> u32 {
+    1
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_damping() -> u64 {
+    1
+}
 
 /// A whole experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -234,7 +242,9 @@ pub struct EnergyConfig {
 }
 
 impl Default for EnergyConfig {
-    fn default() -> Self { EnergyConfig { pue: 1.0, carbon_g_per_kwh: None, carbon_trace: None } }
+    fn default() -> Self {
+        EnergyConfig { pue: 1.0, carbon_g_per_kwh: None, carbon_trace: None }
+    }
 }
 
 /// `[energy.carbon_trace]`.
@@ -265,5 +275,7 @@ pub struct OutputConfig {
 }
 
 impl Default for OutputConfig {
-    fn default() -> Self { OutputConfig { interval_s: 1.0, requests: false, batches: false } }
+    fn default() -> Self {
+        OutputConfig { interval_s: 1.0, requests: false, batches: false }
+    }
 }

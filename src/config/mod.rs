@@ -35,11 +35,14 @@ impl ConfigError {
 pub fn parse_table(file: &Path, text: &str) -> Result<toml::Table, ConfigError> {
     text.parse::<toml::Table>().map_err(|e| {
         let msg = e.to_string();
-        let loc = e.span().map(|sp| {
-            let line = text[..sp.start.min(text.len())].lines().count().max(1);
-            let line = if text[..sp.start.min(text.len())].ends_with('\n') { line + 1 } else { line };
-            format!("line {line}: ")
-        }).unwrap_or_default();
+        let loc = e
+            .span()
+            .map(|sp| {
+                let line = text[..sp.start.min(text.len())].lines().count().max(1);
+                let line = if text[..sp.start.min(text.len())].ends_with('\n') { line + 1 } else { line };
+                format!("line {line}: ")
+            })
+            .unwrap_or_default();
         ConfigError::file(file, format!("{loc}invalid TOML: {}", msg.lines().last().unwrap_or(&msg).trim()))
     })
 }
@@ -113,7 +116,11 @@ pub fn from_table<T: serde::de::DeserializeOwned>(file: &Path, table: toml::Tabl
             && let Some((inner, msg)) = controller.as_ref().and_then(crate::model::controller::ControllerConfig::explain_error)
         {
             let key = if inner == "." || inner.is_empty() { path.clone() } else { format!("controller.{inner}") };
-            return ConfigError::key(file, key, msg.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("in `")).collect::<Vec<_>>().join("; "));
+            return ConfigError::key(
+                file,
+                key,
+                msg.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("in `")).collect::<Vec<_>>().join("; "),
+            );
         }
         let inner = e.into_inner().to_string();
         // toml adds "in `table`" lines; the path already says where

@@ -16,15 +16,21 @@ struct Entry<E> {
 }
 
 impl<E> PartialEq for Entry<E> {
-    fn eq(&self, o: &Self) -> bool { self.time == o.time && self.seq == o.seq }
+    fn eq(&self, o: &Self) -> bool {
+        self.time == o.time && self.seq == o.seq
+    }
 }
 impl<E> Eq for Entry<E> {}
 impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> { Some(self.cmp(o)) }
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
 }
 impl<E> Ord for Entry<E> {
     // BinaryHeap is a max-heap: reverse so the earliest (time, seq) is on top.
-    fn cmp(&self, o: &Self) -> Ordering { (o.time, o.seq).cmp(&(self.time, self.seq)) }
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.time, o.seq).cmp(&(self.time, self.seq))
+    }
 }
 
 /// A discrete-event calendar with FIFO tie-breaking.
@@ -36,15 +42,21 @@ pub struct Engine<E> {
 }
 
 impl<E> Default for Engine<E> {
-    fn default() -> Self { Self::new() }
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<E> Engine<E> {
-    pub fn new() -> Self { Engine { now: SimTime::ZERO, seq: 0, heap: BinaryHeap::new(), delivered: 0 } }
+    pub fn new() -> Self {
+        Engine { now: SimTime::ZERO, seq: 0, heap: BinaryHeap::new(), delivered: 0 }
+    }
 
     /// The current simulated time: the time of the last event delivered.
     #[inline]
-    pub fn now(&self) -> SimTime { self.now }
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
 
     /// Schedules `event` at absolute time `at`. Scheduling in the past is a logic error; the
     /// event is delivered at the current time instead (still after everything already due).
@@ -58,7 +70,9 @@ impl<E> Engine<E> {
 
     /// Schedules `event` after `delay` from now.
     #[inline]
-    pub fn schedule_in(&mut self, delay: SimDuration, event: E) { self.schedule_at(self.now + delay, event) }
+    pub fn schedule_in(&mut self, delay: SimDuration, event: E) {
+        self.schedule_at(self.now + delay, event)
+    }
 
     /// Removes and returns the next event, advancing the clock to its time.
     #[inline]
@@ -70,12 +84,20 @@ impl<E> Engine<E> {
     }
 
     /// The next event's time without delivering it.
-    pub fn peek_time(&self) -> Option<SimTime> { self.heap.peek().map(|e| e.time) }
+    pub fn peek_time(&self) -> Option<SimTime> {
+        self.heap.peek().map(|e| e.time)
+    }
 
-    pub fn is_empty(&self) -> bool { self.heap.is_empty() }
-    pub fn pending(&self) -> usize { self.heap.len() }
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+    pub fn pending(&self) -> usize {
+        self.heap.len()
+    }
     /// Events delivered so far (for throughput benchmarks).
-    pub fn delivered(&self) -> u64 { self.delivered }
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
 }
 
 #[cfg(test)]

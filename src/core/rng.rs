@@ -37,11 +37,17 @@ pub fn splitmix64(mut z: u64) -> u64 {
 }
 
 impl RngStreams {
-    pub fn new(seed: u64) -> Self { RngStreams { seed } }
-    pub fn seed(&self) -> u64 { self.seed }
+    pub fn new(seed: u64) -> Self {
+        RngStreams { seed }
+    }
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
 
     /// The stream called `name`.
-    pub fn stream(&self, name: &str) -> StreamRng { self.stream_indexed(name, 0) }
+    pub fn stream(&self, name: &str) -> StreamRng {
+        self.stream_indexed(name, 0)
+    }
 
     /// The `index`-th stream called `name` (e.g. one per server).
     pub fn stream_indexed(&self, name: &str, index: u64) -> StreamRng {
@@ -63,10 +69,30 @@ mod tests {
 
     #[test]
     fn same_seed_same_numbers_and_names_are_independent() {
-        let a: Vec<u64> = (0..4).map({ let mut r = RngStreams::new(7).stream("arrivals"); move |_| r.random() }).collect();
-        let b: Vec<u64> = (0..4).map({ let mut r = RngStreams::new(7).stream("arrivals"); move |_| r.random() }).collect();
-        let c: Vec<u64> = (0..4).map({ let mut r = RngStreams::new(7).stream("service"); move |_| r.random() }).collect();
-        let d: Vec<u64> = (0..4).map({ let mut r = RngStreams::new(8).stream("arrivals"); move |_| r.random() }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = RngStreams::new(7).stream("arrivals");
+                move |_| r.random()
+            })
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map({
+                let mut r = RngStreams::new(7).stream("arrivals");
+                move |_| r.random()
+            })
+            .collect();
+        let c: Vec<u64> = (0..4)
+            .map({
+                let mut r = RngStreams::new(7).stream("service");
+                move |_| r.random()
+            })
+            .collect();
+        let d: Vec<u64> = (0..4)
+            .map({
+                let mut r = RngStreams::new(8).stream("arrivals");
+                move |_| r.random()
+            })
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);

@@ -27,46 +27,82 @@ fn secs_to_nanos(s: f64) -> u64 {
 impl SimTime {
     pub const ZERO: SimTime = SimTime(0);
     pub const MAX: SimTime = SimTime(u64::MAX);
-    pub fn from_secs_f64(s: f64) -> Self { SimTime(secs_to_nanos(s)) }
-    pub fn from_secs(s: u64) -> Self { SimTime(s.saturating_mul(NANOS_PER_SEC)) }
-    pub fn as_nanos(self) -> u64 { self.0 }
-    pub fn as_secs_f64(self) -> f64 { self.0 as f64 / NANOS_PER_SEC as f64 }
+    pub fn from_secs_f64(s: f64) -> Self {
+        SimTime(secs_to_nanos(s))
+    }
+    pub fn from_secs(s: u64) -> Self {
+        SimTime(s.saturating_mul(NANOS_PER_SEC))
+    }
+    pub fn as_nanos(self) -> u64 {
+        self.0
+    }
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / NANOS_PER_SEC as f64
+    }
     /// Time elapsed since `earlier` (saturating at zero).
-    pub fn since(self, earlier: SimTime) -> SimDuration { SimDuration(self.0.saturating_sub(earlier.0)) }
+    pub fn since(self, earlier: SimTime) -> SimDuration {
+        SimDuration(self.0.saturating_sub(earlier.0))
+    }
 }
 
 impl SimDuration {
     pub const ZERO: SimDuration = SimDuration(0);
-    pub fn from_secs_f64(s: f64) -> Self { SimDuration(secs_to_nanos(s)) }
-    pub fn from_millis_f64(ms: f64) -> Self { SimDuration(secs_to_nanos(ms / 1e3)) }
-    pub fn from_micros(us: u64) -> Self { SimDuration(us.saturating_mul(1_000)) }
-    pub fn from_secs(s: u64) -> Self { SimDuration(s.saturating_mul(NANOS_PER_SEC)) }
-    pub fn as_nanos(self) -> u64 { self.0 }
-    pub fn as_secs_f64(self) -> f64 { self.0 as f64 / NANOS_PER_SEC as f64 }
-    pub fn as_millis_f64(self) -> f64 { self.0 as f64 / 1e6 }
+    pub fn from_secs_f64(s: f64) -> Self {
+        SimDuration(secs_to_nanos(s))
+    }
+    pub fn from_millis_f64(ms: f64) -> Self {
+        SimDuration(secs_to_nanos(ms / 1e3))
+    }
+    pub fn from_micros(us: u64) -> Self {
+        SimDuration(us.saturating_mul(1_000))
+    }
+    pub fn from_secs(s: u64) -> Self {
+        SimDuration(s.saturating_mul(NANOS_PER_SEC))
+    }
+    pub fn as_nanos(self) -> u64 {
+        self.0
+    }
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / NANOS_PER_SEC as f64
+    }
+    pub fn as_millis_f64(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
 }
 
 impl Add<SimDuration> for SimTime {
     type Output = SimTime;
-    fn add(self, d: SimDuration) -> SimTime { SimTime(self.0.saturating_add(d.0)) }
+    fn add(self, d: SimDuration) -> SimTime {
+        SimTime(self.0.saturating_add(d.0))
+    }
 }
 impl AddAssign<SimDuration> for SimTime {
-    fn add_assign(&mut self, d: SimDuration) { self.0 = self.0.saturating_add(d.0); }
+    fn add_assign(&mut self, d: SimDuration) {
+        self.0 = self.0.saturating_add(d.0);
+    }
 }
 impl Sub<SimTime> for SimTime {
     type Output = SimDuration;
-    fn sub(self, o: SimTime) -> SimDuration { self.since(o) }
+    fn sub(self, o: SimTime) -> SimDuration {
+        self.since(o)
+    }
 }
 impl Add for SimDuration {
     type Output = SimDuration;
-    fn add(self, d: SimDuration) -> SimDuration { SimDuration(self.0.saturating_add(d.0)) }
+    fn add(self, d: SimDuration) -> SimDuration {
+        SimDuration(self.0.saturating_add(d.0))
+    }
 }
 
 impl fmt::Display for SimTime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "{:.9}s", self.as_secs_f64()) }
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.9}s", self.as_secs_f64())
+    }
 }
 impl fmt::Display for SimDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { write!(f, "{:.6}ms", self.as_millis_f64()) }
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.6}ms", self.as_millis_f64())
+    }
 }
 
 #[cfg(test)]

@@ -25,16 +25,45 @@ pub struct Grams(pub f64);
 pub const JOULES_PER_KWH: f64 = 3.6e6;
 
 impl Joules {
-    pub fn kwh(self) -> f64 { self.0 / JOULES_PER_KWH }
+    pub fn kwh(self) -> f64 {
+        self.0 / JOULES_PER_KWH
+    }
     /// Carbon emitted by drawing this energy at `intensity`.
-    pub fn carbon(self, intensity: GramsPerKwh) -> Grams { Grams(self.kwh() * intensity.0) }
+    pub fn carbon(self, intensity: GramsPerKwh) -> Grams {
+        Grams(self.kwh() * intensity.0)
+    }
 }
-impl Add for Joules { type Output = Joules; fn add(self, o: Joules) -> Joules { Joules(self.0 + o.0) } }
-impl Sub for Joules { type Output = Joules; fn sub(self, o: Joules) -> Joules { Joules(self.0 - o.0) } }
-impl AddAssign for Joules { fn add_assign(&mut self, o: Joules) { self.0 += o.0 } }
-impl Add for Grams { type Output = Grams; fn add(self, o: Grams) -> Grams { Grams(self.0 + o.0) } }
-impl AddAssign for Grams { fn add_assign(&mut self, o: Grams) { self.0 += o.0 } }
+impl Add for Joules {
+    type Output = Joules;
+    fn add(self, o: Joules) -> Joules {
+        Joules(self.0 + o.0)
+    }
+}
+impl Sub for Joules {
+    type Output = Joules;
+    fn sub(self, o: Joules) -> Joules {
+        Joules(self.0 - o.0)
+    }
+}
+impl AddAssign for Joules {
+    fn add_assign(&mut self, o: Joules) {
+        self.0 += o.0
+    }
+}
+impl Add for Grams {
+    type Output = Grams;
+    fn add(self, o: Grams) -> Grams {
+        Grams(self.0 + o.0)
+    }
+}
+impl AddAssign for Grams {
+    fn add_assign(&mut self, o: Grams) {
+        self.0 += o.0
+    }
+}
 impl Mul<SimDuration> for Watts {
     type Output = Joules;
-    fn mul(self, d: SimDuration) -> Joules { Joules(self.0 * d.as_secs_f64()) }
+    fn mul(self, d: SimDuration) -> Joules {
+        Joules(self.0 * d.as_secs_f64())
+    }
 }

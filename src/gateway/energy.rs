@@ -62,7 +62,9 @@ impl EnergyLedger {
     }
 
     #[inline]
-    pub fn has_standby(&self) -> bool { self.has_standby }
+    pub fn has_standby(&self) -> bool {
+        self.has_standby
+    }
 
     /// IT power drawn now.
     pub fn power_w(&self) -> f64 {
@@ -148,5 +150,7 @@ impl EnergyLedger {
     }
 
     /// Total IT energy given the idle part from [`EnergyLedger::close`].
-    pub fn total_it_j(&self, idle_j: f64) -> f64 { self.active_j + idle_j + self.early_exit_j + self.reconfig_j }
+    pub fn total_it_j(&self, idle_j: f64) -> f64 {
+        self.active_j + idle_j + self.early_exit_j + self.reconfig_j
+    }
 }

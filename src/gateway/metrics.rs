@@ -124,10 +124,14 @@ impl Metrics {
     }
 
     #[inline]
-    pub fn series(&self) -> &SeriesAccumulator { &self.series }
+    pub fn series(&self) -> &SeriesAccumulator {
+        &self.series
+    }
 
     #[inline]
-    pub fn series_mut(&mut self) -> &mut SeriesAccumulator { &mut self.series }
+    pub fn series_mut(&mut self) -> &mut SeriesAccumulator {
+        &mut self.series
+    }
 
     /// A request reached the gateway.
     #[inline]
@@ -143,7 +147,9 @@ impl Metrics {
         self.series.admitted();
     }
 
-    fn unserved_energy(&self, r: &QueuedRequest) -> Option<f64> { self.modelled_energy.then(|| r.pre_energy_j * self.pue) }
+    fn unserved_energy(&self, r: &QueuedRequest) -> Option<f64> {
+        self.modelled_energy.then(|| r.pre_energy_j * self.pue)
+    }
 
     /// The request was not served.
     pub fn reject(&mut self, r: &QueuedRequest, path: Option<u16>, reason: RejectReason) {
@@ -244,7 +250,9 @@ impl Metrics {
 
     /// A batch of `size` started (or, at a remote server, is known from its statistics).
     #[inline]
-    pub fn batch(&mut self, size: u32) { self.summary.batch(size); }
+    pub fn batch(&mut self, size: u32) {
+        self.summary.batch(size);
+    }
 
     /// The record of a batch that ran on `instance` of `server` over [start, end] with
     /// `energy_j` IT joules.
@@ -262,7 +270,9 @@ impl Metrics {
     }
 
     /// Failed requests by reason.
-    pub fn failed_reasons(&self) -> &BTreeMap<String, u64> { &self.failed_reasons }
+    pub fn failed_reasons(&self) -> &BTreeMap<String, u64> {
+        &self.failed_reasons
+    }
 
     /// Closes the time series at `end` and fills every summary field. `energy` gives the run's
     /// IT energy and its breakdown; `tau` the controller's threshold at an interval's end.

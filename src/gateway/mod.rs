@@ -89,10 +89,16 @@ pub trait Backends {
 pub struct CostTable;
 
 impl Backends for CostTable {
-    fn batches_remotely(&self, _: usize) -> bool { false }
-    fn runs_early_exit(&self) -> bool { false }
+    fn batches_remotely(&self, _: usize) -> bool {
+        false
+    }
+    fn runs_early_exit(&self) -> bool {
+        false
+    }
     #[inline]
-    fn start_batch(&mut self, _: usize, _: u32, _: usize, _: &[QueuedRequest]) -> Execution { Execution::Modelled }
+    fn start_batch(&mut self, _: usize, _: u32, _: usize, _: &[QueuedRequest]) -> Execution {
+        Execution::Modelled
+    }
     fn send_remote(&mut self, _: usize, _: u32, _: usize, _: &QueuedRequest) -> Result<(), FailReason> {
         Err(FailReason::Backend { backend: "cost table".into(), error: "the cost table batches every server itself".into() })
     }
@@ -197,12 +203,8 @@ impl<'a> Gateway<'a> {
     /// meter ([`Gateway::meter_reading`]) instead of modelled by the ledger.
     pub fn new(spec: &'a SimSpec, seed: u64, metered: bool, backends: &dyn Backends) -> Result<Self, String> {
         let streams = RngStreams::new(seed);
-        let servers: Vec<Server> = spec
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Server::new(s.clone(), streams.stream_indexed("service", i as u64)))
-            .collect();
+        let servers: Vec<Server> =
+            spec.servers.iter().enumerate().map(|(i, s)| Server::new(s.clone(), streams.stream_indexed("service", i as u64))).collect();
         let views = servers.iter().map(Server::view).collect();
         let remote = (0..servers.len()).map(|i| backends.batches_remotely(i).then(Remote::default)).collect();
         let ctx = spec.controller_context();
@@ -258,27 +260,41 @@ impl<'a> Gateway<'a> {
 
     /// The next agenda entry's time.
     #[inline]
-    pub fn next_due(&self) -> Option<SimTime> { self.agenda.peek_time() }
+    pub fn next_due(&self) -> Option<SimTime> {
+        self.agenda.peek_time()
+    }
 
     /// Takes the next agenda entry.
     #[inline]
-    pub fn pop(&mut self) -> Option<(SimTime, Wake)> { self.agenda.pop() }
+    pub fn pop(&mut self) -> Option<(SimTime, Wake)> {
+        self.agenda.pop()
+    }
 
     /// Entries the agenda delivered so far.
-    pub fn delivered(&self) -> u64 { self.agenda.delivered() }
+    pub fn delivered(&self) -> u64 {
+        self.agenda.delivered()
+    }
 
     /// No more arrivals will come (the workload ended or the driver stopped it).
-    pub fn arrivals_done(&self) -> bool { self.arrivals_done }
+    pub fn arrivals_done(&self) -> bool {
+        self.arrivals_done
+    }
 
     /// Stops arrivals (a driver's stop request); an arrival already on the agenda is ignored.
-    pub fn stop_arrivals(&mut self) { self.arrivals_done = true; }
+    pub fn stop_arrivals(&mut self) {
+        self.arrivals_done = true;
+    }
 
     /// Requests anywhere between arrival and answer.
     #[inline]
-    pub fn busy(&self) -> bool { self.queued + self.in_service + self.flights.len() + self.in_transit.len() > 0 }
+    pub fn busy(&self) -> bool {
+        self.queued + self.in_service + self.flights.len() + self.in_transit.len() > 0
+    }
 
     /// The servers' batchers (for drivers that inspect timers or drain them).
-    pub fn servers(&self) -> &[Server] { &self.servers }
+    pub fn servers(&self) -> &[Server] {
+        &self.servers
+    }
 
     /// The meter's reading: `energy_j` IT joules drawn in the interval ending at `at`, `power_w`
     /// its mean power (what the controller reads next).
@@ -297,7 +313,9 @@ impl<'a> Gateway<'a> {
 
     /// The IT power a controller reads: the meter's, or the ledger's.
     #[inline]
-    fn power_w(&self) -> f64 { if self.metered { self.metered_power_w } else { self.metrics.series.power_w() } }
+    fn power_w(&self) -> f64 {
+        if self.metered { self.metered_power_w } else { self.metrics.series.power_w() }
+    }
 
     /// Handles an agenda entry due at `due`, at `now` (≥ `due`; equal on a virtual clock).
     pub fn handle<B: Backends + ?Sized>(&mut self, due: SimTime, now: SimTime, wake: Wake, backends: &mut B) -> Flow {
@@ -376,7 +394,13 @@ impl<'a> Gateway<'a> {
     }
 
     /// The real early-exit model answered the request in `slot`.
-    pub fn early_exit_done<B: Backends + ?Sized>(&mut self, slot: u32, now: SimTime, answer: Result<EarlyExitAnswer, FailReason>, backends: &mut B) {
+    pub fn early_exit_done<B: Backends + ?Sized>(
+        &mut self,
+        slot: u32,
+        now: SimTime,
+        answer: Result<EarlyExitAnswer, FailReason>,
+        backends: &mut B,
+    ) {
         self.last_activity = now;
         self.advance(now);
         let Some(f) = self.flights.take(slot) else { return };
@@ -621,7 +645,14 @@ impl<'a> Gateway<'a> {
 
     /// A real backend finished the batch on `instance` of local server `s`: per request (in
     /// batch order) whether its prediction was right, or why the batch failed.
-    pub fn batch_done<B: Backends + ?Sized>(&mut self, s: usize, instance: u32, now: SimTime, answer: Result<&[Option<bool>], FailReason>, backends: &mut B) {
+    pub fn batch_done<B: Backends + ?Sized>(
+        &mut self,
+        s: usize,
+        instance: u32,
+        now: SimTime,
+        answer: Result<&[Option<bool>], FailReason>,
+        backends: &mut B,
+    ) {
         self.last_activity = now;
         self.advance(now);
         let (start, energy_j, variant) = self.finish_batch(s, instance, now);
@@ -629,7 +660,14 @@ impl<'a> Gateway<'a> {
         batch.clear();
         let size = self.servers[s].batch(instance).len() as u32;
         let share = energy_j / size.max(1) as f64;
-        batch.extend(self.servers[s].batch(instance).iter().map(|r| Flight { r: *r, server: s as u32, variant: variant as u32, start, size, share }));
+        batch.extend(self.servers[s].batch(instance).iter().map(|r| Flight {
+            r: *r,
+            server: s as u32,
+            variant: variant as u32,
+            start,
+            size,
+            share,
+        }));
         self.metrics.batch_record(s as u16, instance, start, now, size, energy_j);
         match answer {
             Ok(correct) => {
@@ -705,7 +743,9 @@ impl<'a> Gateway<'a> {
 
     fn reconfigure(&mut self, rc: Reconfig, now: SimTime) {
         let server = match rc {
-            Reconfig::SetVariant { server, .. } | Reconfig::SetMaxBatchSize { server, .. } | Reconfig::SetInstances { server, .. } => server,
+            Reconfig::SetVariant { server, .. } | Reconfig::SetMaxBatchSize { server, .. } | Reconfig::SetInstances { server, .. } => {
+                server
+            }
         };
         let remote = self.remote.get(server).is_some_and(Option::is_some);
         let Some(s) = self.servers.get_mut(server) else { return };
@@ -774,7 +814,9 @@ impl<'a> Gateway<'a> {
     }
 
     /// When the run ended: its last arrival or answer, or the workload's end.
-    pub fn last_activity(&self) -> SimTime { self.last_activity }
+    pub fn last_activity(&self) -> SimTime {
+        self.last_activity
+    }
 
     /// Closes the run at `end`. `metered_it_j`: the meter's IT joules over the run (metered
     /// gateways); `mode` names the driver in the summary.

@@ -9,7 +9,9 @@ pub struct Slots<T> {
 }
 
 impl<T> Default for Slots<T> {
-    fn default() -> Self { Slots { items: Vec::new(), free: Vec::new(), occupied: 0 } }
+    fn default() -> Self {
+        Slots { items: Vec::new(), free: Vec::new(), occupied: 0 }
+    }
 }
 
 impl<T> Slots<T> {
@@ -40,10 +42,14 @@ impl<T> Slots<T> {
 
     /// Values parked now.
     #[inline]
-    pub fn len(&self) -> u64 { self.occupied }
+    pub fn len(&self) -> u64 {
+        self.occupied
+    }
 
     #[inline]
-    pub fn is_empty(&self) -> bool { self.occupied == 0 }
+    pub fn is_empty(&self) -> bool {
+        self.occupied == 0
+    }
 
     /// Takes every parked value out, in slot order.
     pub fn drain(&mut self) -> Vec<T> {

@@ -45,7 +45,9 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
-pub fn hex(bytes: &[u8]) -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() }
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Reads a configuration file and applies `KEY=VALUE` overrides; `T` is what the table will be
 /// read as (an [`Experiment`], a calibration config), used to explain a `--set P.kind=X` that
@@ -174,7 +176,9 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ConfigError { ConfigError::key(self.file, key, msg) }
+    fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ConfigError {
+        ConfigError::key(self.file, key, msg)
+    }
 
     fn input(&mut self, key: &str, raw: &str) -> Result<PathBuf, ConfigError> {
         let p = resolve_path(self.file, raw).map_err(|m| self.err(key, m))?;
@@ -278,9 +282,15 @@ fn build_arrivals(ctx: &mut Ctx, exp: &Experiment) -> Result<ArrivalSpec, Config
     } else {
         let g = w.generate.as_ref().expect("counted above");
         let mut p: GenParams = g.shape.default_params();
-        if let Some(v) = g.mean_rps { p.mean_rps = v; }
-        if let Some(v) = g.burstiness { p.burstiness = v; }
-        if let Some(v) = g.duration_s { p.duration_s = v; }
+        if let Some(v) = g.mean_rps {
+            p.mean_rps = v;
+        }
+        if let Some(v) = g.burstiness {
+            p.burstiness = v;
+        }
+        if let Some(v) = g.duration_s {
+            p.duration_s = v;
+        }
         p.seed = g.seed.unwrap_or(exp.seed);
         let t = traces::generate(g.shape, &p).map_err(|e| ctx.err("workload.generate", e.to_string()))?;
         let t = t.scaled(w.rate_scale).map_err(|e| ctx.err("workload.rate_scale", e.to_string()))?;
@@ -329,7 +339,10 @@ fn build_devices(ctx: &Ctx, exp: &Experiment) -> Result<Vec<DeviceSpec>, ConfigE
     for (i, d) in exp.devices.iter().enumerate() {
         check_finite(ctx, &format!("device[{i}].idle_power_w"), d.idle_power_w, 0.0, false)?;
         if d.idle_power_source.as_ref().is_some_and(|src| src.trim().is_empty()) {
-            return Err(ctx.err(format!("device[{i}].idle_power_source"), "is empty: say where the idle power comes from (\"assumed: ...\"), or remove the key"));
+            return Err(ctx.err(
+                format!("device[{i}].idle_power_source"),
+                "is empty: say where the idle power comes from (\"assumed: ...\"), or remove the key",
+            ));
         }
         if devices.iter().any(|x: &DeviceSpec| x.name == d.name) {
             return Err(ctx.err(format!("device[{i}].name"), format!("duplicate device name `{}`", d.name)));
@@ -339,10 +352,15 @@ fn build_devices(ctx: &Ctx, exp: &Experiment) -> Result<Vec<DeviceSpec>, ConfigE
     Ok(devices)
 }
 
-fn device_names(devices: &[DeviceSpec]) -> String { devices.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ") }
+fn device_names(devices: &[DeviceSpec]) -> String {
+    devices.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ")
+}
 
 fn device_index(ctx: &Ctx, devices: &[DeviceSpec], key: &str, name: &str) -> Result<usize, ConfigError> {
-    devices.iter().position(|d| d.name == name).ok_or_else(|| ctx.err(key, format!("unknown device `{name}`; devices: {}", device_names(devices))))
+    devices
+        .iter()
+        .position(|d| d.name == name)
+        .ok_or_else(|| ctx.err(key, format!("unknown device `{name}`; devices: {}", device_names(devices))))
 }
 
 /// Cost rows by (model, backend, device, batch size), each with where it was written.
@@ -362,7 +380,10 @@ impl CostRows {
         let mut rows: Vec<(String, CostRow)> = Vec::new();
         for (i, r) in exp.cost.iter().enumerate() {
             if !devices.iter().any(|d| d.name == r.device) {
-                return Err(ctx.err(format!("cost[{i}].device"), format!("no [[device]] declares device `{}`; declared devices: {}", r.device, device_names(devices))));
+                return Err(ctx.err(
+                    format!("cost[{i}].device"),
+                    format!("no [[device]] declares device `{}`; declared devices: {}", r.device, device_names(devices)),
+                ));
             }
             rows.push((format!("{}: `cost[{i}]`", file.display()), r.clone()));
         }
@@ -381,17 +402,32 @@ impl CostRows {
             r.service_dist().map_err(|e| ConfigError::file(file, format!("cost row at {wher}: {e}")))?;
             let k = (r.model.clone(), r.backend.clone(), r.device.clone(), r.batch_size);
             if let Some((prev, _)) = by_key.get(&k) {
-                return Err(ConfigError::file(file, format!("duplicate cost row for model `{}`, backend `{}`, device `{}`, batch_size {} (at {wher} and {prev})", k.0, k.1, k.2, k.3)));
+                return Err(ConfigError::file(
+                    file,
+                    format!(
+                        "duplicate cost row for model `{}`, backend `{}`, device `{}`, batch_size {} (at {wher} and {prev})",
+                        k.0, k.1, k.2, k.3
+                    ),
+                ));
             }
             by_key.insert(k, (wher, r));
         }
         Ok(CostRows { by_key, interpolate, declared: device_names(devices) })
     }
 
-    fn estimated(&self) -> bool { self.by_key.values().any(|(_, r)| r.energy_estimated) }
+    fn estimated(&self) -> bool {
+        self.by_key.values().any(|(_, r)| r.energy_estimated)
+    }
 
     /// The service-time distribution of batch size `b` (a row, or interpolated between two).
-    fn lookup(&self, ctx: &Ctx, key: &str, (model, backend, device): (&str, &str, &str), b: u32, why: &str) -> Result<ServiceDist, ConfigError> {
+    fn lookup(
+        &self,
+        ctx: &Ctx,
+        key: &str,
+        (model, backend, device): (&str, &str, &str),
+        b: u32,
+        why: &str,
+    ) -> Result<ServiceDist, ConfigError> {
         let k = (model.to_string(), backend.to_string(), device.to_string(), b);
         if let Some((_, r)) = self.by_key.get(&k) {
             return Ok(r.service_dist().expect("validated"));
@@ -404,7 +440,8 @@ impl CostRows {
                 return interpolate_rows(lo, hi, b).service_dist().map_err(|e| ctx.err(key, e.to_string()));
             }
         }
-        let have: Vec<String> = self.by_key.keys().filter(|k| k.0 == model && k.1 == backend && k.2 == device).map(|k| k.3.to_string()).collect();
+        let have: Vec<String> =
+            self.by_key.keys().filter(|k| k.0 == model && k.1 == backend && k.2 == device).map(|k| k.3.to_string()).collect();
         if have.is_empty()
             && let Some((wher, r)) = self.by_key.values().find(|(_, r)| r.model == model && r.backend == backend)
         {
@@ -445,12 +482,21 @@ fn build_quality(ctx: &mut Ctx, exp: &Experiment) -> Result<Option<Quality>, Con
 fn quality_index(ctx: &Ctx, quality: Option<&Quality>, key: &str, model: &str) -> Result<Option<usize>, ConfigError> {
     match quality {
         None => Ok(None),
-        Some(q) => q.index_of(model).map(Some).ok_or_else(|| ctx.err(key, format!("the quality table has no model `{model}`{}", ctx.read_from("quality.path")))),
+        Some(q) => q
+            .index_of(model)
+            .map(Some)
+            .ok_or_else(|| ctx.err(key, format!("the quality table has no model `{model}`{}", ctx.read_from("quality.path")))),
     }
 }
 
 /// `[[server]]`: batching, instances, load profile, and each variant's costs and quality.
-fn build_servers(ctx: &mut Ctx, exp: &Experiment, devices: &[DeviceSpec], costs: &CostRows, quality: Option<&Quality>) -> Result<Vec<ServerSpec>, ConfigError> {
+fn build_servers(
+    ctx: &mut Ctx,
+    exp: &Experiment,
+    devices: &[DeviceSpec],
+    costs: &CostRows,
+    quality: Option<&Quality>,
+) -> Result<Vec<ServerSpec>, ConfigError> {
     if exp.servers.is_empty() {
         return Err(ctx.err("server", "at least one [[server]] is needed"));
     }
@@ -471,7 +517,9 @@ fn build_servers(ctx: &mut Ctx, exp: &Experiment, devices: &[DeviceSpec], costs:
         let (max_batch, delay_us) = match s.kind {
             ServerKind::Local => {
                 if s.max_queue_delay_us > 0 {
-                    return Err(ctx.err(k("max_queue_delay_us"), "a local server dispatches at once; use kind = \"batched\" for a batching delay"));
+                    return Err(
+                        ctx.err(k("max_queue_delay_us"), "a local server dispatches at once; use kind = \"batched\" for a batching delay")
+                    );
                 }
                 if !s.preferred_batch_sizes.is_empty() {
                     return Err(ctx.err(k("preferred_batch_sizes"), "only batched servers have preferred batch sizes"));
@@ -486,7 +534,9 @@ fn build_servers(ctx: &mut Ctx, exp: &Experiment, devices: &[DeviceSpec], costs:
             }
         };
         if max_batch == 0 {
-            return Err(ctx.err(if s.batch_size.is_some() { k("batch_size") } else { k("max_batch_size") }, "batch size must be at least 1"));
+            return Err(
+                ctx.err(if s.batch_size.is_some() { k("batch_size") } else { k("max_batch_size") }, "batch size must be at least 1")
+            );
         }
         let limit = s.max_batch_size_limit.unwrap_or(max_batch);
         if limit < max_batch {
@@ -514,20 +564,27 @@ fn build_servers(ctx: &mut Ctx, exp: &Experiment, devices: &[DeviceSpec], costs:
             }
             Some(lp) => {
                 if s.request_overhead_ms > 0.0 {
-                    return Err(ctx.err(k("request_overhead_ms"), "a load profile gives the overhead per arrival rate; set `request_overhead_ms` or `load_profile`, not both"));
+                    return Err(ctx.err(
+                        k("request_overhead_ms"),
+                        "a load profile gives the overhead per arrival rate; set `request_overhead_ms` or `load_profile`, not both",
+                    ));
                 }
                 let window_ms = s.load_window_ms.unwrap_or(crate::model::load::DEFAULT_WINDOW_MS);
                 check_finite(ctx, &k("load_window_ms"), window_ms, 0.0, true)?;
                 let p = ctx.input(&k("load_profile"), lp)?;
                 let points = tables::load_profile_csv(&p).map_err(|e| ctx.err(k("load_profile"), e.to_string()))?;
-                Some(LoadProfile::new(points, SimDuration::from_millis_f64(window_ms)).map_err(|e| ctx.err(k("load_profile"), format!("{}: {e}", p.display())))?)
+                Some(
+                    LoadProfile::new(points, SimDuration::from_millis_f64(window_ms))
+                        .map_err(|e| ctx.err(k("load_profile"), format!("{}: {e}", p.display())))?,
+                )
             }
         };
         let mut variants = Vec::new();
         for (vi, model) in std::iter::once(&s.model).chain(s.variants.iter()).enumerate() {
             let key = if vi == 0 { k("model") } else { format!("server[{i}].variants[{}]", vi - 1) };
             let why = format!("server `{}` can form batches of 1..={limit}", s.name);
-            let costs = (1..=limit).map(|b| costs.lookup(ctx, &key, (model, &s.backend, &s.device), b, &why)).collect::<Result<Vec<_>, _>>()?;
+            let costs =
+                (1..=limit).map(|b| costs.lookup(ctx, &key, (model, &s.backend, &s.device), b, &why)).collect::<Result<Vec<_>, _>>()?;
             let (qkey, qmodel) = match (&s.quality_model, vi) {
                 (Some(q), 0) => (k("quality_model"), q),
                 _ => (key.clone(), model),
@@ -557,23 +614,56 @@ fn build_servers(ctx: &mut Ctx, exp: &Experiment, devices: &[DeviceSpec], costs:
 }
 
 /// `[early_exit]`: the cascade's first model, one request at a time.
-fn build_early_exit(ctx: &Ctx, exp: &Experiment, devices: &[DeviceSpec], costs: &CostRows, quality: Option<&Quality>) -> Result<Option<EarlyExitSpec>, ConfigError> {
+fn build_early_exit(
+    ctx: &Ctx,
+    exp: &Experiment,
+    devices: &[DeviceSpec],
+    costs: &CostRows,
+    quality: Option<&Quality>,
+) -> Result<Option<EarlyExitSpec>, ConfigError> {
     let Some(e) = &exp.early_exit else { return Ok(None) };
     device_index(ctx, devices, "early_exit.device", &e.device)?;
-    let dist = costs.lookup(ctx, "early_exit.model", (&e.model, &e.backend, &e.device), 1, "the early-exit model runs one request at a time")?;
-    let (qkey, qmodel) = match &e.quality_model { Some(q) => ("early_exit.quality_model", q), None => ("early_exit.model", &e.model) };
+    let dist =
+        costs.lookup(ctx, "early_exit.model", (&e.model, &e.backend, &e.device), 1, "the early-exit model runs one request at a time")?;
+    let (qkey, qmodel) = match &e.quality_model {
+        Some(q) => ("early_exit.quality_model", q),
+        None => ("early_exit.model", &e.model),
+    };
     check_finite(ctx, "early_exit.overhead_energy_j", e.overhead_energy_j, 0.0, false)?;
-    Ok(Some(EarlyExitSpec { model: e.model.clone(), dist, quality_index: quality_index(ctx, quality, qkey, qmodel)?, overhead_energy_j: e.overhead_energy_j }))
+    Ok(Some(EarlyExitSpec {
+        model: e.model.clone(),
+        dist,
+        quality_index: quality_index(ctx, quality, qkey, qmodel)?,
+        overhead_energy_j: e.overhead_energy_j,
+    }))
 }
 
-fn validate_controller_and_routing(ctx: &Ctx, exp: &Experiment, servers: &[ServerSpec], has_early_exit: bool, quality: Option<&Quality>) -> Result<(), ConfigError> {
+fn validate_controller_and_routing(
+    ctx: &Ctx,
+    exp: &Experiment,
+    servers: &[ServerSpec],
+    has_early_exit: bool,
+    quality: Option<&Quality>,
+) -> Result<(), ConfigError> {
     exp.controller.validate().map_err(|m| ConfigError::file(ctx.file, m))?;
     if exp.controller.needs_early_exit() {
         if !has_early_exit {
-            return Err(ctx.err("early_exit", format!("controller kind `{}` skips requests to a cascade's early-exit model: add an [early_exit] section", exp.controller.kind())));
+            return Err(ctx.err(
+                "early_exit",
+                format!(
+                    "controller kind `{}` skips requests to a cascade's early-exit model: add an [early_exit] section",
+                    exp.controller.kind()
+                ),
+            ));
         }
         if !matches!(quality, Some(Quality::Table(_))) {
-            return Err(ctx.err("quality.path", format!("controller kind `{}` needs the early-exit model's per-sample confidence: give a per-sample quality table", exp.controller.kind())));
+            return Err(ctx.err(
+                "quality.path",
+                format!(
+                    "controller kind `{}` needs the early-exit model's per-sample confidence: give a per-sample quality table",
+                    exp.controller.kind()
+                ),
+            ));
         }
     }
     let server_names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
@@ -597,7 +687,8 @@ fn build_carbon(ctx: &mut Ctx, exp: &Experiment) -> Result<CarbonSignal, ConfigE
         (None, Some(ct)) => {
             let p = ctx.input("energy.carbon_trace.path", &ct.path)?;
             check_finite(ctx, "energy.carbon_trace.offset_s", ct.offset_s, 0.0, false)?;
-            let t = trace_io::load_carbon_csv(&p, &ct.time_column, &ct.value_column).map_err(|e| ctx.err("energy.carbon_trace", e.to_string()))?;
+            let t = trace_io::load_carbon_csv(&p, &ct.time_column, &ct.value_column)
+                .map_err(|e| ctx.err("energy.carbon_trace", e.to_string()))?;
             carbon_steps(t.times_s(), t.values_g_per_kwh(), ct.offset_s)
         }
     })

@@ -20,10 +20,17 @@ pub struct Host {
 impl Host {
     pub fn describe() -> Host {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-        let cpu_model = read("/proc/cpuinfo").lines().find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()).unwrap_or_else(|| "unknown".into());
-        let memory_gib = read("/proc/meminfo").lines().find(|l| l.starts_with("MemTotal"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).map(|kb| (kb / 1048576.0 * 10.0).round() / 10.0);
+        let cpu_model = read("/proc/cpuinfo")
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let memory_gib = read("/proc/meminfo")
+            .lines()
+            .find(|l| l.starts_with("MemTotal"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map(|kb| (kb / 1048576.0 * 10.0).round() / 10.0);
         Host {
             hostname: read("/proc/sys/kernel/hostname").trim().to_string(),
             os: std::env::consts::OS.into(),

@@ -20,7 +20,9 @@ pub const REQUESTS: &str = "requests.parquet";
 pub const BATCHES: &str = "batches.parquet";
 pub const MANIFEST: &str = "manifest.json";
 
-fn col<T: Into<Column>>(c: T) -> Column { c.into() }
+fn col<T: Into<Column>>(c: T) -> Column {
+    c.into()
+}
 
 pub fn timeseries_frame(ts: &TimeSeries) -> PolarsResult<DataFrame> {
     DataFrame::new_infer_height(vec![
@@ -41,7 +43,8 @@ pub fn timeseries_frame(ts: &TimeSeries) -> PolarsResult<DataFrame> {
 }
 
 pub fn requests_frame(r: &RequestRecords) -> PolarsResult<DataFrame> {
-    let name = |names: &[String], v: &[Option<u16>]| -> Vec<Option<String>> { v.iter().map(|i| i.map(|i| names[i as usize].clone())).collect() };
+    let name =
+        |names: &[String], v: &[Option<u16>]| -> Vec<Option<String>> { v.iter().map(|i| i.map(|i| names[i as usize].clone())).collect() };
     DataFrame::new_infer_height(vec![
         col(Series::new("id".into(), &r.id)),
         col(Series::new("arrival_s".into(), &r.arrival_s)),
@@ -72,7 +75,9 @@ pub fn batches_frame(b: &BatchRecords) -> PolarsResult<DataFrame> {
 /// Writes a frame as Parquet (zstd; deterministic bytes for equal frames).
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
     let f = fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    ParquetWriter::new(f).with_compression(ParquetCompression::Zstd(None)).finish(df)
+    ParquetWriter::new(f)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(df)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

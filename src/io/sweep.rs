@@ -66,7 +66,11 @@ pub struct SweepManifest {
 impl<'de> Deserialize<'de> for crate::io::experiment::InputFile {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
-        struct F { role: String, path: PathBuf, sha256: String }
+        struct F {
+            role: String,
+            path: PathBuf,
+            sha256: String,
+        }
         let f = F::deserialize(d)?;
         Ok(crate::io::experiment::InputFile { role: f.role, path: f.path, sha256: f.sha256 })
     }
@@ -82,7 +86,8 @@ pub struct Row {
 
 pub fn read_manifest(dir: &Path) -> Result<SweepManifest> {
     let p = dir.join(SWEEP_MANIFEST);
-    let text = fs::read_to_string(&p).with_context(|| format!("cannot read {} (is {} a sweep output directory?)", p.display(), dir.display()))?;
+    let text =
+        fs::read_to_string(&p).with_context(|| format!("cannot read {} (is {} a sweep output directory?)", p.display(), dir.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a basin sweep manifest", p.display()))
 }
 
@@ -145,7 +150,12 @@ impl Journal {
     /// already in it.
     pub fn open(path: &Path) -> Result<(Journal, Vec<Row>)> {
         let (rows, good) = read_journal(path)?;
-        let mut file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path)
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
             .with_context(|| format!("cannot open {} for appending", path.display()))?;
         let len = file.metadata()?.len();
         if len != good {
@@ -269,8 +279,11 @@ pub fn read_results(path: &Path) -> Result<(PathBuf, DataFrame)> {
         Some("parquet") => outputs::read_parquet(&p)?,
         Some("csv") => {
             use polars::prelude::{CsvReadOptions, SerReader};
-            CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(p.clone()))
-                .and_then(|r| r.finish()).with_context(|| format!("{}: not a readable CSV file", p.display()))?
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .try_into_reader_with_file_path(Some(p.clone()))
+                .and_then(|r| r.finish())
+                .with_context(|| format!("{}: not a readable CSV file", p.display()))?
         }
         _ => bail!("{}: expected a results .parquet or .csv file, or a sweep directory", p.display()),
     };
@@ -288,8 +301,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command_line: Vec<String>) -> Result<
         let m = read_manifest(d)?;
         if let Some(f) = &first {
             if f.design_sha256 != m.design_sha256 {
-                bail!("{}: belongs to a different sweep (design hash {}…) than {} ({}…); merge only shards of one sweep",
-                    d.display(), &m.design_sha256[..12], dirs[0].display(), &f.design_sha256[..12]);
+                bail!(
+                    "{}: belongs to a different sweep (design hash {}…) than {} ({}…); merge only shards of one sweep",
+                    d.display(),
+                    &m.design_sha256[..12],
+                    dirs[0].display(),
+                    &f.design_sha256[..12]
+                );
             }
         } else {
             first = Some(m.clone());
@@ -300,7 +318,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command_line: Vec<String>) -> Result<
                 bail!("{}: run {} is outside the sweep's {} runs", d.display(), r.run_id, m.total_runs);
             }
             if let Some((prev, _)) = seen.get(&r.run_id) {
-                bail!("run {} is present twice (in {} and {}); each run must come from exactly one shard", r.run_id, prev.display(), d.display());
+                bail!(
+                    "run {} is present twice (in {} and {}); each run must come from exactly one shard",
+                    r.run_id,
+                    prev.display(),
+                    d.display()
+                );
             }
             seen.insert(r.run_id, (d.clone(), r));
         }
@@ -309,8 +332,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command_line: Vec<String>) -> Result<
     let missing: Vec<u64> = (0..m.total_runs).filter(|i| !seen.contains_key(i)).collect();
     if !missing.is_empty() {
         let show: Vec<String> = missing.iter().take(10).map(|i| i.to_string()).collect();
-        bail!("{} of the sweep's {} runs are missing (run_id {}{}); run the missing shards (or `basin sweep --resume` them) and merge again",
-            missing.len(), m.total_runs, show.join(", "), if missing.len() > 10 { ", …" } else { "" });
+        bail!(
+            "{} of the sweep's {} runs are missing (run_id {}{}); run the missing shards (or `basin sweep --resume` them) and merge again",
+            missing.len(),
+            m.total_runs,
+            show.join(", "),
+            if missing.len() > 10 { ", …" } else { "" }
+        );
     }
     let rows: Vec<Row> = seen.into_values().map(|(_, r)| r).collect();
     let mut merged = m.clone();
@@ -340,11 +368,15 @@ pub fn ordered_flat(json: &str) -> Result<Vec<(String, Value)>> {
     struct V<'a>(&'a str, &'a mut Vec<(String, Value)>);
     impl<'de> serde::de::DeserializeSeed<'de> for V<'_> {
         type Value = ();
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> { d.deserialize_any(self) }
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
     }
     impl<'de> serde::de::Visitor<'de> for V<'_> {
         type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result { f.write_str("a JSON value") }
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
             while let Some(k) = m.next_key::<String>()? {
                 let key = if self.0.is_empty() { k } else { format!("{}_{k}", self.0) };
@@ -352,13 +384,34 @@ pub fn ordered_flat(json: &str) -> Result<Vec<(String, Value)>> {
             }
             Ok(())
         }
-        fn visit_bool<E>(self, v: bool) -> Result<(), E> { self.1.push((self.0.into(), Value::Bool(v))); Ok(()) }
-        fn visit_i64<E>(self, v: i64) -> Result<(), E> { self.1.push((self.0.into(), Value::from(v))); Ok(()) }
-        fn visit_u64<E>(self, v: u64) -> Result<(), E> { self.1.push((self.0.into(), Value::from(v))); Ok(()) }
-        fn visit_f64<E>(self, v: f64) -> Result<(), E> { self.1.push((self.0.into(), Value::from(v))); Ok(()) }
-        fn visit_str<E>(self, v: &str) -> Result<(), E> { self.1.push((self.0.into(), Value::String(v.into()))); Ok(()) }
-        fn visit_unit<E>(self) -> Result<(), E> { self.1.push((self.0.into(), Value::Null)); Ok(()) }
-        fn visit_none<E>(self) -> Result<(), E> { self.1.push((self.0.into(), Value::Null)); Ok(()) }
+        fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+            self.1.push((self.0.into(), Value::Bool(v)));
+            Ok(())
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+            self.1.push((self.0.into(), Value::from(v)));
+            Ok(())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+            self.1.push((self.0.into(), Value::from(v)));
+            Ok(())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+            self.1.push((self.0.into(), Value::from(v)));
+            Ok(())
+        }
+        fn visit_str<E>(self, v: &str) -> Result<(), E> {
+            self.1.push((self.0.into(), Value::String(v.into())));
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            self.1.push((self.0.into(), Value::Null));
+            Ok(())
+        }
+        fn visit_none<E>(self) -> Result<(), E> {
+            self.1.push((self.0.into(), Value::Null));
+            Ok(())
+        }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
             let mut items = Vec::new();
             while let Some(v) = s.next_element::<Value>()? {

@@ -36,7 +36,11 @@ impl Csv {
         for (i, l) in lines {
             let cells: Vec<String> = l.split(',').map(|s| s.trim().to_string()).collect();
             if cells.len() != header.len() {
-                return Err(TableError::Line { path: path.into(), line: i + 1, message: format!("{} cells, but the header has {} columns", cells.len(), header.len()) });
+                return Err(TableError::Line {
+                    path: path.into(),
+                    line: i + 1,
+                    message: format!("{} cells, but the header has {} columns", cells.len(), header.len()),
+                });
             }
             rows.push((i + 1, cells));
         }
@@ -46,10 +50,15 @@ impl Csv {
         Ok(Csv { path: path.into(), header, rows })
     }
 
-    pub fn col(&self, name: &str) -> Option<usize> { self.header.iter().position(|h| h == name) }
+    pub fn col(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
 
     pub fn require(&self, name: &str) -> Result<usize, TableError> {
-        self.col(name).ok_or_else(|| TableError::File { path: self.path.clone(), message: format!("missing column `{name}` (header: {})", self.header.join(",")) })
+        self.col(name).ok_or_else(|| TableError::File {
+            path: self.path.clone(),
+            message: format!("missing column `{name}` (header: {})", self.header.join(",")),
+        })
     }
 
     pub fn err(&self, line: usize, message: impl Into<String>) -> TableError {
@@ -79,9 +88,25 @@ impl Csv {
 
 /// Columns a cost table may have. Calibration metadata columns are read and ignored.
 pub const COST_COLUMNS: &[&str] = &[
-    "model", "backend", "device", "batch_size", "latency_ms", "energy_j", "distribution", "latency_min_ms",
-    "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms", "samples_path",
-    "energy_estimated", "repetitions", "latency_std_ms", "mean_power_w", "meter",
+    "model",
+    "backend",
+    "device",
+    "batch_size",
+    "latency_ms",
+    "energy_j",
+    "distribution",
+    "latency_min_ms",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_max_ms",
+    "samples_path",
+    "energy_estimated",
+    "repetitions",
+    "latency_std_ms",
+    "mean_power_w",
+    "meter",
 ];
 
 /// Reads a cost CSV; returns each row with its line number. `samples_path` cells are read
@@ -90,20 +115,32 @@ pub fn load_cost_csv(path: &Path) -> Result<(Vec<(usize, CostRow)>, Vec<PathBuf>
     let csv = Csv::read(path)?;
     for h in &csv.header {
         if !COST_COLUMNS.contains(&h.as_str()) {
-            return Err(TableError::File { path: path.into(), message: format!("unknown column `{h}`; allowed: {}", COST_COLUMNS.join(", ")) });
+            return Err(TableError::File {
+                path: path.into(),
+                message: format!("unknown column `{h}`; allowed: {}", COST_COLUMNS.join(", ")),
+            });
         }
     }
-    let (m, b, d, bs, l, e) = (csv.require("model")?, csv.require("backend")?, csv.require("device")?, csv.require("batch_size")?, csv.require("latency_ms")?, csv.require("energy_j")?);
+    let (m, b, d, bs, l, e) = (
+        csv.require("model")?,
+        csv.require("backend")?,
+        csv.require("device")?,
+        csv.require("batch_size")?,
+        csv.require("latency_ms")?,
+        csv.require("energy_j")?,
+    );
     let dist = csv.col("distribution");
     let q = |n: &str| csv.col(n);
-    let (qmin, q50, q90, q95, q99, qmax) = (q("latency_min_ms"), q("latency_p50_ms"), q("latency_p90_ms"), q("latency_p95_ms"), q("latency_p99_ms"), q("latency_max_ms"));
+    let (qmin, q50, q90, q95, q99, qmax) =
+        (q("latency_min_ms"), q("latency_p50_ms"), q("latency_p90_ms"), q("latency_p95_ms"), q("latency_p99_ms"), q("latency_max_ms"));
     let samples = csv.col("samples_path");
     let est = csv.col("energy_estimated");
     let mut out = Vec::new();
     let mut files = Vec::new();
     for (line, cells) in &csv.rows {
         let line = *line;
-        let batch = cells[bs].parse::<u32>().map_err(|_| csv.err(line, format!("`batch_size` must be a positive integer, got `{}`", cells[bs])))?;
+        let batch =
+            cells[bs].parse::<u32>().map_err(|_| csv.err(line, format!("`batch_size` must be a positive integer, got `{}`", cells[bs])))?;
         let mut row = CostRow::fixed(&cells[m], &cells[b], &cells[d], batch, csv.num(line, cells, l)?, csv.num(line, cells, e)?);
         row.distribution = match dist.map(|c| cells[c].as_str()) {
             None | Some("") => None,
@@ -111,7 +148,9 @@ pub fn load_cost_csv(path: &Path) -> Result<(Vec<(usize, CostRow)>, Vec<PathBuf>
             Some("exponential") => Some(LatencyDistribution::Exponential),
             Some("quantiles") => Some(LatencyDistribution::Quantiles),
             Some("samples") => Some(LatencyDistribution::Samples),
-            Some(o) => return Err(csv.err(line, format!("unknown distribution `{o}`; allowed: deterministic, exponential, quantiles, samples"))),
+            Some(o) => {
+                return Err(csv.err(line, format!("unknown distribution `{o}`; allowed: deterministic, exponential, quantiles, samples")));
+            }
         };
         row.latency_min_ms = csv.opt_num(line, cells, qmin)?;
         row.latency_p50_ms = csv.opt_num(line, cells, q50)?;
@@ -119,13 +158,20 @@ pub fn load_cost_csv(path: &Path) -> Result<(Vec<(usize, CostRow)>, Vec<PathBuf>
         row.latency_p95_ms = csv.opt_num(line, cells, q95)?;
         row.latency_p99_ms = csv.opt_num(line, cells, q99)?;
         row.latency_max_ms = csv.opt_num(line, cells, qmax)?;
-        row.energy_estimated = match est { Some(c) => csv.bool(line, cells, c)?, None => false };
+        row.energy_estimated = match est {
+            Some(c) => csv.bool(line, cells, c)?,
+            None => false,
+        };
         if let Some(c) = samples.filter(|&c| !cells[c].is_empty()) {
             let p = path.parent().unwrap_or(Path::new(".")).join(&cells[c]);
             let text = std::fs::read_to_string(&p).map_err(|e| csv.err(line, format!("samples file {}: {e}", p.display())))?;
             let mut v = Vec::new();
             for (i, t) in text.lines().enumerate().filter(|(_, t)| !t.trim().is_empty()) {
-                v.push(t.trim().parse::<f64>().map_err(|_| TableError::Line { path: p.clone(), line: i + 1, message: format!("not a latency in ms: `{t}`") })?);
+                v.push(t.trim().parse::<f64>().map_err(|_| TableError::Line {
+                    path: p.clone(),
+                    line: i + 1,
+                    message: format!("not a latency in ms: `{t}`"),
+                })?);
             }
             row.samples_ms = Some(v);
             files.push(p);
@@ -141,7 +187,8 @@ pub fn load_quality_csv(path: &Path) -> Result<QualityTable, TableError> {
     let (s, m, c, k) = (csv.require("sample")?, csv.require("model")?, csv.require("confidence")?, csv.require("correct")?);
     let mut rows = Vec::with_capacity(csv.rows.len());
     for (line, cells) in &csv.rows {
-        let sample = cells[s].parse::<u32>().map_err(|_| csv.err(*line, format!("`sample` must be a non-negative integer, got `{}`", cells[s])))?;
+        let sample =
+            cells[s].parse::<u32>().map_err(|_| csv.err(*line, format!("`sample` must be a non-negative integer, got `{}`", cells[s])))?;
         let conf = csv.num(*line, cells, c)?;
         if !(0.0..=1.0).contains(&conf) {
             return Err(csv.err(*line, format!("`confidence` must be in [0, 1], got {conf}")));
@@ -160,7 +207,12 @@ pub fn load_profile_csv(path: &Path) -> Result<Vec<LoadPoint>, TableError> {
     let mut out = Vec::new();
     for (line, cells) in &csv.rows {
         let energy_factor = csv.opt_num(*line, cells, e)?.unwrap_or(1.0);
-        let p = LoadPoint { rps: csv.num(*line, cells, r)?, service_factor: csv.num(*line, cells, f)?, overhead_ms: csv.num(*line, cells, o)?, energy_factor };
+        let p = LoadPoint {
+            rps: csv.num(*line, cells, r)?,
+            service_factor: csv.num(*line, cells, f)?,
+            overhead_ms: csv.num(*line, cells, o)?,
+            energy_factor,
+        };
         p.check().map_err(|m| csv.err(*line, m))?;
         out.push(p);
     }

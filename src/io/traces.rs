@@ -12,7 +12,7 @@
 //! (no embedded commas). Blank lines are skipped. Every error names the file and the 1-based
 //! line.
 
-use crate::traces::{check_rate, CarbonTrace, RateTrace, RequestTrace, TraceError, TraceFormat, Workload};
+use crate::traces::{CarbonTrace, RateTrace, RequestTrace, TraceError, TraceFormat, Workload, check_rate};
 use std::fs;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -46,11 +46,7 @@ fn parse_csv<'a>(path: &'a Path, text: &'a str) -> Result<Csv<'a>, TraceError> {
     let header = split_fields(header).into_iter().map(str::to_owned).collect();
     let rows: Vec<_> = lines.map(|(n, l)| (n, split_fields(l))).collect();
     if rows.is_empty() {
-        return Err(TraceError::Empty {
-            path: path.to_path_buf(),
-            line: Some(header_line),
-            what: "no data rows after the header".into(),
-        });
+        return Err(TraceError::Empty { path: path.to_path_buf(), line: Some(header_line), what: "no data rows after the header".into() });
     }
     Ok(Csv { path, header_line, header, rows })
 }
@@ -70,8 +66,7 @@ impl Csv<'_> {
 
     fn number(&self, line: usize, row: &[&str], col: usize) -> Result<f64, TraceError> {
         let s = self.field(line, row, col)?;
-        s.parse::<f64>()
-            .map_err(|_| invalid(self.path, line, format!("`{s}` is not a number (column `{}`)", self.header[col])))
+        s.parse::<f64>().map_err(|_| invalid(self.path, line, format!("`{s}` is not a number (column `{}`)", self.header[col])))
     }
 }
 
@@ -113,9 +108,7 @@ pub fn load_ipa_raw(path: impl AsRef<Path>, window: Option<(usize, usize)>, damp
     let mut raw = Vec::new();
     for (i, line) in text.lines().enumerate() {
         for tok in line.split_whitespace() {
-            let v = tok
-                .parse::<u64>()
-                .map_err(|_| invalid(path, i + 1, format!("`{tok}` is not a non-negative integer request count")))?;
+            let v = tok.parse::<u64>().map_err(|_| invalid(path, i + 1, format!("`{tok}` is not a non-negative integer request count")))?;
             raw.push(v);
         }
     }
@@ -243,9 +236,8 @@ pub fn load_carbon_csv(path: impl AsRef<Path>, time_column: &str, value_column: 
     let (mut times, mut values) = (Vec::with_capacity(csv.rows.len()), Vec::with_capacity(csv.rows.len()));
     for (line, row) in &csv.rows {
         let ts = csv.field(*line, row, tc)?;
-        let t = parse_timestamp(ts).ok_or_else(|| {
-            invalid(path, *line, format!("`{ts}` is not a timestamp like 2022-01-01T00:00:00Z (column `{time_column}`)"))
-        })?;
+        let t = parse_timestamp(ts)
+            .ok_or_else(|| invalid(path, *line, format!("`{ts}` is not a timestamp like 2022-01-01T00:00:00Z (column `{time_column}`)")))?;
         if times.last().is_some_and(|&prev| t <= prev) {
             return Err(invalid(path, *line, format!("timestamp `{ts}` is not after the previous row's (column `{time_column}`)")));
         }
@@ -307,7 +299,9 @@ pub struct IpaOptions {
 }
 
 impl Default for IpaOptions {
-    fn default() -> Self { IpaOptions { window: None, damping: 1 } }
+    fn default() -> Self {
+        IpaOptions { window: None, damping: 1 }
+    }
 }
 
 /// A workload file in `format` (told from the file when `None`): rate CSV and IPA raw give

@@ -44,8 +44,12 @@ pub struct RequestRow {
 }
 
 impl RequestRecords {
-    pub fn len(&self) -> usize { self.id.len() }
-    pub fn is_empty(&self) -> bool { self.id.is_empty() }
+    pub fn len(&self) -> usize {
+        self.id.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
 
     pub fn push(&mut self, r: RequestRow) {
         self.id.push(r.id);
@@ -66,7 +70,9 @@ impl RequestRecords {
     pub fn sort_by_id(&mut self) {
         let mut idx: Vec<usize> = (0..self.len()).collect();
         idx.sort_by_key(|&i| self.id[i]);
-        fn perm<T: Clone>(v: &mut Vec<T>, idx: &[usize]) { *v = idx.iter().map(|&i| v[i].clone()).collect(); }
+        fn perm<T: Clone>(v: &mut Vec<T>, idx: &[usize]) {
+            *v = idx.iter().map(|&i| v[i].clone()).collect();
+        }
         perm(&mut self.id, &idx);
         perm(&mut self.arrival_s, &idx);
         perm(&mut self.decision, &idx);
@@ -95,8 +101,12 @@ pub struct BatchRecords {
 }
 
 impl BatchRecords {
-    pub fn len(&self) -> usize { self.start_s.len() }
-    pub fn is_empty(&self) -> bool { self.start_s.is_empty() }
+    pub fn len(&self) -> usize {
+        self.start_s.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.start_s.is_empty()
+    }
     pub fn push(&mut self, server: u16, instance: u32, start_s: f64, end_s: f64, size: u32, energy_j: f64) {
         self.server.push(server);
         self.instance.push(instance);

@@ -74,7 +74,9 @@ pub struct Summary {
     pub energy: EnergyBreakdown,
 }
 
-fn ratio(a: u64, b: u64) -> Option<f64> { (b > 0).then(|| a as f64 / b as f64) }
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
 
 /// Streams per-request outcomes into the summary's counters and latency histogram.
 #[derive(Clone, Debug)]
@@ -100,10 +102,22 @@ pub struct SummaryCollector {
 impl SummaryCollector {
     pub fn new(slo: SimDuration) -> Self {
         SummaryCollector {
-            requests: 0, admitted: 0, skipped: 0, rejected: 0, rejected_queue_full: 0, failed: 0, completed: 0,
+            requests: 0,
+            admitted: 0,
+            skipped: 0,
+            rejected: 0,
+            rejected_queue_full: 0,
+            failed: 0,
+            completed: 0,
             hist: Histogram::new(3).expect("3 significant figures is valid"),
-            lat_sum_ns: 0, lat_max_ns: 0, slo_ns: slo.0, slo_violations: 0, answered: 0, correct: 0,
-            batches: 0, batch_requests: 0,
+            lat_sum_ns: 0,
+            lat_max_ns: 0,
+            slo_ns: slo.0,
+            slo_violations: 0,
+            answered: 0,
+            correct: 0,
+            batches: 0,
+            batch_requests: 0,
         }
     }
 

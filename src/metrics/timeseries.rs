@@ -15,7 +15,10 @@ pub enum CarbonSignal {
     Constant(f64),
     /// `values[i]` holds from `times[i]` until `times[i + 1]`; the first value also holds before
     /// `times[0]`, the last after the end.
-    Steps { times: Vec<SimTime>, values: Vec<f64> },
+    Steps {
+        times: Vec<SimTime>,
+        values: Vec<f64>,
+    },
 }
 
 impl CarbonSignal {
@@ -56,8 +59,12 @@ pub struct TimeSeries {
 }
 
 impl TimeSeries {
-    pub fn len(&self) -> usize { self.t_s.len() }
-    pub fn is_empty(&self) -> bool { self.t_s.is_empty() }
+    pub fn len(&self) -> usize {
+        self.t_s.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.t_s.is_empty()
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -106,9 +113,21 @@ impl SeriesAccumulator {
             }
         };
         SeriesAccumulator {
-            interval: interval_ns.max(1), bucket_start: 0, last: 0, queue_len: 0, in_service: 0, power_w: 0.0, pue,
-            carbon, ci_idx, intensity, next_change, cur: Bucket::default(), series: TimeSeries::default(),
-            it_energy_integrated_j: 0.0, co2_total_g: 0.0,
+            interval: interval_ns.max(1),
+            bucket_start: 0,
+            last: 0,
+            queue_len: 0,
+            in_service: 0,
+            power_w: 0.0,
+            pue,
+            carbon,
+            ci_idx,
+            intensity,
+            next_change,
+            cur: Bucket::default(),
+            series: TimeSeries::default(),
+            it_energy_integrated_j: 0.0,
+            co2_total_g: 0.0,
         }
     }
 
@@ -181,22 +200,58 @@ impl SeriesAccumulator {
     }
 
     // Levels: call after `advance` to the event's time.
-    #[inline] pub fn set_queue_len(&mut self, n: u64) { self.queue_len = n; }
-    #[inline] pub fn set_in_service(&mut self, n: u64) { self.in_service = n; }
-    #[inline] pub fn set_power_w(&mut self, p: f64) { self.power_w = p; }
-    #[inline] pub fn queue_len(&self) -> u64 { self.queue_len }
-    #[inline] pub fn in_service(&self) -> u64 { self.in_service }
+    #[inline]
+    pub fn set_queue_len(&mut self, n: u64) {
+        self.queue_len = n;
+    }
+    #[inline]
+    pub fn set_in_service(&mut self, n: u64) {
+        self.in_service = n;
+    }
+    #[inline]
+    pub fn set_power_w(&mut self, p: f64) {
+        self.power_w = p;
+    }
+    #[inline]
+    pub fn queue_len(&self) -> u64 {
+        self.queue_len
+    }
+    #[inline]
+    pub fn in_service(&self) -> u64 {
+        self.in_service
+    }
     /// IT power now (W).
-    #[inline] pub fn power_w(&self) -> f64 { self.power_w }
+    #[inline]
+    pub fn power_w(&self) -> f64 {
+        self.power_w
+    }
     /// Grid intensity now (g/kWh).
-    #[inline] pub fn intensity(&self) -> f64 { self.intensity }
+    #[inline]
+    pub fn intensity(&self) -> f64 {
+        self.intensity
+    }
 
     // Point events in the current interval.
-    #[inline] pub fn arrival(&mut self) { self.cur.arrivals += 1; }
-    #[inline] pub fn admitted(&mut self) { self.cur.admitted += 1; }
-    #[inline] pub fn skipped(&mut self) { self.cur.skipped += 1; }
-    #[inline] pub fn rejected(&mut self) { self.cur.rejected += 1; }
-    #[inline] pub fn completed(&mut self, n: u64) { self.cur.completed += n; }
+    #[inline]
+    pub fn arrival(&mut self) {
+        self.cur.arrivals += 1;
+    }
+    #[inline]
+    pub fn admitted(&mut self) {
+        self.cur.admitted += 1;
+    }
+    #[inline]
+    pub fn skipped(&mut self) {
+        self.cur.skipped += 1;
+    }
+    #[inline]
+    pub fn rejected(&mut self) {
+        self.cur.rejected += 1;
+    }
+    #[inline]
+    pub fn completed(&mut self, n: u64) {
+        self.cur.completed += n;
+    }
 
     /// Energy drawn at once outside device power (early-exit inference, instance warm-up), IT
     /// joules. Returns its carbon in grams (facility).

@@ -83,11 +83,23 @@ pub enum CostError {
 /// A service-time distribution with its energy model, resolved from a row.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ServiceDist {
-    Deterministic { latency: SimDuration, energy: Joules },
-    Exponential { mean_s: f64, power_w: f64 },
+    Deterministic {
+        latency: SimDuration,
+        energy: Joules,
+    },
+    Exponential {
+        mean_s: f64,
+        power_w: f64,
+    },
     /// Inverse CDF through `(probability, latency_s)` knots, sorted by probability.
-    Quantiles { knots: Vec<(f64, f64)>, power_w: f64 },
-    Samples { samples_s: Vec<f64>, power_w: f64 },
+    Quantiles {
+        knots: Vec<(f64, f64)>,
+        power_w: f64,
+    },
+    Samples {
+        samples_s: Vec<f64>,
+        power_w: f64,
+    },
 }
 
 fn positive(field: &'static str, v: f64) -> Result<f64, CostError> {
@@ -98,19 +110,36 @@ impl CostRow {
     /// A deterministic row (convenience for tests and generated tables).
     pub fn fixed(model: &str, backend: &str, device: &str, batch_size: u32, latency_ms: f64, energy_j: f64) -> Self {
         CostRow {
-            model: model.into(), backend: backend.into(), device: device.into(), batch_size, latency_ms, energy_j,
-            distribution: None, latency_min_ms: None, latency_p50_ms: None, latency_p90_ms: None,
-            latency_p95_ms: None, latency_p99_ms: None, latency_max_ms: None, samples_ms: None,
+            model: model.into(),
+            backend: backend.into(),
+            device: device.into(),
+            batch_size,
+            latency_ms,
+            energy_j,
+            distribution: None,
+            latency_min_ms: None,
+            latency_p50_ms: None,
+            latency_p90_ms: None,
+            latency_p95_ms: None,
+            latency_p99_ms: None,
+            latency_max_ms: None,
+            samples_ms: None,
             energy_estimated: false,
         }
     }
 
     fn quantile_knots(&self) -> Vec<(f64, f64)> {
-        [(0.0, self.latency_min_ms), (0.5, self.latency_p50_ms), (0.9, self.latency_p90_ms),
-         (0.95, self.latency_p95_ms), (0.99, self.latency_p99_ms), (1.0, self.latency_max_ms)]
-            .into_iter()
-            .filter_map(|(p, v)| v.map(|v| (p, v / 1e3)))
-            .collect()
+        [
+            (0.0, self.latency_min_ms),
+            (0.5, self.latency_p50_ms),
+            (0.9, self.latency_p90_ms),
+            (0.95, self.latency_p95_ms),
+            (0.99, self.latency_p99_ms),
+            (1.0, self.latency_max_ms),
+        ]
+        .into_iter()
+        .filter_map(|(p, v)| v.map(|v| (p, v / 1e3)))
+        .collect()
     }
 
     /// The distribution this row describes, after validating its numbers.
@@ -132,10 +161,9 @@ impl CostRow {
             LatencyDistribution::Deterministic
         });
         Ok(match dist {
-            LatencyDistribution::Deterministic => ServiceDist::Deterministic {
-                latency: SimDuration::from_millis_f64(latency_ms),
-                energy: Joules(self.energy_j),
-            },
+            LatencyDistribution::Deterministic => {
+                ServiceDist::Deterministic { latency: SimDuration::from_millis_f64(latency_ms), energy: Joules(self.energy_j) }
+            }
             LatencyDistribution::Exponential => ServiceDist::Exponential { mean_s: latency_ms / 1e3, power_w },
             LatencyDistribution::Quantiles => {
                 let knots = self.quantile_knots();
@@ -210,9 +238,9 @@ impl ServiceDist {
     pub fn mean_energy(&self) -> Joules {
         match self {
             ServiceDist::Deterministic { energy, .. } => *energy,
-            ServiceDist::Exponential { power_w, .. }
-            | ServiceDist::Quantiles { power_w, .. }
-            | ServiceDist::Samples { power_w, .. } => Joules(power_w * self.mean_s()),
+            ServiceDist::Exponential { power_w, .. } | ServiceDist::Quantiles { power_w, .. } | ServiceDist::Samples { power_w, .. } => {
+                Joules(power_w * self.mean_s())
+            }
         }
     }
 }
@@ -234,9 +262,14 @@ fn interpolate_inverse_cdf(knots: &[(f64, f64)], u: f64) -> f64 {
 /// Linear interpolation of latency and energy between two measured batch sizes.
 pub fn interpolate_rows(lo: &CostRow, hi: &CostRow, batch_size: u32) -> CostRow {
     let f = (batch_size - lo.batch_size) as f64 / (hi.batch_size - lo.batch_size) as f64;
-    let mut r = CostRow::fixed(&lo.model, &lo.backend, &lo.device, batch_size,
+    let mut r = CostRow::fixed(
+        &lo.model,
+        &lo.backend,
+        &lo.device,
+        batch_size,
         lo.latency_ms + f * (hi.latency_ms - lo.latency_ms),
-        lo.energy_j + f * (hi.energy_j - lo.energy_j));
+        lo.energy_j + f * (hi.energy_j - lo.energy_j),
+    );
     r.distribution = match (lo.distribution, hi.distribution) {
         (Some(LatencyDistribution::Exponential), Some(LatencyDistribution::Exponential)) => Some(LatencyDistribution::Exponential),
         _ => None,

@@ -162,7 +162,10 @@ mod tests {
     #[test]
     fn interpolates_linearly_and_holds_the_ends() {
         let p = profile();
-        let at = |r: f64| { let a = p.at(r); (a.service_factor, a.overhead_ms, a.energy_factor) };
+        let at = |r: f64| {
+            let a = p.at(r);
+            (a.service_factor, a.overhead_ms, a.energy_factor)
+        };
         assert_eq!(at(0.0), (1.0, 1.0, 1.0));
         assert_eq!(at(100.0), (1.0, 1.0, 1.0));
         let (f, o, e) = at(250.0);

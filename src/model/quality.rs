@@ -56,11 +56,21 @@ impl QualityTable {
         Ok(t)
     }
 
-    pub fn models(&self) -> &[String] { &self.models }
-    pub fn index_of(&self, model: &str) -> Option<usize> { self.models.iter().position(|m| m == model) }
-    pub fn samples(&self) -> usize { self.correct[0].len() }
-    pub fn correct(&self, model: usize, sample: u32) -> bool { self.correct[model][sample as usize] }
-    pub fn confidence(&self, model: usize, sample: u32) -> f64 { self.confidence[model][sample as usize] as f64 }
+    pub fn models(&self) -> &[String] {
+        &self.models
+    }
+    pub fn index_of(&self, model: &str) -> Option<usize> {
+        self.models.iter().position(|m| m == model)
+    }
+    pub fn samples(&self) -> usize {
+        self.correct[0].len()
+    }
+    pub fn correct(&self, model: usize, sample: u32) -> bool {
+        self.correct[model][sample as usize]
+    }
+    pub fn confidence(&self, model: usize, sample: u32) -> f64 {
+        self.confidence[model][sample as usize] as f64
+    }
     /// Share of samples the model gets right.
     pub fn accuracy(&self, model: usize) -> f64 {
         self.correct[model].iter().filter(|&&c| c).count() as f64 / self.samples() as f64
@@ -134,8 +144,10 @@ mod tests {
     #[test]
     fn joint_table_and_errors() {
         let rows = vec![
-            ("big".to_string(), 0, 0.9, true), ("big".into(), 1, 0.8, true),
-            ("small".into(), 1, 0.4, false), ("small".into(), 0, 0.7, true),
+            ("big".to_string(), 0, 0.9, true),
+            ("big".into(), 1, 0.8, true),
+            ("small".into(), 1, 0.4, false),
+            ("small".into(), 0, 0.7, true),
         ];
         let t = QualityTable::from_rows(rows).unwrap();
         let s = t.index_of("small").unwrap();

@@ -62,8 +62,12 @@ impl ServerRef {
     }
 }
 
-fn default_halflife_s() -> f64 { 10.0 }
-fn default_latency_weight() -> f64 { 1.0 }
+fn default_halflife_s() -> f64 {
+    10.0
+}
+fn default_latency_weight() -> f64 {
+    1.0
+}
 
 /// How an admitted request picks its server.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -149,7 +153,9 @@ pub struct ArrivalRateEwma {
 }
 
 impl ArrivalRateEwma {
-    pub fn new(halflife_s: f64) -> Self { ArrivalRateEwma { halflife_s, rate_rps: 0.0, last: SimTime::ZERO } }
+    pub fn new(halflife_s: f64) -> Self {
+        ArrivalRateEwma { halflife_s, rate_rps: 0.0, last: SimTime::ZERO }
+    }
 
     /// Counts an arrival at `now` (arrivals come in time order).
     pub fn observe(&mut self, now: SimTime) {
@@ -194,7 +200,9 @@ impl Router {
             above = a.resolve(&names).unwrap_or(0);
             halflife_s = *h;
         }
-        let costs = ctx.servers.iter()
+        let costs = ctx
+            .servers
+            .iter()
             .map(|s| s.variants.iter().map(|v| VariantCost { latency_s: v.latency_s.clone(), energy_j: v.energy_j.clone() }).collect())
             .collect();
         Ok(Router { config, next: 0, below, above, rate: ArrivalRateEwma::new(halflife_s), costs })
@@ -245,7 +253,11 @@ impl Router {
                 argmin(servers.iter().map(load))
             }
             RoutingConfig::LoadBoundary { lambda_star_rps, .. } => {
-                if self.rate.rate_at(now) < lambda_star_rps { self.below } else { self.above }
+                if self.rate.rate_at(now) < lambda_star_rps {
+                    self.below
+                } else {
+                    self.above
+                }
             }
             RoutingConfig::Cost { latency_weight, energy_weight } => argmin(servers.iter().enumerate().map(|(i, v)| {
                 let (l, e) = self.expected_cost(i, v);
@@ -275,7 +287,8 @@ mod tests {
     const EPS: f64 = 1e-12;
 
     fn profile(name: &str, b: u32, latency_s: Vec<f64>, energy_j: Vec<f64>) -> ServerProfile {
-        ServerProfile { instance_standby_power_w: 0.0,
+        ServerProfile {
+            instance_standby_power_w: 0.0,
             name: name.into(),
             variants: vec![VariantProfile { model: "m".into(), accuracy: None, latency_s, energy_j }],
             initial_variant: 0,
@@ -313,10 +326,16 @@ mod tests {
         }
     }
 
-    fn a(q: usize, busy: u32) -> ServerView { view("local", q, busy, 1, 1, 0.010) }
-    fn b(q: usize, busy: u32) -> ServerView { view("batched", q, busy, 1, 4, 0.016) }
+    fn a(q: usize, busy: u32) -> ServerView {
+        view("local", q, busy, 1, 1, 0.010)
+    }
+    fn b(q: usize, busy: u32) -> ServerView {
+        view("batched", q, busy, 1, 4, 0.016)
+    }
 
-    fn router(cfg: RoutingConfig) -> Router { Router::new(cfg, &ctx()).unwrap() }
+    fn router(cfg: RoutingConfig) -> Router {
+        Router::new(cfg, &ctx()).unwrap()
+    }
 
     #[test]
     fn first_round_robin_shortest_queue() {
@@ -420,8 +439,7 @@ mod tests {
 
     #[test]
     fn parses_and_validates() {
-        let lb: RoutingConfig =
-            toml::from_str("kind = \"load_boundary\"\nlambda_star_rps = 50\nbelow = \"local\"\nabove = 1").unwrap();
+        let lb: RoutingConfig = toml::from_str("kind = \"load_boundary\"\nlambda_star_rps = 50\nbelow = \"local\"\nabove = 1").unwrap();
         assert_eq!(
             lb,
             RoutingConfig::LoadBoundary {

@@ -146,7 +146,14 @@ pub struct Server {
 impl Server {
     pub fn new(spec: ServerSpec, rng: StreamRng) -> Self {
         let instances = (0..spec.instances)
-            .map(|_| Instance { state: InstanceState::Idle, retiring: false, batch: Vec::new(), started: SimTime::ZERO, energy: Joules(0.0), variant: 0 })
+            .map(|_| Instance {
+                state: InstanceState::Idle,
+                retiring: false,
+                batch: Vec::new(),
+                started: SimTime::ZERO,
+                energy: Joules(0.0),
+                variant: 0,
+            })
             .collect();
         Server {
             variant: spec.initial_variant,
@@ -165,19 +172,39 @@ impl Server {
         }
     }
 
-    pub fn queue_len(&self) -> usize { self.queue.len() }
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
     /// Requests being served right now.
-    pub fn in_service(&self) -> u32 { self.in_service }
-    pub fn busy_instances(&self) -> u32 { self.busy }
-    pub fn idle_instances(&self) -> u32 { self.idle }
+    pub fn in_service(&self) -> u32 {
+        self.in_service
+    }
+    pub fn busy_instances(&self) -> u32 {
+        self.busy
+    }
+    pub fn idle_instances(&self) -> u32 {
+        self.idle
+    }
     /// Live instances not serving a batch (idle or warming up): they draw standby power.
-    pub fn standby_instances(&self) -> u32 { self.idle + self.warming }
+    pub fn standby_instances(&self) -> u32 {
+        self.idle + self.warming
+    }
     /// Instances that exist and are not leaving (serving, idle or warming up).
-    pub fn instances(&self) -> u32 { self.active }
-    pub fn variant(&self) -> usize { self.variant }
-    pub fn model(&self) -> &str { &self.spec.variants[self.variant].model }
-    pub fn max_batch_size(&self) -> u32 { self.max_batch }
-    pub fn oldest_enqueued(&self) -> Option<SimTime> { self.queue.front().map(|r| r.enqueued) }
+    pub fn instances(&self) -> u32 {
+        self.active
+    }
+    pub fn variant(&self) -> usize {
+        self.variant
+    }
+    pub fn model(&self) -> &str {
+        &self.spec.variants[self.variant].model
+    }
+    pub fn max_batch_size(&self) -> u32 {
+        self.max_batch
+    }
+    pub fn oldest_enqueued(&self) -> Option<SimTime> {
+        self.queue.front().map(|r| r.enqueued)
+    }
 
     /// What a gateway can observe of this server (for controllers and routing).
     pub fn view(&self) -> ServerView {
@@ -291,7 +318,9 @@ impl Server {
     }
 
     /// The requests of the batch on `instance` (the last one it served, once complete).
-    pub fn batch(&self, instance: u32) -> &[QueuedRequest] { &self.instances[instance as usize].batch }
+    pub fn batch(&self, instance: u32) -> &[QueuedRequest] {
+        &self.instances[instance as usize].batch
+    }
 
     /// Finishes the batch on `instance`; its requests stay readable through [`Server::batch`]
     /// until the instance's next dispatch.
@@ -323,10 +352,23 @@ impl Server {
             for _ in current..target {
                 // Reuse a removed slot when there is one, so indices stay small.
                 let slot = self.instances.iter().position(|i| i.state == InstanceState::Removed);
-                let fresh = Instance { state: InstanceState::WarmingUp, retiring: false, batch: Vec::new(), started: SimTime::ZERO, energy: Joules(0.0), variant: 0 };
+                let fresh = Instance {
+                    state: InstanceState::WarmingUp,
+                    retiring: false,
+                    batch: Vec::new(),
+                    started: SimTime::ZERO,
+                    energy: Joules(0.0),
+                    variant: 0,
+                };
                 let idx = match slot {
-                    Some(i) => { self.instances[i] = fresh; i }
-                    None => { self.instances.push(fresh); self.instances.len() - 1 }
+                    Some(i) => {
+                        self.instances[i] = fresh;
+                        i
+                    }
+                    None => {
+                        self.instances.push(fresh);
+                        self.instances.len() - 1
+                    }
                 };
                 self.warming += 1;
                 added.push(idx as u32);
@@ -336,11 +378,19 @@ impl Server {
             // idle and warming-up instances leave first, then busy ones after their batch
             for want in [InstanceState::WarmingUp, InstanceState::Idle, InstanceState::Busy] {
                 for inst in self.instances.iter_mut().rev() {
-                    if excess == 0 { break; }
+                    if excess == 0 {
+                        break;
+                    }
                     if inst.state == want && !inst.retiring {
                         match want {
-                            InstanceState::Idle => { inst.state = InstanceState::Removed; self.idle -= 1; }
-                            InstanceState::WarmingUp => { inst.state = InstanceState::Removed; self.warming -= 1; }
+                            InstanceState::Idle => {
+                                inst.state = InstanceState::Removed;
+                                self.idle -= 1;
+                            }
+                            InstanceState::WarmingUp => {
+                                inst.state = InstanceState::Removed;
+                                self.warming -= 1;
+                            }
                             _ => inst.retiring = true,
                         }
                         excess -= 1;
@@ -362,7 +412,9 @@ impl Server {
     }
 
     /// Instance slots (including removed ones); indices are `0..instance_slots()`.
-    pub fn instance_slots(&self) -> usize { self.instances.len() }
+    pub fn instance_slots(&self) -> usize {
+        self.instances.len()
+    }
 
     /// Whether `instance` is serving a batch.
     pub fn is_busy(&self, instance: u32) -> bool {
@@ -370,7 +422,9 @@ impl Server {
     }
 
     /// Removes and returns every queued request (the replay fails them when it gives up).
-    pub fn drain_queue(&mut self) -> Vec<QueuedRequest> { self.queue.drain(..).collect() }
+    pub fn drain_queue(&mut self) -> Vec<QueuedRequest> {
+        self.queue.drain(..).collect()
+    }
 
     /// Switches the model variant used by the next batches.
     pub fn set_variant(&mut self, variant: usize) {

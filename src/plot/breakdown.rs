@@ -14,9 +14,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::common::{
-    ANNOT_PT, Axis, Glyph, LegendEntry, Msg, TICK_PT, XyFrame, font, px, text_size,
-};
+use super::common::{ANNOT_PT, Axis, Glyph, LegendEntry, Msg, TICK_PT, XyFrame, font, px, text_size};
 use super::{Figure, FigureSpec, OKABE_ITO, PlotError, Result, Width, ensure_font, render};
 
 /// Energy per request of one run, in joules, by part.
@@ -45,70 +43,34 @@ fn part_colour(k: usize) -> RGBColor {
 }
 
 /// One stacked bar per run (name, breakdown), first run at the top.
-pub fn energy_breakdown_figure(
-    path: &Path,
-    spec: &FigureSpec,
-    runs: &[(String, EnergyBreakdown)],
-) -> Result<()> {
+pub fn energy_breakdown_figure(path: &Path, spec: &FigureSpec, runs: &[(String, EnergyBreakdown)]) -> Result<()> {
     ensure_font()?;
     let figure = "energy breakdown figure";
     if runs.is_empty() {
         return Err(PlotError::NoData { figure });
     }
-    if let Some((name, _)) = runs
-        .iter()
-        .find(|(_, b)| b.parts().iter().any(|v| !v.is_finite() || *v < 0.0))
-    {
-        return Err(PlotError::InvalidData {
-            figure,
-            message: format!("run {name:?} has a negative or non-finite energy part"),
-        });
+    if let Some((name, _)) = runs.iter().find(|(_, b)| b.parts().iter().any(|v| !v.is_finite() || *v < 0.0)) {
+        return Err(PlotError::InvalidData { figure, message: format!("run {name:?} has a negative or non-finite energy part") });
     }
     let n = runs.len();
     // Names longer than 40 % of the width are shortened with an ellipsis.
     let max_name_w = (f64::from(spec.width.pixels()) * 0.4) as i32;
-    let names: Vec<String> = runs
-        .iter()
-        .map(|(name, _)| shorten(name, max_name_w))
-        .collect();
-    let ticks = names
-        .iter()
-        .enumerate()
-        .map(|(i, s)| ((n - 1 - i) as f64, s.clone()))
-        .collect();
+    let names: Vec<String> = runs.iter().map(|(name, _)| shorten(name, max_name_w)).collect();
+    let ticks = names.iter().enumerate().map(|(i, s)| ((n - 1 - i) as f64, s.clone())).collect();
     let y = Axis::fixed(-0.6, n as f64 - 0.4, ticks, "", false);
     let max_total = runs.iter().map(|r| r.1.total_j()).fold(0.0, f64::max);
     let x_desc = "energy per request (J)";
     // Room after the longest bar for its total.
-    let x = Axis::auto(
-        [0.0, max_total * 1.2],
-        false,
-        x_desc,
-        XyFrame::x_ticks(spec),
-    )
-    .ok_or(PlotError::NoData { figure })?;
-    let legend: Vec<LegendEntry> = PARTS
-        .iter()
-        .enumerate()
-        .map(|(k, p)| LegendEntry {
-            label: (*p).into(),
-            glyph: Glyph::Bar(part_colour(k).to_rgba()),
-        })
-        .collect();
+    let x = Axis::auto([0.0, max_total * 1.2], false, x_desc, XyFrame::x_ticks(spec)).ok_or(PlotError::NoData { figure })?;
+    let legend: Vec<LegendEntry> =
+        PARTS.iter().enumerate().map(|(k, p)| LegendEntry { label: (*p).into(), glyph: Glyph::Bar(part_colour(k).to_rgba()) }).collect();
     let bar_in = match spec.width {
         Width::Single => 0.24,
         Width::Double => 0.28,
     };
     let plot_h = (n as f64 * bar_in).max(0.9);
     let frame = XyFrame::new(spec, &x, &y, &legend, plot_h);
-    let fig = BreakdownFigure {
-        spec: spec.clone(),
-        x,
-        y,
-        runs,
-        legend,
-        frame,
-    };
+    let fig = BreakdownFigure { spec: spec.clone(), x, y, runs, legend, frame };
     render(path, spec, &fig)
 }
 
@@ -118,8 +80,7 @@ fn shorten(name: &str, max_w: i32) -> String {
         return name.to_string();
     }
     let mut s: Vec<char> = name.chars().collect();
-    while !s.is_empty() && text_size(&format!("{}…", s.iter().collect::<String>()), &f).0 > max_w
-    {
+    while !s.is_empty() && text_size(&format!("{}…", s.iter().collect::<String>()), &f).0 > max_w {
         s.pop();
     }
     format!("{}…", s.into_iter().collect::<String>())
@@ -132,11 +93,7 @@ fn fmt_total(v: f64) -> String {
     }
     let d = (2 - v.abs().log10().floor() as i32).clamp(0, 9) as usize;
     let s = format!("{v:.d$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }
 
 struct BreakdownFigure<'a> {
@@ -166,8 +123,7 @@ impl Figure for BreakdownFigure<'_> {
             for (k, v) in b.parts().into_iter().enumerate() {
                 if v > 0.0 {
                     let corners = [(x0, c - half), (x0 + v, c + half)];
-                    area.draw(&Rectangle::new(corners, part_colour(k).filled()))
-                        .msg()?;
+                    area.draw(&Rectangle::new(corners, part_colour(k).filled())).msg()?;
                     area.draw(&Rectangle::new(corners, sep)).msg()?;
                 }
                 x0 += v;

@@ -32,11 +32,7 @@ impl Ranged for AxisCoord {
     }
 
     fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
-        if hint.weight().allow_light_points() {
-            self.minor.clone()
-        } else {
-            self.ticks.clone()
-        }
+        if hint.weight().allow_light_points() { self.minor.clone() } else { self.ticks.clone() }
     }
 
     fn range(&self) -> std::ops::Range<f64> {
@@ -71,9 +67,7 @@ pub(crate) fn bold(pt: f64) -> FontDesc<'static> {
 
 /// Width and height of `text` in pixels.
 pub(crate) fn text_size(text: &str, f: &FontDesc) -> (i32, i32) {
-    let (w, h) = f
-        .box_size(text)
-        .unwrap_or((text.chars().count() as u32 * 20, 30));
+    let (w, h) = f.box_size(text).unwrap_or((text.chars().count() as u32 * 20, 30));
     (w as i32, h as i32)
 }
 
@@ -113,12 +107,7 @@ impl Axis {
     /// An axis covering `values` (non-finite ones ignored, and non-positive ones on a log axis)
     /// with a small margin; `None` when nothing is left. A linear axis of non-negative data
     /// starts at zero when the data come within 30 % of it.
-    pub fn auto(
-        values: impl IntoIterator<Item = f64>,
-        log: bool,
-        desc: &str,
-        max_ticks: usize,
-    ) -> Option<Axis> {
+    pub fn auto(values: impl IntoIterator<Item = f64>, log: bool, desc: &str, max_ticks: usize) -> Option<Axis> {
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for v in values {
             if v.is_finite() && (!log || v > 0.0) {
@@ -129,30 +118,17 @@ impl Axis {
         if lo > hi {
             return None;
         }
-        Some(if log {
-            Self::log(lo, hi, desc, max_ticks)
-        } else {
-            Self::linear(lo, hi, desc, max_ticks)
-        })
+        Some(if log { Self::log(lo, hi, desc, max_ticks) } else { Self::linear(lo, hi, desc, max_ticks) })
     }
 
     fn linear(mut lo: f64, mut hi: f64, desc: &str, max_ticks: usize) -> Axis {
         if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
             let d = if lo == 0.0 { 1.0 } else { 0.1 * lo.abs() };
-            (lo, hi) = if lo >= 0.0 && lo - d < 0.0 {
-                (0.0, lo + d)
-            } else {
-                (lo - d, hi + d)
-            };
+            (lo, hi) = if lo >= 0.0 && lo - d < 0.0 { (0.0, lo + d) } else { (lo - d, hi + d) };
         }
         let span = hi - lo;
-        let (lo, hi) = if lo >= 0.0 && lo <= 0.3 * hi {
-            (0.0, hi + 0.04 * span)
-        } else {
-            (lo - 0.04 * span, hi + 0.04 * span)
-        };
-        let count =
-            |step: f64| ((hi / step + 1e-9).floor() - (lo / step - 1e-9).ceil()) as usize + 1;
+        let (lo, hi) = if lo >= 0.0 && lo <= 0.3 * hi { (0.0, hi + 0.04 * span) } else { (lo - 0.04 * span, hi + 0.04 * span) };
+        let count = |step: f64| ((hi / step + 1e-9).floor() - (lo / step - 1e-9).ceil()) as usize + 1;
         let mut step = nice_step((hi - lo) / max_ticks.max(2) as f64 / 2.0);
         while count(step) > max_ticks.max(2) {
             step = nice_step(step * 1.0001);
@@ -168,42 +144,19 @@ impl Axis {
         let sci = !(1e-3..1e6).contains(&big);
         let labels = ticks
             .iter()
-            .map(|&t| {
-                if sci && t != 0.0 {
-                    format!("{t:.1e}")
-                } else {
-                    format!("{t:.*}", decimals.unwrap_or(3) as usize)
-                }
-            })
+            .map(|&t| if sci && t != 0.0 { format!("{t:.1e}") } else { format!("{t:.*}", decimals.unwrap_or(3) as usize) })
             .collect();
-        Axis {
-            lo,
-            hi,
-            log: false,
-            ticks,
-            minor: vec![],
-            labels,
-            desc: desc.into(),
-            grid: true,
-        }
+        Axis { lo, hi, log: false, ticks, minor: vec![], labels, desc: desc.into(), grid: true }
     }
 
     fn log(lo: f64, hi: f64, desc: &str, max_ticks: usize) -> Axis {
         let (llo, lhi) = (lo.log10(), hi.log10());
-        let pad = if lhi - llo < 1e-9 {
-            0.5
-        } else {
-            0.04 * (lhi - llo)
-        };
+        let pad = if lhi - llo < 1e-9 { 0.5 } else { 0.04 * (lhi - llo) };
         let (lo, hi) = (llo - pad, lhi + pad);
         let decades = (lo.floor() as i32)..=(hi.ceil() as i32);
         let in_range = |v: f64| v >= lo - 1e-9 && v <= hi + 1e-9;
         let with_mantissas = |ms: &[f64]| -> Vec<f64> {
-            decades
-                .clone()
-                .flat_map(|k| ms.iter().map(move |m| m.log10() + f64::from(k)))
-                .filter(|&v| in_range(v))
-                .collect()
+            decades.clone().flat_map(|k| ms.iter().map(move |m| m.log10() + f64::from(k))).filter(|&v| in_range(v)).collect()
         };
         let mut ticks = with_mantissas(&[1.0]);
         let ticks125 = with_mantissas(&[1.0, 2.0, 5.0]);
@@ -226,31 +179,13 @@ impl Axis {
             vec![]
         };
         let labels = ticks.iter().map(|&t| fmt_log_tick(10f64.powf(t))).collect();
-        Axis {
-            lo,
-            hi,
-            log: true,
-            ticks,
-            minor,
-            labels,
-            desc: desc.into(),
-            grid: true,
-        }
+        Axis { lo, hi, log: true, ticks, minor, labels, desc: desc.into(), grid: true }
     }
 
     /// An axis with given range and labelled ticks (categories, fractions).
     pub fn fixed(lo: f64, hi: f64, ticks: Vec<(f64, String)>, desc: &str, grid: bool) -> Axis {
         let (ticks, labels) = ticks.into_iter().unzip();
-        Axis {
-            lo,
-            hi,
-            log: false,
-            ticks,
-            minor: vec![],
-            labels,
-            desc: desc.into(),
-            grid,
-        }
+        Axis { lo, hi, log: false, ticks, minor: vec![], labels, desc: desc.into(), grid }
     }
 
     /// Chart-space position of data value `v`, `None` when it cannot be drawn.
@@ -265,47 +200,27 @@ impl Axis {
     }
 
     pub fn coord(&self) -> AxisCoord {
-        AxisCoord {
-            lo: self.lo,
-            hi: self.hi,
-            ticks: self.ticks.clone(),
-            minor: self.minor.clone(),
-        }
+        AxisCoord { lo: self.lo, hi: self.hi, ticks: self.ticks.clone(), minor: self.minor.clone() }
     }
 
     /// The label of the tick at chart-space position `v`.
     pub fn label(&self, v: f64) -> String {
         let tol = 1e-9 * (self.hi - self.lo).abs().max(1e-300);
-        self.ticks
-            .iter()
-            .position(|t| (t - v).abs() <= tol)
-            .map(|i| self.labels[i].clone())
-            .unwrap_or_default()
+        self.ticks.iter().position(|t| (t - v).abs() <= tol).map(|i| self.labels[i].clone()).unwrap_or_default()
     }
 
     pub fn max_label_width(&self) -> i32 {
         let f = font(TICK_PT);
-        self.labels
-            .iter()
-            .map(|l| text_size(l, &f).0)
-            .max()
-            .unwrap_or(0)
+        self.labels.iter().map(|l| text_size(l, &f).0).max().unwrap_or(0)
     }
 }
 
 /// 1, 2, 2.5 or 5 times a power of ten, at least `raw`.
 fn nice_step(raw: f64) -> f64 {
-    let raw = if raw.is_finite() && raw > 0.0 {
-        raw
-    } else {
-        1.0
-    };
+    let raw = if raw.is_finite() && raw > 0.0 { raw } else { 1.0 };
     let base = 10f64.powf(raw.log10().floor());
     let m = raw / base;
-    let nice = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .into_iter()
-        .find(|&n| m <= n * (1.0 + 1e-9))
-        .unwrap_or(10.0);
+    let nice = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().find(|&n| m <= n * (1.0 + 1e-9)).unwrap_or(10.0);
     nice * base
 }
 
@@ -338,13 +253,7 @@ pub(crate) enum Shape {
 
 /// Marker shape of the `i`-th series.
 pub(crate) fn series_shape(i: usize) -> Shape {
-    [
-        Shape::Circle,
-        Shape::Square,
-        Shape::Triangle,
-        Shape::Diamond,
-        Shape::InvTriangle,
-    ][i % 5]
+    [Shape::Circle, Shape::Square, Shape::Triangle, Shape::Diamond, Shape::InvTriangle][i % 5]
 }
 
 /// Outline of `shape` of radius `r` pixels around the origin (y down).
@@ -367,16 +276,10 @@ fn shape_points(shape: Shape, r: f64) -> Vec<(i32, i32)> {
         Shape::Star => {
             let outer = poly(5, r * 1.5, up);
             let inner = poly(5, r * 0.62, up + std::f64::consts::PI / 5.0);
-            outer
-                .into_iter()
-                .zip(inner)
-                .flat_map(|(o, i)| [o, i])
-                .collect()
+            outer.into_iter().zip(inner).flat_map(|(o, i)| [o, i]).collect()
         }
     };
-    pts.into_iter()
-        .map(|(x, y)| (x.round() as i32, y.round() as i32))
-        .collect()
+    pts.into_iter().map(|(x, y)| (x.round() as i32, y.round() as i32)).collect()
 }
 
 /// Draws a filled marker with an outline at `at` (in `area`'s coordinates).
@@ -391,20 +294,13 @@ pub(crate) fn draw_marker<DB: DrawingBackend, CT: CoordTranslate>(
     let pts = shape_points(shape, r);
     let mut closed = pts.clone();
     closed.push(pts[0]);
-    let elem = EmptyElement::at(at)
-        + Polygon::new(pts, fill.filled())
-        + PathElement::new(closed, edge.stroke_width(px(0.5) as u32));
+    let elem = EmptyElement::at(at) + Polygon::new(pts, fill.filled()) + PathElement::new(closed, edge.stroke_width(px(0.5) as u32));
     area.draw(&elem).msg()
 }
 
 /// Dash pattern (dash, gap) in pixels of the `i`-th series; `None` is solid.
 pub(crate) fn series_dash(i: usize) -> Option<(i32, i32)> {
-    [
-        None,
-        Some((px(3.5), px(1.8))),
-        Some((px(1.0), px(1.5))),
-        Some((px(5.0), px(1.5))),
-    ][i % 4]
+    [None, Some((px(3.5), px(1.8))), Some((px(1.0), px(1.5))), Some((px(5.0), px(1.5)))][i % 4]
 }
 
 /// Splits a series at non-drawable points (NaN, or non-positive on log axes) into runs of
@@ -436,24 +332,11 @@ pub(crate) fn draw_line<DB: DrawingBackend>(
     let style = colour.stroke_width(px(width_pt).max(1) as u32);
     if pts.len() == 1 {
         let area = chart.plotting_area();
-        return draw_marker(
-            area,
-            pts[0],
-            Shape::Circle,
-            px(width_pt) as f64,
-            colour,
-            colour,
-        );
+        return draw_marker(area, pts[0], Shape::Circle, px(width_pt) as f64, colour, colour);
     }
     match dash {
-        None => chart
-            .draw_series(LineSeries::new(pts, style))
-            .map(|_| ())
-            .msg(),
-        Some((d, g)) => chart
-            .draw_series(DashedLineSeries::new(pts, d, g, style))
-            .map(|_| ())
-            .msg(),
+        None => chart.draw_series(LineSeries::new(pts, style)).map(|_| ()).msg(),
+        Some((d, g)) => chart.draw_series(DashedLineSeries::new(pts, d, g, style)).map(|_| ()).msg(),
     }
 }
 
@@ -488,11 +371,7 @@ impl LegendEntry {
     pub fn series(label: &str, i: usize, marker: bool) -> Self {
         LegendEntry {
             label: label.into(),
-            glyph: Glyph::Line {
-                colour: series_colour(i).to_rgba(),
-                dash: series_dash(i),
-                marker: marker.then(|| series_shape(i)),
-            },
+            glyph: Glyph::Line { colour: series_colour(i).to_rgba(), dash: series_dash(i), marker: marker.then(|| series_shape(i)) },
         }
     }
 }
@@ -555,47 +434,24 @@ impl LegendLayout {
                 let x = x0 + dx;
                 let sample = entries[i].glyph.width();
                 match &entries[i].glyph {
-                    Glyph::Line {
-                        colour,
-                        dash,
-                        marker,
-                    } => {
+                    Glyph::Line { colour, dash, marker } => {
                         let st = colour.stroke_width(px(LINE_PT) as u32);
                         let pts = vec![(x, y), (x + sample, y)];
                         match dash {
                             None => area.draw(&PathElement::new(pts, st)).msg()?,
-                            Some((d, g)) => {
-                                area.draw(&DashedPathElement::new(pts, *d, *g, st)).msg()?
-                            }
+                            Some((d, g)) => area.draw(&DashedPathElement::new(pts, *d, *g, st)).msg()?,
                         }
                         if let Some(s) = marker {
-                            draw_marker(
-                                area,
-                                (x + sample / 2, y),
-                                *s,
-                                px(2.0) as f64,
-                                *colour,
-                                *colour,
-                            )?;
+                            draw_marker(area, (x + sample / 2, y), *s, px(2.0) as f64, *colour, *colour)?;
                         }
                     }
-                    Glyph::Marker {
-                        shape,
-                        r,
-                        fill,
-                        edge,
-                    } => draw_marker(area, (x + sample / 2, y), *shape, *r, *fill, *edge)?,
+                    Glyph::Marker { shape, r, fill, edge } => draw_marker(area, (x + sample / 2, y), *shape, *r, *fill, *edge)?,
                     Glyph::Bar(c) => {
                         let h = px(LEGEND_PT * 0.38);
-                        area.draw(&Rectangle::new(
-                            [(x, y - h), (x + sample, y + h)],
-                            c.filled(),
-                        ))
-                        .msg()?
+                        area.draw(&Rectangle::new([(x, y - h), (x + sample, y + h)], c.filled())).msg()?
                     }
                 }
-                area.draw_text(&entries[i].label, &style, (x + sample + px(3.0), y))
-                    .msg()?;
+                area.draw_text(&entries[i].label, &style, (x + sample + px(3.0), y)).msg()?;
             }
         }
         Ok(())
@@ -622,42 +478,18 @@ pub(crate) struct XyFrame {
 impl XyFrame {
     /// Layout for a figure whose plotting area is about `plot_h_in` inches tall, given the axes
     /// (their labels decide the label areas) and the legend entries.
-    pub fn new(
-        spec: &FigureSpec,
-        x: &Axis,
-        y: &Axis,
-        legend: &[LegendEntry],
-        plot_h_in: f64,
-    ) -> Self {
+    pub fn new(spec: &FigureSpec, x: &Axis, y: &Axis, legend: &[LegendEntry], plot_h_in: f64) -> Self {
         let w = spec.width.pixels() as i32;
-        let title_h = if spec.title.is_some() {
-            line_height(TITLE_PT) + px(2.0)
-        } else {
-            0
-        };
+        let title_h = if spec.title.is_some() { line_height(TITLE_PT) + px(2.0) } else { 0 };
         let y_area = y_label_area(y, !y.desc.is_empty());
         let right = right_margin(x);
         let legend = LegendLayout::new(legend, w - y_area - right);
-        let legend_h = if legend.rows.is_empty() {
-            0
-        } else {
-            legend.height() + px(2.0)
-        };
+        let legend_h = if legend.rows.is_empty() { 0 } else { legend.height() + px(2.0) };
         let top = px(TICK_PT * 0.6) + if title_h + legend_h == 0 { px(2.0) } else { 0 };
         let x_area = x_label_area(true);
         let plot_h = (plot_h_in * f64::from(DPI)) as i32;
         let h = title_h + legend_h + top + plot_h + x_area + px(2.0);
-        XyFrame {
-            w,
-            h,
-            title_h,
-            legend,
-            legend_h,
-            y_area,
-            x_area,
-            right,
-            top,
-        }
+        XyFrame { w, h, title_h, legend, legend_h, y_area, x_area, right, top }
     }
 
     /// Number of x ticks that suit the width of the plotting area.
@@ -676,56 +508,27 @@ impl XyFrame {
         let plot_r = self.w - self.right;
         if let Some(t) = &spec.title {
             let st = TextStyle::from(bold(TITLE_PT)).pos(Pos::new(HPos::Center, VPos::Top));
-            root.draw_text(t, &st, ((plot_l + plot_r) / 2, px(1.0)))
-                .msg()?;
+            root.draw_text(t, &st, ((plot_l + plot_r) / 2, px(1.0))).msg()?;
         }
-        self.legend.draw(
-            root,
-            legend,
-            (plot_l + plot_r) / 2,
-            self.title_h + px(1.0),
-            false,
-        )?;
+        self.legend.draw(root, legend, (plot_l + plot_r) / 2, self.title_h + px(1.0), false)?;
         Ok(root.split_vertically(self.title_h + self.legend_h).1)
     }
 
     /// Axes, grid and axis labels on `body`; returns the chart for the data.
-    pub fn chart<'a, DB: DrawingBackend>(
-        &self,
-        body: &'a DrawingArea<DB, Shift>,
-        x: &Axis,
-        y: &Axis,
-    ) -> Result<Chart<'a, DB>, String> {
-        build_chart(
-            body,
-            x,
-            y,
-            self.y_area,
-            self.x_area,
-            self.top,
-            self.right,
-            true,
-        )
+    pub fn chart<'a, DB: DrawingBackend>(&self, body: &'a DrawingArea<DB, Shift>, x: &Axis, y: &Axis) -> Result<Chart<'a, DB>, String> {
+        build_chart(body, x, y, self.y_area, self.x_area, self.top, self.right, true)
     }
 }
 
 /// Width of the y label area: tick labels, tick marks and (when `desc`) the rotated label.
 pub(crate) fn y_label_area(y: &Axis, desc: bool) -> i32 {
-    let d = if desc {
-        line_height(LABEL_PT) + px(2.0) + px(Y_DESC_PAD_PT)
-    } else {
-        0
-    };
+    let d = if desc { line_height(LABEL_PT) + px(2.0) + px(Y_DESC_PAD_PT) } else { 0 };
     d + y.max_label_width() + 2 * px(TICK_MARK_PT) + px(1.0)
 }
 
 /// Height of the x label area with tick labels and (when `desc`) the axis label.
 pub(crate) fn x_label_area(desc: bool) -> i32 {
-    let d = if desc {
-        line_height(LABEL_PT) + px(1.0)
-    } else {
-        0
-    };
+    let d = if desc { line_height(LABEL_PT) + px(1.0) } else { 0 };
     line_height(TICK_PT) + 2 * px(TICK_MARK_PT) + d
 }
 
@@ -754,11 +557,7 @@ pub(crate) fn build_chart<'a, DB: DrawingBackend>(
     x_desc: bool,
 ) -> Result<Chart<'a, DB>, String> {
     // `y_area` includes the pad left of a rotated y label (see `y_label_area`).
-    let pad = if y.desc.is_empty() {
-        0
-    } else {
-        px(Y_DESC_PAD_PT)
-    };
+    let pad = if y.desc.is_empty() { 0 } else { px(Y_DESC_PAD_PT) };
     let mut chart = ChartBuilder::on(area)
         .margin_top(top)
         .margin_right(right)

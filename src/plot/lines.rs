@@ -7,10 +7,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::common::{
-    Axis, LINE_PT, LegendEntry, XyFrame, draw_line, draw_marker, px, segments, series_dash,
-    series_shape,
-};
+use super::common::{Axis, LINE_PT, LegendEntry, XyFrame, draw_line, draw_marker, px, segments, series_dash, series_shape};
 use super::{Figure, FigureSpec, PlotError, Result, ensure_font, render, series_colour};
 
 /// Series with at most this many points get markers on their lines.
@@ -37,17 +34,7 @@ pub fn lines_figure(
     log_y: bool,
 ) -> Result<()> {
     ensure_font()?;
-    let fig = LinesFigure::new(
-        spec,
-        x_label,
-        y_label,
-        series,
-        log_x,
-        log_y,
-        None,
-        true,
-        "line figure",
-    )?;
+    let fig = LinesFigure::new(spec, x_label, y_label, series, log_x, log_y, None, true, "line figure")?;
     render(path, spec, &fig)
 }
 
@@ -77,8 +64,7 @@ impl<'a> LinesFigure<'a> {
     ) -> Result<Self> {
         let xs = series.iter().flat_map(|s| s.1.iter().map(|p| p.0));
         let ys = series.iter().flat_map(|s| s.1.iter().map(|p| p.1));
-        let x = Axis::auto(xs, log_x, x_label, XyFrame::x_ticks(spec))
-            .ok_or(PlotError::NoData { figure })?;
+        let x = Axis::auto(xs, log_x, x_label, XyFrame::x_ticks(spec)).ok_or(PlotError::NoData { figure })?;
         let y = match y_fixed {
             Some(y) => y,
             None => Axis::auto(ys, log_y, y_label, 6).ok_or(PlotError::NoData { figure })?,
@@ -88,23 +74,13 @@ impl<'a> LinesFigure<'a> {
             series
                 .iter()
                 .enumerate()
-                .map(|(i, (name, pts))| {
-                    LegendEntry::series(name, i, markers && pts.len() <= MARKER_MAX_POINTS)
-                })
+                .map(|(i, (name, pts))| LegendEntry::series(name, i, markers && pts.len() <= MARKER_MAX_POINTS))
                 .collect()
         } else {
             vec![]
         };
         let frame = XyFrame::new(spec, &x, &y, &legend, plot_height_in(spec));
-        Ok(LinesFigure {
-            spec: spec.clone(),
-            x,
-            y,
-            series,
-            legend,
-            frame,
-            markers,
-        })
+        Ok(LinesFigure { spec: spec.clone(), x, y, series, legend, frame, markers })
     }
 }
 

@@ -77,16 +77,10 @@ pub enum Format {
 impl Format {
     /// `.svg` or `.png` (any case); anything else is an [`PlotError::UnknownFormat`].
     pub fn from_path(path: &Path) -> Result<Self> {
-        match path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-        {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
             Some(e) if e == "svg" => Ok(Format::Svg),
             Some(e) if e == "png" => Ok(Format::Png),
-            _ => Err(PlotError::UnknownFormat {
-                path: path.to_path_buf(),
-            }),
+            _ => Err(PlotError::UnknownFormat { path: path.to_path_buf() }),
         }
     }
 }
@@ -125,11 +119,7 @@ pub struct FigureSpec {
 
 impl FigureSpec {
     pub fn new(width: Width, format: Format) -> Self {
-        FigureSpec {
-            width,
-            format,
-            title: None,
-        }
+        FigureSpec { width, format, title: None }
     }
 
     /// The format taken from `path`'s extension.
@@ -151,10 +141,7 @@ pub enum PlotError {
     #[error("{figure}: no finite data to plot")]
     NoData { figure: &'static str },
     #[error("{figure}: {message}")]
-    InvalidData {
-        figure: &'static str,
-        message: String,
-    },
+    InvalidData { figure: &'static str, message: String },
     #[error("cannot register the embedded DejaVu Sans font with plotters")]
     Font,
     #[error("{path}: drawing failed: {message}")]
@@ -176,10 +163,8 @@ pub type Result<T, E = PlotError> = std::result::Result<T, E>;
 pub fn ensure_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
-            .is_ok()
-            && plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold())
-                .is_ok()
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular()).is_ok()
+            && plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold()).is_ok()
     });
     if ok { Ok(()) } else { Err(PlotError::Font) }
 }
@@ -195,10 +180,7 @@ pub(crate) trait Figure {
 /// Renders `fig` in memory in `spec.format` and writes it atomically to `path`.
 pub(crate) fn render(path: &Path, spec: &FigureSpec, fig: &impl Figure) -> Result<()> {
     let (w, h) = fig.size();
-    let draw_err = |message: String| PlotError::Draw {
-        path: path.to_path_buf(),
-        message,
-    };
+    let draw_err = |message: String| PlotError::Draw { path: path.to_path_buf(), message };
     let bytes = match spec.format {
         Format::Svg => {
             let mut svg = String::new();
@@ -212,11 +194,7 @@ pub(crate) fn render(path: &Path, spec: &FigureSpec, fig: &impl Figure) -> Resul
             let dpi = f64::from(DPI);
             let svg = svg.replacen(
                 &format!("width=\"{w}\" height=\"{h}\""),
-                &format!(
-                    "width=\"{}in\" height=\"{}in\"",
-                    f64::from(w) / dpi,
-                    f64::from(h) / dpi
-                ),
+                &format!("width=\"{}in\" height=\"{}in\"", f64::from(w) / dpi, f64::from(h) / dpi),
                 1,
             );
             svg.into_bytes()
@@ -229,10 +207,7 @@ pub(crate) fn render(path: &Path, spec: &FigureSpec, fig: &impl Figure) -> Resul
                 fig.draw(&root).map_err(draw_err)?;
                 root.present().map_err(|e| draw_err(e.to_string()))?;
             }
-            encode_png(&rgb, w, h).map_err(|e| PlotError::Png {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?
+            encode_png(&rgb, w, h).map_err(|e| PlotError::Png { path: path.to_path_buf(), message: e.to_string() })?
         }
     };
     write_atomic(path, &bytes)
@@ -246,11 +221,7 @@ fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, png::EncodingError>
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         let per_metre = (f64::from(DPI) / 0.0254).round() as u32;
-        enc.set_pixel_dims(Some(png::PixelDimensions {
-            xppu: per_metre,
-            yppu: per_metre,
-            unit: png::Unit::Meter,
-        }));
+        enc.set_pixel_dims(Some(png::PixelDimensions { xppu: per_metre, yppu: per_metre, unit: png::Unit::Meter }));
         let mut writer = enc.write_header()?;
         writer.write_image_data(rgb)?;
         writer.finish()?;
@@ -260,25 +231,13 @@ fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, png::EncodingError>
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io_err = |p: &Path, source| PlotError::Io {
-        path: p.to_path_buf(),
-        source,
-    };
+    let io_err = |p: &Path, source| PlotError::Io { path: p.to_path_buf(), source };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| {
-        io_err(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
-        )
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let name = path.file_name().ok_or_else(|| io_err(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")))?;
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

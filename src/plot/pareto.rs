@@ -13,10 +13,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::common::{
-    ANNOT_PT, Axis, Glyph, LINE_PT, LegendEntry, Msg, Shape, XyFrame, draw_line, draw_marker, font,
-    px, series_shape,
-};
+use super::common::{ANNOT_PT, Axis, Glyph, LINE_PT, LegendEntry, Msg, Shape, XyFrame, draw_line, draw_marker, font, px, series_shape};
 use super::lines::plot_height_in;
 use super::{Figure, FigureSpec, PlotError, Result, ensure_font, render, series_colour};
 
@@ -40,15 +37,7 @@ pub struct ParetoPoint {
 impl ParetoPoint {
     /// A point without error bars or label.
     pub fn new(x: f64, y: f64, on_front: bool) -> Self {
-        ParetoPoint {
-            x,
-            y,
-            x_err: None,
-            y_err: None,
-            on_front,
-            is_baseline: false,
-            label: None,
-        }
+        ParetoPoint { x, y, x_err: None, y_err: None, on_front, is_baseline: false, label: None }
     }
 }
 
@@ -73,15 +62,8 @@ pub fn pareto_figure(
         faint: grey,
         shape: Shape::Circle,
     }];
-    let mut legend = vec![LegendEntry {
-        label: "all runs".into(),
-        glyph: Glyph::Marker {
-            shape: Shape::Circle,
-            r: faint_r(),
-            fill: grey,
-            edge: grey,
-        },
-    }];
+    let mut legend =
+        vec![LegendEntry { label: "all runs".into(), glyph: Glyph::Marker { shape: Shape::Circle, r: faint_r(), fill: grey, edge: grey } }];
     legend.push(LegendEntry::series(&groups[0].name, 0, true));
     if points.iter().any(|p| p.is_baseline) {
         legend.push(baseline_entry(BLACK.to_rgba()));
@@ -114,24 +96,12 @@ pub fn pareto_figure_groups(
         .collect();
     let mut legend: Vec<LegendEntry> = styles
         .iter()
-        .map(|g| LegendEntry {
-            label: g.name.clone(),
-            glyph: Glyph::Line {
-                colour: g.colour,
-                dash: None,
-                marker: Some(g.shape),
-            },
-        })
+        .map(|g| LegendEntry { label: g.name.clone(), glyph: Glyph::Line { colour: g.colour, dash: None, marker: Some(g.shape) } })
         .collect();
     let grey = RGBColor(0x60, 0x60, 0x60).mix(0.35);
     legend.push(LegendEntry {
         label: "off the front".into(),
-        glyph: Glyph::Marker {
-            shape: Shape::Circle,
-            r: faint_r(),
-            fill: grey,
-            edge: grey,
-        },
+        glyph: Glyph::Marker { shape: Shape::Circle, r: faint_r(), fill: grey, edge: grey },
     });
     if groups.iter().any(|g| g.1.iter().any(|p| p.is_baseline)) {
         legend.push(baseline_entry(RGBColor(0xBB, 0xBB, 0xBB).to_rgba()));
@@ -153,15 +123,7 @@ fn star_r() -> f64 {
 }
 
 fn baseline_entry(fill: RGBAColor) -> LegendEntry {
-    LegendEntry {
-        label: BASELINE.into(),
-        glyph: Glyph::Marker {
-            shape: Shape::Star,
-            r: px(2.4) as f64,
-            fill,
-            edge: BLACK.to_rgba(),
-        },
-    }
+    LegendEntry { label: BASELINE.into(), glyph: Glyph::Marker { shape: Shape::Star, r: px(2.4) as f64, fill, edge: BLACK.to_rgba() } }
 }
 
 struct GroupStyle<'a> {
@@ -192,29 +154,15 @@ impl<'a> ParetoFigure<'a> {
         legend: Vec<LegendEntry>,
         black_baseline: bool,
     ) -> Result<Self> {
-        let all = || {
-            groups
-                .iter()
-                .flat_map(|g| g.points.iter())
-                .filter(|p| p.x.is_finite() && p.y.is_finite())
-        };
+        let all = || groups.iter().flat_map(|g| g.points.iter()).filter(|p| p.x.is_finite() && p.y.is_finite());
         let err = |e: Option<f64>| e.filter(|e| e.is_finite()).unwrap_or(0.0).abs();
         let xs = all().flat_map(|p| [p.x - err(p.x_err), p.x + err(p.x_err)]);
         let ys = all().flat_map(|p| [p.y - err(p.y_err), p.y + err(p.y_err)]);
         let figure = "Pareto figure";
-        let x = Axis::auto(xs, false, x_label, XyFrame::x_ticks(spec))
-            .ok_or(PlotError::NoData { figure })?;
+        let x = Axis::auto(xs, false, x_label, XyFrame::x_ticks(spec)).ok_or(PlotError::NoData { figure })?;
         let y = Axis::auto(ys, false, y_label, 6).ok_or(PlotError::NoData { figure })?;
         let frame = XyFrame::new(spec, &x, &y, &legend, plot_height_in(spec));
-        Ok(ParetoFigure {
-            spec: spec.clone(),
-            x,
-            y,
-            groups,
-            legend,
-            frame,
-            black_baseline,
-        })
+        Ok(ParetoFigure { spec: spec.clone(), x, y, groups, legend, frame, black_baseline })
     }
 }
 
@@ -231,24 +179,12 @@ impl Figure for ParetoFigure<'_> {
         for g in self.groups {
             for p in g.points.iter().filter(finite).filter(|p| !p.on_front) {
                 error_bars(&chart, p, g.faint)?;
-                draw_marker(
-                    chart.plotting_area(),
-                    (p.x, p.y),
-                    g.shape,
-                    faint_r(),
-                    g.faint,
-                    g.faint,
-                )?;
+                draw_marker(chart.plotting_area(), (p.x, p.y), g.shape, faint_r(), g.faint, g.faint)?;
             }
         }
         // 2. The fronts: staircase, error bars, markers.
         for g in self.groups {
-            let mut front: Vec<&ParetoPoint> = g
-                .points
-                .iter()
-                .filter(finite)
-                .filter(|p| p.on_front)
-                .collect();
+            let mut front: Vec<&ParetoPoint> = g.points.iter().filter(finite).filter(|p| p.on_front).collect();
             front.sort_by(|a, b| a.x.total_cmp(&b.x));
             let mut stair = vec![];
             for (i, p) in front.iter().enumerate() {
@@ -263,48 +199,23 @@ impl Figure for ParetoFigure<'_> {
             for p in &front {
                 error_bars(&chart, p, g.colour)?;
                 let white = WHITE.to_rgba();
-                draw_marker(
-                    chart.plotting_area(),
-                    (p.x, p.y),
-                    g.shape,
-                    front_r(),
-                    g.colour,
-                    white,
-                )?;
+                draw_marker(chart.plotting_area(), (p.x, p.y), g.shape, front_r(), g.colour, white)?;
             }
         }
         // 3. Baselines on top, then annotations.
         for g in self.groups {
             for p in g.points.iter().filter(finite).filter(|p| p.is_baseline) {
-                let fill = if self.black_baseline {
-                    BLACK.to_rgba()
-                } else {
-                    g.colour
-                };
-                draw_marker(
-                    chart.plotting_area(),
-                    (p.x, p.y),
-                    Shape::Star,
-                    star_r(),
-                    fill,
-                    BLACK.to_rgba(),
-                )?;
+                let fill = if self.black_baseline { BLACK.to_rgba() } else { g.colour };
+                draw_marker(chart.plotting_area(), (p.x, p.y), Shape::Star, star_r(), fill, BLACK.to_rgba())?;
             }
         }
         let x_mid = self.x.lo + 0.7 * (self.x.hi - self.x.lo);
         for g in self.groups {
             for p in g.points.iter().filter(finite) {
                 let Some(label) = &p.label else { continue };
-                let (dx, h) = if p.x > x_mid {
-                    (-px(4.0), HPos::Right)
-                } else {
-                    (px(4.0), HPos::Left)
-                };
-                let style = TextStyle::from(font(ANNOT_PT))
-                    .color(&RGBColor(0x33, 0x33, 0x33))
-                    .pos(Pos::new(h, VPos::Bottom));
-                let elem =
-                    EmptyElement::at((p.x, p.y)) + Text::new(label.clone(), (dx, -px(2.0)), style);
+                let (dx, h) = if p.x > x_mid { (-px(4.0), HPos::Right) } else { (px(4.0), HPos::Left) };
+                let style = TextStyle::from(font(ANNOT_PT)).color(&RGBColor(0x33, 0x33, 0x33)).pos(Pos::new(h, VPos::Bottom));
+                let elem = EmptyElement::at((p.x, p.y)) + Text::new(label.clone(), (dx, -px(2.0)), style);
                 chart.plotting_area().draw(&elem).msg()?;
             }
         }
@@ -313,38 +224,20 @@ impl Figure for ParetoFigure<'_> {
 }
 
 /// Error bars with caps around `p` in `colour`.
-fn error_bars<DB: DrawingBackend>(
-    chart: &super::common::Chart<'_, DB>,
-    p: &ParetoPoint,
-    colour: RGBAColor,
-) -> Result<(), String> {
+fn error_bars<DB: DrawingBackend>(chart: &super::common::Chart<'_, DB>, p: &ParetoPoint, colour: RGBAColor) -> Result<(), String> {
     let area = chart.plotting_area();
     let style = colour.stroke_width(px(0.6) as u32);
     let cap = px(1.5);
     if let Some(e) = p.y_err.filter(|e| e.is_finite() && *e > 0.0) {
-        area.draw(&PathElement::new(
-            vec![(p.x, p.y - e), (p.x, p.y + e)],
-            style,
-        ))
-        .msg()?;
+        area.draw(&PathElement::new(vec![(p.x, p.y - e), (p.x, p.y + e)], style)).msg()?;
         for y in [p.y - e, p.y + e] {
-            area.draw(
-                &(EmptyElement::at((p.x, y)) + PathElement::new(vec![(-cap, 0), (cap, 0)], style)),
-            )
-            .msg()?;
+            area.draw(&(EmptyElement::at((p.x, y)) + PathElement::new(vec![(-cap, 0), (cap, 0)], style))).msg()?;
         }
     }
     if let Some(e) = p.x_err.filter(|e| e.is_finite() && *e > 0.0) {
-        area.draw(&PathElement::new(
-            vec![(p.x - e, p.y), (p.x + e, p.y)],
-            style,
-        ))
-        .msg()?;
+        area.draw(&PathElement::new(vec![(p.x - e, p.y), (p.x + e, p.y)], style)).msg()?;
         for x in [p.x - e, p.x + e] {
-            area.draw(
-                &(EmptyElement::at((x, p.y)) + PathElement::new(vec![(0, -cap), (0, cap)], style)),
-            )
-            .msg()?;
+            area.draw(&(EmptyElement::at((x, p.y)) + PathElement::new(vec![(0, -cap), (0, cap)], style))).msg()?;
         }
     }
     Ok(())

@@ -20,12 +20,18 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    pub fn rows(&self) -> usize { self.labels.len() }
+    pub fn rows(&self) -> usize {
+        self.labels.len()
+    }
 
     /// The row a quality-table sample maps to.
-    pub fn row_of(&self, sample: u32) -> usize { sample as usize % self.rows().max(1) }
+    pub fn row_of(&self, sample: u32) -> usize {
+        sample as usize % self.rows().max(1)
+    }
 
-    pub fn label(&self, sample: u32) -> u32 { self.labels[self.row_of(sample)] }
+    pub fn label(&self, sample: u32) -> u32 {
+        self.labels[self.row_of(sample)]
+    }
 
     /// Reads a CSV with a `label` column and feature columns named `px*` (or every column after
     /// `label`).

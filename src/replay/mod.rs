@@ -65,9 +65,13 @@ pub trait BackendFactory: Send + Sync {
     /// A fresh backend running `model` through `backend` (the experiment's backend name).
     fn open(&self, model: &str, backend: &str) -> Result<Box<dyn InferenceBackend>, BackendError>;
     /// Whether `backend` batches requests itself (each request is sent on its own).
-    fn batches_remotely(&self, backend: &str) -> bool { backend == "triton" }
+    fn batches_remotely(&self, backend: &str) -> bool {
+        backend == "triton"
+    }
     /// Cumulative batch counters of a remotely batched model, if the backend exposes them.
-    fn batch_counts(&self, _model: &str, _backend: &str) -> Option<BatchCounts> { None }
+    fn batch_counts(&self, _model: &str, _backend: &str) -> Option<BatchCounts> {
+        None
+    }
 }
 
 /// How a replay runs (besides the experiment).
@@ -216,7 +220,13 @@ fn run_job(backends: &mut [Box<dyn InferenceBackend>], data: Option<&Dataset>, j
 }
 
 /// A thread owning `backends` that serves jobs from `rx` (shared by a pool, or its own).
-fn spawn_worker(name: String, mut backends: Vec<Box<dyn InferenceBackend>>, data: Option<Arc<Dataset>>, rx: Arc<Mutex<Receiver<Job>>>, tx: Sender<Msg>) -> Result<()> {
+fn spawn_worker(
+    name: String,
+    mut backends: Vec<Box<dyn InferenceBackend>>,
+    data: Option<Arc<Dataset>>,
+    rx: Arc<Mutex<Receiver<Job>>>,
+    tx: Sender<Msg>,
+) -> Result<()> {
     thread::Builder::new().name(name).spawn(move || {
         loop {
             let job = {
@@ -240,7 +250,15 @@ fn open_all(f: &dyn BackendFactory, models: &[String], backend: &str) -> Result<
 }
 
 /// `n` threads serving one job queue.
-fn pool(name: &str, n: usize, f: &dyn BackendFactory, models: &[String], backend: &str, data: Option<Arc<Dataset>>, tx: &Sender<Msg>) -> Result<Sender<Job>> {
+fn pool(
+    name: &str,
+    n: usize,
+    f: &dyn BackendFactory,
+    models: &[String],
+    backend: &str,
+    data: Option<Arc<Dataset>>,
+    tx: &Sender<Msg>,
+) -> Result<Sender<Job>> {
     let (jtx, jrx) = mpsc::channel();
     let jrx = Arc::new(Mutex::new(jrx));
     for i in 0..n.max(1) {
@@ -270,7 +288,13 @@ struct Executors<'a> {
 
 impl<'a> Executors<'a> {
     /// Opens every backend (before the clock starts).
-    fn open(spec: &SimSpec, factory: &'a dyn BackendFactory, data: Option<Arc<Dataset>>, opts: &ReplayOptions, tx: Sender<Msg>) -> Result<Self> {
+    fn open(
+        spec: &SimSpec,
+        factory: &'a dyn BackendFactory,
+        data: Option<Arc<Dataset>>,
+        opts: &ReplayOptions,
+        tx: Sender<Msg>,
+    ) -> Result<Self> {
         let mut servers = Vec::new();
         for (i, s) in spec.servers.iter().enumerate() {
             let models: Vec<String> = s.variants.iter().map(|v| v.model.clone()).collect();
@@ -286,23 +310,43 @@ impl<'a> Executors<'a> {
             });
         }
         let early_exit = match &spec.early_exit {
-            Some(e) => Some(pool("early-exit", opts.early_exit_threads, factory, std::slice::from_ref(&e.model), &opts.early_exit_backend, data.clone(), &tx)?),
+            Some(e) => Some(pool(
+                "early-exit",
+                opts.early_exit_threads,
+                factory,
+                std::slice::from_ref(&e.model),
+                &opts.early_exit_backend,
+                data.clone(),
+                &tx,
+            )?),
             None => None,
         };
         Ok(Executors { factory, data, servers, early_exit, tx })
     }
 }
 
-fn local_worker(server: usize, k: u32, f: &dyn BackendFactory, models: &[String], backend: &str, data: Option<Arc<Dataset>>, tx: &Sender<Msg>) -> Result<Sender<Job>> {
+fn local_worker(
+    server: usize,
+    k: u32,
+    f: &dyn BackendFactory,
+    models: &[String],
+    backend: &str,
+    data: Option<Arc<Dataset>>,
+    tx: &Sender<Msg>,
+) -> Result<Sender<Job>> {
     let (jtx, jrx) = mpsc::channel();
     spawn_worker(format!("s{server}-w{k}"), open_all(f, models, backend)?, data, Arc::new(Mutex::new(jrx)), tx.clone())?;
     Ok(jtx)
 }
 
 impl Backends for Executors<'_> {
-    fn batches_remotely(&self, server: usize) -> bool { matches!(self.servers.get(server), Some(Exec::Remote { .. })) }
+    fn batches_remotely(&self, server: usize) -> bool {
+        matches!(self.servers.get(server), Some(Exec::Remote { .. }))
+    }
 
-    fn runs_early_exit(&self) -> bool { true }
+    fn runs_early_exit(&self) -> bool {
+        true
+    }
 
     fn start_batch(&mut self, server: usize, instance: u32, variant: usize, batch: &[QueuedRequest]) -> Execution {
         let tag = Tag::Batch { server, instance };
@@ -375,9 +419,13 @@ const MAX_SLEEP: Duration = Duration::from_millis(50);
 impl Clock for WallClock {
     const REAL: bool = true;
 
-    fn now(&self) -> SimTime { SimTime(self.t0.elapsed().as_nanos() as u64) }
+    fn now(&self) -> SimTime {
+        SimTime(self.t0.elapsed().as_nanos() as u64)
+    }
 
-    fn try_recv(&mut self) -> Option<Msg> { self.rx.try_recv().ok() }
+    fn try_recv(&mut self) -> Option<Msg> {
+        self.rx.try_recv().ok()
+    }
 
     fn wait(&mut self, deadline: SimTime) -> Option<Msg> {
         let spin = self.spin.as_nanos() as u64;
@@ -408,9 +456,13 @@ struct VirtualClock {
 impl Clock for VirtualClock {
     const REAL: bool = false;
 
-    fn now(&self) -> SimTime { self.now }
+    fn now(&self) -> SimTime {
+        self.now
+    }
 
-    fn try_recv(&mut self) -> Option<Msg> { None }
+    fn try_recv(&mut self) -> Option<Msg> {
+        None
+    }
 
     fn wait(&mut self, deadline: SimTime) -> Option<Msg> {
         self.now = self.now.max(deadline);
@@ -552,9 +604,7 @@ impl<C: Clock, B: Backends> Driver<'_, '_, C, B> {
     /// Whether each prediction is right, where the inputs were the labelled samples.
     fn correctness(&self, samples: &[u32], j: &JobResult) -> Vec<Option<bool>> {
         match (&self.data, j.scored) {
-            (Some(d), true) => {
-                samples.iter().zip(&j.preds).map(|(&s, &(p, _))| Some(d.label(s) == p)).collect()
-            }
+            (Some(d), true) => samples.iter().zip(&j.preds).map(|(&s, &(p, _))| Some(d.label(s) == p)).collect(),
             _ => vec![None; samples.len()],
         }
     }
@@ -598,14 +648,28 @@ impl<C: Clock, B: Backends> Driver<'_, '_, C, B> {
 }
 
 /// Runs `spec` in real time. `spec` should already be scaled ([`scaled_spec`]).
-pub fn run(spec: &SimSpec, seed: u64, factory: &dyn BackendFactory, data: Option<Arc<Dataset>>, meter: &mut dyn EnergyMeter, opts: &ReplayOptions) -> Result<ReplayResult> {
+pub fn run(
+    spec: &SimSpec,
+    seed: u64,
+    factory: &dyn BackendFactory,
+    data: Option<Arc<Dataset>>,
+    meter: &mut dyn EnergyMeter,
+    opts: &ReplayOptions,
+) -> Result<ReplayResult> {
     let (tx, rx) = mpsc::channel();
     let backends = Executors::open(spec, factory, data.clone(), opts, tx)?;
     let gateway = Gateway::new(spec, seed, true, &backends).map_err(anyhow::Error::msg)?;
     let counts_before = remote_batch_counts(spec, factory);
     let r0 = meter.read().map_err(|e| anyhow::anyhow!("reading the energy meter ({}): {e}", meter.info().name))?;
     let info = meter.info().clone();
-    let meter = MeterState { meter, last_j: r0.energy_j, last_t: SimTime::ZERO, total_j: 0.0, power_w: 0.0, next_sample: SimTime::ZERO + spec.interval };
+    let meter = MeterState {
+        meter,
+        last_j: r0.energy_j,
+        last_t: SimTime::ZERO,
+        total_j: 0.0,
+        power_w: 0.0,
+        next_sample: SimTime::ZERO + spec.interval,
+    };
     let clock = WallClock { t0: Instant::now(), rx, spin: opts.spin };
     let mut driver = Driver { gateway, clock, backends, meter: Some(meter), data, stats: LoopStats::default() };
     driver.run(&opts.stop, opts.drain_timeout, spec.interval);
@@ -647,7 +711,8 @@ pub fn run(spec: &SimSpec, seed: u64, factory: &dyn BackendFactory, data: Option
 pub fn run_virtual(spec: &SimSpec, seed: u64) -> Result<ReplayResult> {
     let backends = CostTable;
     let gateway = Gateway::new(spec, seed, false, &backends).map_err(anyhow::Error::msg)?;
-    let mut driver = Driver { gateway, clock: VirtualClock { now: SimTime::ZERO }, backends, meter: None, data: None, stats: LoopStats::default() };
+    let mut driver =
+        Driver { gateway, clock: VirtualClock { now: SimTime::ZERO }, backends, meter: None, data: None, stats: LoopStats::default() };
     driver.run(&AtomicBool::new(false), Duration::ZERO, spec.interval);
     let Driver { gateway, stats, .. } = driver;
     let end = gateway.last_activity().max(spec.arrivals.end());

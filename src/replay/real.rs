@@ -12,12 +12,24 @@ use super::BackendFactory;
 use super::BatchCounts;
 use crate::hw::backend::{BackendError, InferenceBackend};
 
-fn default_model_dir() -> String { ".cache/models".into() }
-fn default_triton() -> String { "http://127.0.0.1:8000".into() }
-fn default_ort_lib() -> String { std::env::var("BASIN_ORT_LIB").unwrap_or_else(|_| ".cache/onnxruntime/libonnxruntime.so".into()) }
-fn default_threads() -> usize { 1 }
-fn default_timeout() -> f64 { 10.0 }
-fn default_drain() -> f64 { 30.0 }
+fn default_model_dir() -> String {
+    ".cache/models".into()
+}
+fn default_triton() -> String {
+    "http://127.0.0.1:8000".into()
+}
+fn default_ort_lib() -> String {
+    std::env::var("BASIN_ORT_LIB").unwrap_or_else(|_| ".cache/onnxruntime/libonnxruntime.so".into())
+}
+fn default_threads() -> usize {
+    1
+}
+fn default_timeout() -> f64 {
+    10.0
+}
+fn default_drain() -> f64 {
+    30.0
+}
 
 /// `[replay]` in an experiment file (all optional).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,7 +73,9 @@ pub struct ReplaySection {
 }
 
 impl Default for ReplaySection {
-    fn default() -> Self { toml::from_str("").expect("all keys have defaults") }
+    fn default() -> Self {
+        toml::from_str("").expect("all keys have defaults")
+    }
 }
 
 /// Opens real backends.
@@ -76,7 +90,10 @@ pub struct RealBackends {
 
 impl RealBackends {
     pub fn new(sec: &ReplaySection, base: &Path) -> Self {
-        let abs = |p: &str| { let p = PathBuf::from(p); if p.is_absolute() { p } else { base.join(p) } };
+        let abs = |p: &str| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { base.join(p) }
+        };
         RealBackends {
             model_dir: abs(&sec.model_dir),
             triton_url: sec.triton_url.clone(),
@@ -96,19 +113,28 @@ impl RealBackends {
 
     #[cfg(not(feature = "ort"))]
     fn open_ort(&self, model: &str) -> Result<Box<dyn InferenceBackend>, BackendError> {
-        Err(BackendError::Runtime { model: model.into(), message: "basin was built without the `ort` feature (rebuild with --features ort,triton)".into() })
+        Err(BackendError::Runtime {
+            model: model.into(),
+            message: "basin was built without the `ort` feature (rebuild with --features ort,triton)".into(),
+        })
     }
 
     #[cfg(feature = "triton")]
     fn open_triton(&self, model: &str) -> Result<Box<dyn InferenceBackend>, BackendError> {
         use crate::hw::backend::triton::{Timeouts, TritonBackend, TritonOptions};
-        let opts = TritonOptions { timeouts: Timeouts { connect: Duration::from_secs(2), request: self.request_timeout }, ..TritonOptions::default() };
+        let opts = TritonOptions {
+            timeouts: Timeouts { connect: Duration::from_secs(2), request: self.request_timeout },
+            ..TritonOptions::default()
+        };
         Ok(Box::new(TritonBackend::open(&self.triton_url, model, opts)?))
     }
 
     #[cfg(not(feature = "triton"))]
     fn open_triton(&self, model: &str) -> Result<Box<dyn InferenceBackend>, BackendError> {
-        Err(BackendError::Runtime { model: model.into(), message: "basin was built without the `triton` feature (rebuild with --features ort,triton)".into() })
+        Err(BackendError::Runtime {
+            model: model.into(),
+            message: "basin was built without the `triton` feature (rebuild with --features ort,triton)".into(),
+        })
     }
 }
 
@@ -117,7 +143,10 @@ impl BackendFactory for RealBackends {
         match backend {
             "onnxruntime" | "ort" => self.open_ort(model),
             "triton" => self.open_triton(model),
-            other => Err(BackendError::InvalidRequest { model: model.into(), message: format!("replay has no backend `{other}` (use onnxruntime or triton)") }),
+            other => Err(BackendError::InvalidRequest {
+                model: model.into(),
+                message: format!("replay has no backend `{other}` (use onnxruntime or triton)"),
+            }),
         }
     }
 
@@ -127,7 +156,8 @@ impl BackendFactory for RealBackends {
         if backend != "triton" {
             return None;
         }
-        let c = TritonClient::new(&self.triton_stats_url, Timeouts { connect: Duration::from_secs(2), request: Duration::from_secs(5) }).ok()?;
+        let c = TritonClient::new(&self.triton_stats_url, Timeouts { connect: Duration::from_secs(2), request: Duration::from_secs(5) })
+            .ok()?;
         match c.model_stats(model) {
             Ok(s) => Some(BatchCounts { by_size: s.batch_stats.iter().map(|b| (b.batch_size, b.compute_infer.count)).collect() }),
             Err(e) => {

@@ -54,7 +54,8 @@ const METRICS: &[(&str, &str, Option<f64>)] = &[
 
 fn read_summary(dir: &Path) -> Result<Value> {
     let p = dir.join(outputs::SUMMARY);
-    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {} (is {} a run directory?)", p.display(), dir.display()))?;
+    let text =
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {} (is {} a run directory?)", p.display(), dir.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", p.display()))
 }
 
@@ -62,16 +63,19 @@ fn read_summary(dir: &Path) -> Result<Value> {
 pub fn compare(sim_dir: &Path, replay_dir: &Path) -> Result<Validation> {
     let s = read_summary(sim_dir)?;
     let r = read_summary(replay_dir)?;
-    let metrics = METRICS.iter().map(|&(name, ptr, target)| {
-        let sim = s.pointer(ptr).and_then(Value::as_f64);
-        let replay = r.pointer(ptr).and_then(Value::as_f64);
-        let rel_error = match (sim, replay) {
-            (Some(a), Some(b)) if b != 0.0 => Some((a - b) / b),
-            (Some(a), Some(b)) if a == b => Some(0.0),
-            _ => None,
-        };
-        MetricError { metric: name.into(), sim, replay, rel_error, target, pass: target.zip(rel_error).map(|(t, e)| e.abs() <= t) }
-    }).collect();
+    let metrics = METRICS
+        .iter()
+        .map(|&(name, ptr, target)| {
+            let sim = s.pointer(ptr).and_then(Value::as_f64);
+            let replay = r.pointer(ptr).and_then(Value::as_f64);
+            let rel_error = match (sim, replay) {
+                (Some(a), Some(b)) if b != 0.0 => Some((a - b) / b),
+                (Some(a), Some(b)) if a == b => Some(0.0),
+                _ => None,
+            };
+            MetricError { metric: name.into(), sim, replay, rel_error, target, pass: target.zip(rel_error).map(|(t, e)| e.abs() <= t) }
+        })
+        .collect();
     Ok(Validation {
         sim_dir: sim_dir.display().to_string(),
         replay_dir: replay_dir.display().to_string(),
@@ -154,7 +158,12 @@ pub fn write_report(v: &Validation, sim_dir: &Path, replay_dir: &Path, out: &Pat
             panel("power (W)", "power_w"),
         ];
         let p = out.join("timeseries.png");
-        plot::timeseries_figure(&p, &FigureSpec::for_path(&p, Width::Double)?.with_title(format!("{}: simulation vs replay", v.name)), "time (s)", &panels)?;
+        plot::timeseries_figure(
+            &p,
+            &FigureSpec::for_path(&p, Width::Double)?.with_title(format!("{}: simulation vs replay", v.name)),
+            "time (s)",
+            &panels,
+        )?;
     }
     if let (Some(a), Some(b)) = (cdf(sim_dir), cdf(replay_dir)) {
         let p = out.join("latency_cdf.png");

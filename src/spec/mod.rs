@@ -57,17 +57,21 @@ impl SimSpec {
             energy_j: costs.iter().map(|c| c.mean_energy().0).collect(),
         };
         ControllerContext {
-            servers: self.servers.iter().map(|s| ServerProfile {
-                name: s.name.clone(),
-                variants: s.variants.iter().map(|v| profile(&v.model, v.quality_index, &v.costs)).collect(),
-                initial_variant: s.initial_variant,
-                instances: s.instances,
-                max_batch_size: s.max_batch_size,
-                idle_power_w: self.devices[s.device].idle_power_w,
-                instance_standby_power_w: s.instance_standby_power_w,
-                warmup_s: s.warmup.as_secs_f64(),
-                warmup_energy_j: s.warmup_energy.0,
-            }).collect(),
+            servers: self
+                .servers
+                .iter()
+                .map(|s| ServerProfile {
+                    name: s.name.clone(),
+                    variants: s.variants.iter().map(|v| profile(&v.model, v.quality_index, &v.costs)).collect(),
+                    initial_variant: s.initial_variant,
+                    instances: s.instances,
+                    max_batch_size: s.max_batch_size,
+                    idle_power_w: self.devices[s.device].idle_power_w,
+                    instance_standby_power_w: s.instance_standby_power_w,
+                    warmup_s: s.warmup.as_secs_f64(),
+                    warmup_energy_j: s.warmup_energy.0,
+                })
+                .collect(),
             early_exit: self.early_exit.as_ref().map(|e| profile(&e.model, e.quality_index, std::slice::from_ref(&e.dist))),
             slo: self.slo,
         }
@@ -89,7 +93,15 @@ pub mod build {
 
     /// A server `name` of model `m` on device 0 whose batches of size b take `cost(b)` =
     /// (latency ms, energy J), drawn from `dist` when given (deterministic otherwise).
-    pub fn server(name: &str, kind: ServerKind, instances: u32, max_batch: u32, delay_us: u64, dist: Option<LatencyDistribution>, cost: impl Fn(u32) -> (f64, f64)) -> ServerSpec {
+    pub fn server(
+        name: &str,
+        kind: ServerKind,
+        instances: u32,
+        max_batch: u32,
+        delay_us: u64,
+        dist: Option<LatencyDistribution>,
+        cost: impl Fn(u32) -> (f64, f64),
+    ) -> ServerSpec {
         let costs = (1..=max_batch)
             .map(|b| {
                 let (l, e) = cost(b);

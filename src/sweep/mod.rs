@@ -41,7 +41,9 @@ pub const MAX_AXIS_VALUES: usize = 10_000;
 /// The most runs one sweep may list (a mutated `steps` or `count` used to allocate 128 GiB).
 pub const MAX_SWEEP_RUNS: usize = 10_000_000;
 
-fn err(key: impl Into<String>, message: impl Into<String>) -> SweepError { SweepError { key: key.into(), message: message.into() } }
+fn err(key: impl Into<String>, message: impl Into<String>) -> SweepError {
+    SweepError { key: key.into(), message: message.into() }
+}
 
 /// Linear or logarithmic spacing of a range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -133,7 +135,10 @@ fn parse_axis(path: &str, v: &toml::Value, method: Method) -> Result<Axis, Sweep
             let first = type_name(&vals[0]);
             if !numeric && vals.iter().any(|x| type_name(x) != first) {
                 let types: Vec<&str> = vals.iter().map(type_name).collect();
-                return Err(err(key, format!("the values must all have one type (numbers, strings or booleans); found {}", types.join(", "))));
+                return Err(err(
+                    key,
+                    format!("the values must all have one type (numbers, strings or booleans); found {}", types.join(", ")),
+                ));
             }
             if vals.iter().any(|x| matches!(x, toml::Value::Float(f) if !f.is_finite())) {
                 return Err(err(key, "values must be finite numbers"));
@@ -143,7 +148,10 @@ fn parse_axis(path: &str, v: &toml::Value, method: Method) -> Result<Axis, Sweep
         toml::Value::Table(t) => {
             for k in t.keys() {
                 if !["from", "to", "steps", "scale"].contains(&k.as_str()) {
-                    return Err(err(format!("{key}.{k}"), "unknown key in a range; a range has `from`, `to`, `steps` (grid designs) and optional `scale = \"linear\" | \"log\"`"));
+                    return Err(err(
+                        format!("{key}.{k}"),
+                        "unknown key in a range; a range has `from`, `to`, `steps` (grid designs) and optional `scale = \"linear\" | \"log\"`",
+                    ));
                 }
             }
             let num = |name: &str| -> Result<(f64, bool), SweepError> {
@@ -168,14 +176,28 @@ fn parse_axis(path: &str, v: &toml::Value, method: Method) -> Result<Axis, Sweep
             let steps = match t.get("steps") {
                 None => None,
                 Some(toml::Value::Integer(n)) if (1..=MAX_AXIS_VALUES as i64).contains(n) => Some(*n as usize),
-                Some(toml::Value::Integer(n)) if *n >= 1 => return Err(err(format!("{key}.steps"), format!("{n} values on one axis is more than the {MAX_AXIS_VALUES} a sweep takes"))),
-                Some(toml::Value::Integer(n)) => return Err(err(format!("{key}.steps"), format!("must be at least 1 (got {n}); an empty range has no points"))),
+                Some(toml::Value::Integer(n)) if *n >= 1 => {
+                    return Err(err(
+                        format!("{key}.steps"),
+                        format!("{n} values on one axis is more than the {MAX_AXIS_VALUES} a sweep takes"),
+                    ));
+                }
+                Some(toml::Value::Integer(n)) => {
+                    return Err(err(format!("{key}.steps"), format!("must be at least 1 (got {n}); an empty range has no points")));
+                }
                 Some(x) => return Err(err(format!("{key}.steps"), format!("must be a positive integer (got a {})", type_name(x)))),
             };
             match (method, steps) {
                 (Method::Grid, None) => return Err(err(&key, "a range in a grid design needs `steps`")),
-                (Method::Grid, Some(1)) if from != to => return Err(err(format!("{key}.steps"), "steps = 1 with from != to is ambiguous; use a list of one value")),
-                (Method::Random | Method::Lhs, Some(_)) => return Err(err(format!("{key}.steps"), "sampled designs (random, lhs) draw from the whole range; remove `steps` or use method = \"grid\"")),
+                (Method::Grid, Some(1)) if from != to => {
+                    return Err(err(format!("{key}.steps"), "steps = 1 with from != to is ambiguous; use a list of one value"));
+                }
+                (Method::Random | Method::Lhs, Some(_)) => {
+                    return Err(err(
+                        format!("{key}.steps"),
+                        "sampled designs (random, lhs) draw from the whole range; remove `steps` or use method = \"grid\"",
+                    ));
+                }
                 _ => {}
             }
             if from > to {
@@ -197,10 +219,13 @@ impl SweepSpec {
         }
         let bases = match t.get("base") {
             Some(toml::Value::String(s)) => vec![s.clone()],
-            Some(toml::Value::Array(a)) if !a.is_empty() => a.iter().map(|v| match v {
-                toml::Value::String(s) => Ok(s.clone()),
-                x => Err(err("base", format!("must list experiment file paths (got a {})", type_name(x)))),
-            }).collect::<Result<_, _>>()?,
+            Some(toml::Value::Array(a)) if !a.is_empty() => a
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    x => Err(err("base", format!("must list experiment file paths (got a {})", type_name(x)))),
+                })
+                .collect::<Result<_, _>>()?,
             Some(toml::Value::Array(_)) => return Err(err("base", "an empty list: name at least one base experiment")),
             Some(x) => return Err(err("base", format!("must be a path or a list of paths (got a {})", type_name(x)))),
             None => return Err(err("base", "missing: the base experiment file (relative to the sweep file)")),
@@ -208,10 +233,13 @@ impl SweepSpec {
         let seeds = match t.get("seeds") {
             None => vec![1],
             Some(toml::Value::Integer(n)) if *n >= 0 => vec![*n as u64],
-            Some(toml::Value::Array(a)) if !a.is_empty() => a.iter().map(|v| match v {
-                toml::Value::Integer(n) if *n >= 0 => Ok(*n as u64),
-                x => Err(err("seeds", format!("must be non-negative integers (got {x})"))),
-            }).collect::<Result<Vec<_>, _>>()?,
+            Some(toml::Value::Array(a)) if !a.is_empty() => a
+                .iter()
+                .map(|v| match v {
+                    toml::Value::Integer(n) if *n >= 0 => Ok(*n as u64),
+                    x => Err(err("seeds", format!("must be non-negative integers (got {x})"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             Some(toml::Value::Array(_)) => return Err(err("seeds", "an empty list: give at least one seed")),
             Some(x) => return Err(err("seeds", format!("must be a list of non-negative integers (got {x})"))),
         };
@@ -230,26 +258,37 @@ impl SweepSpec {
             let d = d.as_table().ok_or_else(|| err("design", "must be a table"))?;
             for (k, v) in d {
                 match k.as_str() {
-                    "method" => method = match v.as_str() {
-                        Some("grid") => Method::Grid,
-                        Some("random") => Method::Random,
-                        Some("lhs") | Some("latin_hypercube") => Method::Lhs,
-                        _ => return Err(err("design.method", format!("must be \"grid\", \"random\" or \"lhs\" (got {v})"))),
-                    },
-                    "count" => count = Some(match v {
-                        toml::Value::Integer(n) if *n >= 1 => *n as usize,
-                        x => return Err(err("design.count", format!("must be a positive integer (got {x})"))),
-                    }),
-                    "seed" => design_seed = match v {
-                        toml::Value::Integer(n) if *n >= 0 => *n as u64,
-                        x => return Err(err("design.seed", format!("must be a non-negative integer (got {x})"))),
-                    },
+                    "method" => {
+                        method = match v.as_str() {
+                            Some("grid") => Method::Grid,
+                            Some("random") => Method::Random,
+                            Some("lhs") | Some("latin_hypercube") => Method::Lhs,
+                            _ => return Err(err("design.method", format!("must be \"grid\", \"random\" or \"lhs\" (got {v})"))),
+                        }
+                    }
+                    "count" => {
+                        count = Some(match v {
+                            toml::Value::Integer(n) if *n >= 1 => *n as usize,
+                            x => return Err(err("design.count", format!("must be a positive integer (got {x})"))),
+                        })
+                    }
+                    "seed" => {
+                        design_seed = match v {
+                            toml::Value::Integer(n) if *n >= 0 => *n as u64,
+                            x => return Err(err("design.seed", format!("must be a non-negative integer (got {x})"))),
+                        }
+                    }
                     _ => return Err(err(format!("design.{k}"), "unknown key; [design] has method, count, seed")),
                 }
             }
         }
         let count = match (method, count) {
-            (Method::Grid, Some(_)) => return Err(err("design.count", "a grid design has one point per combination of axis values; `count` is for random and lhs")),
+            (Method::Grid, Some(_)) => {
+                return Err(err(
+                    "design.count",
+                    "a grid design has one point per combination of axis values; `count` is for random and lhs",
+                ));
+            }
             (Method::Grid, None) => 0,
             (_, None) => return Err(err("design.count", "random and lhs designs need `count` (points per base experiment)")),
             (_, Some(n)) => n,
@@ -273,7 +312,12 @@ impl SweepSpec {
         let spec = SweepSpec { bases, seeds, baseline, axes, method, count, design_seed };
         let runs = spec.run_count();
         if runs > MAX_SWEEP_RUNS as f64 {
-            return Err(err(if method == Method::Grid { "axes" } else { "design.count" }, format!("the design has {runs:e} runs, more than the {MAX_SWEEP_RUNS:e} a sweep takes (every run is listed before the first starts); split it or sample it (method = \"lhs\")")));
+            return Err(err(
+                if method == Method::Grid { "axes" } else { "design.count" },
+                format!(
+                    "the design has {runs:e} runs, more than the {MAX_SWEEP_RUNS:e} a sweep takes (every run is listed before the first starts); split it or sample it (method = \"lhs\")"
+                ),
+            ));
         }
         Ok(spec)
     }
@@ -282,10 +326,14 @@ impl SweepSpec {
     /// floating point so that an absurd design cannot overflow before it is refused.
     fn run_count(&self) -> f64 {
         let per_base = match self.method {
-            Method::Grid => self.axes.iter().map(|(_, a)| match a {
-                Axis::List { values } => values.len() as f64,
-                Axis::Range { steps, .. } => steps.unwrap_or(1) as f64,
-            }).product::<f64>(),
+            Method::Grid => self
+                .axes
+                .iter()
+                .map(|(_, a)| match a {
+                    Axis::List { values } => values.len() as f64,
+                    Axis::Range { steps, .. } => steps.unwrap_or(1) as f64,
+                })
+                .product::<f64>(),
             Method::Random | Method::Lhs => self.count as f64,
         };
         (per_base + f64::from(u8::from(self.baseline))) * self.bases.len() as f64 * self.seeds.len() as f64
@@ -300,7 +348,11 @@ impl SweepSpec {
                 out.push(Point { base: b, baseline: true, values: vec![] });
             }
             for vals in &per_base[b] {
-                out.push(Point { base: b, baseline: false, values: self.axes.iter().map(|(p, _)| p.clone()).zip(vals.iter().cloned()).collect() });
+                out.push(Point {
+                    base: b,
+                    baseline: false,
+                    values: self.axes.iter().map(|(p, _)| p.clone()).zip(vals.iter().cloned()).collect(),
+                });
             }
         }
         out
@@ -309,43 +361,47 @@ impl SweepSpec {
     /// Axis values of the design points, per base (a grid is the same for every base; sampled
     /// designs draw an independent sample per base from stream `design/<base index>`).
     fn design_values(&self) -> Vec<Vec<Vec<toml::Value>>> {
-        (0..self.bases.len()).map(|b| match self.method {
-            Method::Grid => grid(&self.axes),
-            Method::Random | Method::Lhs => {
-                let mut rng = RngStreams::new(self.design_seed).stream_indexed("design", b as u64);
-                let k = self.axes.len();
-                let n = self.count;
-                // u[i][j] in [0, 1): point i, axis j
-                let mut u = vec![vec![0.0f64; k]; n];
-                if self.method == Method::Random {
-                    for row in u.iter_mut() {
-                        for x in row.iter_mut() {
-                            *x = rng.random::<f64>();
+        (0..self.bases.len())
+            .map(|b| match self.method {
+                Method::Grid => grid(&self.axes),
+                Method::Random | Method::Lhs => {
+                    let mut rng = RngStreams::new(self.design_seed).stream_indexed("design", b as u64);
+                    let k = self.axes.len();
+                    let n = self.count;
+                    // u[i][j] in [0, 1): point i, axis j
+                    let mut u = vec![vec![0.0f64; k]; n];
+                    if self.method == Method::Random {
+                        for row in u.iter_mut() {
+                            for x in row.iter_mut() {
+                                *x = rng.random::<f64>();
+                            }
+                        }
+                    } else {
+                        // Latin hypercube: each axis cut into n equal strata, one point per stratum,
+                        // strata matched across axes by independent random permutations.
+                        for j in 0..k {
+                            let mut perm: Vec<usize> = (0..n).collect();
+                            for i in (1..n).rev() {
+                                let r = rng.random_range(0..=i);
+                                perm.swap(i, r);
+                            }
+                            for i in 0..n {
+                                u[i][j] = (perm[i] as f64 + rng.random::<f64>()) / n as f64;
+                            }
                         }
                     }
-                } else {
-                    // Latin hypercube: each axis cut into n equal strata, one point per stratum,
-                    // strata matched across axes by independent random permutations.
-                    for j in 0..k {
-                        let mut perm: Vec<usize> = (0..n).collect();
-                        for i in (1..n).rev() {
-                            let r = rng.random_range(0..=i);
-                            perm.swap(i, r);
-                        }
-                        for i in 0..n {
-                            u[i][j] = (perm[i] as f64 + rng.random::<f64>()) / n as f64;
-                        }
-                    }
+                    u.iter().map(|row| row.iter().zip(&self.axes).map(|(&x, (_, a))| sample(a, x)).collect()).collect()
                 }
-                u.iter().map(|row| row.iter().zip(&self.axes).map(|(&x, (_, a))| sample(a, x)).collect()).collect()
-            }
-        }).collect()
+            })
+            .collect()
     }
 
     /// All runs in order.
     pub fn runs(&self, n_points: usize) -> Vec<RunKey> {
         let s = self.seeds.len() as u64;
-        (0..n_points as u64).flat_map(|p| self.seeds.iter().enumerate().map(move |(i, &seed)| RunKey { run_id: p * s + i as u64, point_id: p, seed })).collect()
+        (0..n_points as u64)
+            .flat_map(|p| self.seeds.iter().enumerate().map(move |(i, &seed)| RunKey { run_id: p * s + i as u64, point_id: p, seed }))
+            .collect()
     }
 }
 
@@ -355,16 +411,24 @@ pub fn axis_values(a: &Axis) -> Vec<toml::Value> {
         Axis::List { values } => values.clone(),
         Axis::Range { from, to, steps, scale, integer } => {
             let n = steps.unwrap_or(1);
-            (0..n).map(|i| {
-                let f = if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 };
-                let v = match scale {
-                    Scale::Linear => from + (to - from) * f,
-                    Scale::Log => (from.ln() + (to.ln() - from.ln()) * f).exp(),
-                };
-                // land exactly on the ends
-                let v = if i == 0 { *from } else if i + 1 == n { *to } else { v };
-                number(v, *integer)
-            }).collect()
+            (0..n)
+                .map(|i| {
+                    let f = if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 };
+                    let v = match scale {
+                        Scale::Linear => from + (to - from) * f,
+                        Scale::Log => (from.ln() + (to.ln() - from.ln()) * f).exp(),
+                    };
+                    // land exactly on the ends
+                    let v = if i == 0 {
+                        *from
+                    } else if i + 1 == n {
+                        *to
+                    } else {
+                        v
+                    };
+                    number(v, *integer)
+                })
+                .collect()
         }
     }
 }
@@ -372,11 +436,7 @@ pub fn axis_values(a: &Axis) -> Vec<toml::Value> {
 /// An axis value: rounded to an integer for integer ranges, else to 12 significant digits (so
 /// `0.1 + 0.8 × 0.25` is written `0.3`, not `0.30000000000000004`).
 fn number(v: f64, integer: bool) -> toml::Value {
-    if integer {
-        toml::Value::Integer(v.round() as i64)
-    } else {
-        toml::Value::Float(format!("{v:.11e}").parse().unwrap_or(v))
-    }
+    if integer { toml::Value::Integer(v.round() as i64) } else { toml::Value::Float(format!("{v:.11e}").parse().unwrap_or(v)) }
 }
 
 /// The value at quantile `u ∈ [0, 1)` of an axis (uniform over a range on its scale; one of a
@@ -399,11 +459,16 @@ fn grid(axes: &[(String, Axis)]) -> Vec<Vec<toml::Value>> {
     let mut out: Vec<Vec<toml::Value>> = vec![vec![]];
     for (_, a) in axes {
         let vals = axis_values(a);
-        out = out.into_iter().flat_map(|prefix| vals.iter().map(move |v| {
-            let mut p = prefix.clone();
-            p.push(v.clone());
-            p
-        })).collect();
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                vals.iter().map(move |v| {
+                    let mut p = prefix.clone();
+                    p.push(v.clone());
+                    p
+                })
+            })
+            .collect();
     }
     out
 }
@@ -416,8 +481,12 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn contains(&self, run_id: u64) -> bool { run_id % self.count == self.index }
-    pub fn dir_name(&self) -> String { format!("shard-{}-of-{}", self.index, self.count) }
+    pub fn contains(&self, run_id: u64) -> bool {
+        run_id % self.count == self.index
+    }
+    pub fn dir_name(&self) -> String {
+        format!("shard-{}-of-{}", self.index, self.count)
+    }
 }
 
 impl std::str::FromStr for Shard {

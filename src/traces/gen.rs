@@ -119,7 +119,9 @@ impl Shape {
 }
 
 impl fmt::Display for Shape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.name()) }
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Parameters of a synthetic trace.
@@ -219,11 +221,8 @@ pub fn generate(shape: Shape, params: &GenParams) -> Result<RateTrace, TraceErro
             let e = envelope(&c, n, &mut rng);
             let (em, esd) = mean_sd(&e);
             let a = (b * b * (1.0 - rho * rho) - rounding).max(0.0).sqrt();
-            let level: Vec<f64> = if esd > 0.0 {
-                e.iter().map(|v| (m * (1.0 + a * (v - em) / esd)).max(0.0)).collect()
-            } else {
-                vec![m; n]
-            };
+            let level: Vec<f64> =
+                if esd > 0.0 { e.iter().map(|v| (m * (1.0 + a * (v - em) / esd)).max(0.0)).collect() } else { vec![m; n] };
             (level, nu)
         }
         None => (vec![m; n], (nu * nu - rounding).max(0.0).sqrt()),
@@ -233,10 +232,13 @@ pub fn generate(shape: Shape, params: &GenParams) -> Result<RateTrace, TraceErro
         let a = (std::f64::consts::SQRT_2 * b).min(0.95);
         level = (0..n).map(|t| m * (1.0 + a * (2.0 * std::f64::consts::PI * (t as f64 - 8.0 * 3600.0) / 86_400.0).sin())).collect();
         let noise = 1.0 / m.sqrt().max(1e-9);
-        let rates = level.iter().map(|&l| {
-            let z: f64 = rng.sample(StandardNormal);
-            (l + noise * (l * m).sqrt() * z).round().max(0.0)
-        }).collect();
+        let rates = level
+            .iter()
+            .map(|&l| {
+                let z: f64 = rng.sample(StandardNormal);
+                (l + noise * (l * m).sqrt() * z).round().max(0.0)
+            })
+            .collect();
         return RateTrace::new(rates);
     }
     let (lm, _) = mean_sd(&level);

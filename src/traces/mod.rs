@@ -111,7 +111,9 @@ impl RateTrace {
     }
 
     /// Length of the trace in seconds (one step per second).
-    pub fn duration_s(&self) -> f64 { self.rates_rps.len() as f64 }
+    pub fn duration_s(&self) -> f64 {
+        self.rates_rps.len() as f64
+    }
 
     /// Every rate multiplied by `factor` (an experiment's `rate_scale`). A negative or
     /// non-finite factor is an error naming it.
@@ -123,7 +125,9 @@ impl RateTrace {
     }
 
     /// Mean, peak, peak/mean and coefficient of variation of the per-second rate.
-    pub fn stats(&self) -> TraceStats { TraceStats::of(&self.rates_rps) }
+    pub fn stats(&self) -> TraceStats {
+        TraceStats::of(&self.rates_rps)
+    }
 }
 
 /// Summary statistics of a per-second rate series.
@@ -157,11 +161,7 @@ impl fmt::Display for TraceStats {
     /// One aligned table: a header row and a value row.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{:>8}  {:>10}  {:>10}  {:>9}  {:>6}", "seconds", "mean_rps", "peak_rps", "peak/mean", "cv")?;
-        write!(
-            f,
-            "{:>8}  {:>10.3}  {:>10.3}  {:>9.3}  {:>6.3}",
-            self.seconds, self.mean_rps, self.peak_rps, self.peak_over_mean, self.cv
-        )
+        write!(f, "{:>8}  {:>10.3}  {:>10.3}  {:>9.3}  {:>6.3}", self.seconds, self.mean_rps, self.peak_rps, self.peak_over_mean, self.cv)
     }
 }
 
@@ -185,7 +185,11 @@ impl RequestTrace {
                 return Err(TraceError::invalid(SRC, None, format!("request {}: arrival time {t} is not a finite number >= 0", i + 1)));
             }
             if t < prev {
-                return Err(TraceError::invalid(SRC, None, format!("request {}: arrival time {t} is before the previous one ({prev})", i + 1)));
+                return Err(TraceError::invalid(
+                    SRC,
+                    None,
+                    format!("request {}: arrival time {t} is before the previous one ({prev})", i + 1),
+                ));
             }
             prev = t;
         }
@@ -193,13 +197,18 @@ impl RequestTrace {
     }
 
     /// Time of the last arrival, in seconds.
-    pub fn duration_s(&self) -> f64 { self.arrivals_s.last().copied().unwrap_or(0.0) }
+    pub fn duration_s(&self) -> f64 {
+        self.arrivals_s.last().copied().unwrap_or(0.0)
+    }
 
     /// The same requests at `factor` times the rate: every arrival time divided by `factor`
     /// (> 0, finite).
     pub fn rate_scaled(&self, factor: f64) -> Result<RequestTrace, TraceError> {
         if !(factor.is_finite() && factor > 0.0) {
-            return Err(TraceError::Param { name: "rate_scale", message: format!("must be finite and > 0 for a request trace (got {factor})") });
+            return Err(TraceError::Param {
+                name: "rate_scale",
+                message: format!("must be finite and > 0 for a request trace (got {factor})"),
+            });
         }
         Ok(RequestTrace { arrivals_s: self.arrivals_s.iter().map(|t| t / factor).collect() })
     }
@@ -271,7 +280,11 @@ impl CarbonTrace {
                 return Err(TraceError::invalid(SRC, None, format!("row {}: time {t} is not finite", i + 1)));
             }
             if i > 0 && t <= times_s[i - 1] {
-                return Err(TraceError::invalid(SRC, None, format!("row {}: time {t} s is not after the previous row ({} s)", i + 1, times_s[i - 1])));
+                return Err(TraceError::invalid(
+                    SRC,
+                    None,
+                    format!("row {}: time {t} s is not after the previous row ({} s)", i + 1, times_s[i - 1]),
+                ));
             }
             if !v.is_finite() || v < 0.0 {
                 return Err(TraceError::invalid(SRC, None, format!("row {}: intensity {v} is not a finite number >= 0", i + 1)));
@@ -288,18 +301,32 @@ impl CarbonTrace {
         self
     }
 
-    pub fn offset_s(&self) -> f64 { self.offset_s }
+    pub fn offset_s(&self) -> f64 {
+        self.offset_s
+    }
     /// Row start times in trace seconds (first is 0).
-    pub fn times_s(&self) -> &[f64] { &self.times_s }
-    pub fn values_g_per_kwh(&self) -> &[f64] { &self.values_g_per_kwh }
-    pub fn len(&self) -> usize { self.times_s.len() }
-    pub fn is_empty(&self) -> bool { self.times_s.is_empty() }
+    pub fn times_s(&self) -> &[f64] {
+        &self.times_s
+    }
+    pub fn values_g_per_kwh(&self) -> &[f64] {
+        &self.values_g_per_kwh
+    }
+    pub fn len(&self) -> usize {
+        self.times_s.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.times_s.is_empty()
+    }
 
     /// Index of the row in force at trace time `tau` (binary search).
-    fn row_at(&self, tau: f64) -> usize { self.times_s.partition_point(|&t| t <= tau).saturating_sub(1) }
+    fn row_at(&self, tau: f64) -> usize {
+        self.times_s.partition_point(|&t| t <= tau).saturating_sub(1)
+    }
 
     /// Intensity in gCO2eq/kWh at simulation time `t_s` (trace time `t_s + offset_s`).
-    pub fn at(&self, t_s: f64) -> f64 { self.values_g_per_kwh[self.row_at(t_s + self.offset_s)] }
+    pub fn at(&self, t_s: f64) -> f64 {
+        self.values_g_per_kwh[self.row_at(t_s + self.offset_s)]
+    }
 
     /// The first simulation time after `t_s` at which a new row starts, or `None` when the
     /// last row is already in force (its value then holds forever). The value at the returned

@@ -8,8 +8,15 @@ use basin::model::server::{ServerKind, ServerSpec};
 use basin::spec::SimSpec;
 
 /// A server whose batches of size b take `latency_ms(b)` and cost `energy_j(b)`.
-pub fn server(name: &str, kind: ServerKind, instances: u32, max_batch: u32, delay_us: u64,
-              dist: Option<LatencyDistribution>, cost: impl Fn(u32) -> (f64, f64)) -> ServerSpec {
+pub fn server(
+    name: &str,
+    kind: ServerKind,
+    instances: u32,
+    max_batch: u32,
+    delay_us: u64,
+    dist: Option<LatencyDistribution>,
+    cost: impl Fn(u32) -> (f64, f64),
+) -> ServerSpec {
     basin::spec::build::server(name, kind, instances, max_batch, delay_us, dist, cost)
 }
 
@@ -23,6 +30,10 @@ pub fn poisson(rate_rps: f64, seconds: usize) -> ArrivalSpec {
 }
 
 /// Explicit arrival times (seconds).
-pub fn times(t: &[f64]) -> ArrivalSpec { ArrivalSpec::Times { arrivals_s: t.to_vec() } }
+pub fn times(t: &[f64]) -> ArrivalSpec {
+    ArrivalSpec::Times { arrivals_s: t.to_vec() }
+}
 
-pub fn at_ms(ms: f64) -> SimTime { SimTime::from_secs_f64(ms / 1e3) }
+pub fn at_ms(ms: f64) -> SimTime {
+    SimTime::from_secs_f64(ms / 1e3)
+}

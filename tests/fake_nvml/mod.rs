@@ -25,15 +25,8 @@ impl FakeNvml {
             .arg(dir.path().join("libnvidia-ml.so"))
             .arg(&src)
             .output()
-            .unwrap_or_else(|e| {
-                panic!("running `{cc}` to build the fake NVML library: {e} (install a C compiler)")
-            });
-        assert!(
-            out.status.success(),
-            "{cc} {}: {}",
-            src.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .unwrap_or_else(|e| panic!("running `{cc}` to build the fake NVML library: {e} (install a C compiler)"));
+        assert!(out.status.success(), "{cc} {}: {}", src.display(), String::from_utf8_lossy(&out.stderr));
         FakeNvml { dir }
     }
 

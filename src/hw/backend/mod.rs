@@ -110,7 +110,9 @@ impl DType {
 }
 
 impl fmt::Display for DType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A model input or output as the runtime describes it; `-1` marks a dynamic dimension.
@@ -157,7 +159,9 @@ impl TensorData {
         }
     }
 
-    pub fn is_empty(&self) -> bool { self.len() == 0 }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 
     /// Appends the elements as little-endian bytes (the KServe binary tensor layout).
     pub fn write_le_bytes(&self, out: &mut Vec<u8>) {
@@ -203,7 +207,9 @@ pub struct RandomInputs {
 }
 
 impl Default for RandomInputs {
-    fn default() -> Self { RandomInputs { seed: 0, vocab_size: 1000, dynamic_dim: 32 } }
+    fn default() -> Self {
+        RandomInputs { seed: 0, vocab_size: 1000, dynamic_dim: 32 }
+    }
 }
 
 impl InputData {
@@ -259,7 +265,9 @@ impl InputData {
     }
 
     /// The batch size (first dimension of the first tensor), 0 when empty.
-    pub fn batch_size(&self) -> usize { self.tensors.first().and_then(|t| t.shape.first().copied()).unwrap_or(0) }
+    pub fn batch_size(&self) -> usize {
+        self.tensors.first().and_then(|t| t.shape.first().copied()).unwrap_or(0)
+    }
 
     /// Checks the tensors against the model's input specs (names, types, ranks, fixed
     /// dimensions, element counts, one batch size) and returns the batch size.
@@ -281,7 +289,11 @@ impl InputData {
         let mut batch = None;
         for spec in specs {
             let Some(t) = self.tensors.iter().find(|t| t.name == spec.name) else {
-                return Err(BackendError::InputMismatch { model: model.into(), expected: spec.to_string(), got: format!("no such tensor (given: {})", given()) });
+                return Err(BackendError::InputMismatch {
+                    model: model.into(),
+                    expected: spec.to_string(),
+                    got: format!("no such tensor (given: {})", given()),
+                });
             };
             let mismatch = |why: &str| BackendError::InputMismatch {
                 model: model.into(),
@@ -332,9 +344,7 @@ pub fn to_probabilities(mut raw: Vec<f32>, cols: usize, mode: Probabilities) -> 
         return raw;
     }
     for row in raw.chunks_mut(cols) {
-        let is_dist = || {
-            row.iter().all(|&p| (0.0..=1.0).contains(&p)) && (row.iter().map(|&p| p as f64).sum::<f64>() - 1.0).abs() <= 1e-3
-        };
+        let is_dist = || row.iter().all(|&p| (0.0..=1.0).contains(&p)) && (row.iter().map(|&p| p as f64).sum::<f64>() - 1.0).abs() <= 1e-3;
         let soft = match mode {
             Probabilities::Softmax => true,
             Probabilities::AsIs => false,
@@ -366,14 +376,18 @@ pub struct InferOutput {
 
 impl InferOutput {
     /// Class probabilities of sample `i`.
-    pub fn row(&self, i: usize) -> &[f32] { &self.probs[i * self.num_classes..(i + 1) * self.num_classes] }
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.probs[i * self.num_classes..(i + 1) * self.num_classes]
+    }
     /// Predicted class of sample `i` (first maximum).
     pub fn argmax(&self, i: usize) -> usize {
         let row = self.row(i);
         (0..row.len()).fold(0, |best, j| if row[j] > row[best] { j } else { best })
     }
     /// Probability of the predicted class of sample `i`.
-    pub fn confidence(&self, i: usize) -> f32 { self.row(i)[self.argmax(i)] }
+    pub fn confidence(&self, i: usize) -> f32 {
+        self.row(i)[self.argmax(i)]
+    }
 }
 
 /// Errors of all backends. Messages name the library, file, URL or model involved.
@@ -434,7 +448,9 @@ impl Sleeper for NoSleep {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThreadSleep;
 impl Sleeper for ThreadSleep {
-    fn sleep(&mut self, d: Duration) { std::thread::sleep(d) }
+    fn sleep(&mut self, d: Duration) {
+        std::thread::sleep(d)
+    }
 }
 
 /// Latency model of the [`MockBackend`].
@@ -515,7 +531,9 @@ impl MockBackend {
     }
 
     /// Number of `infer` calls so far.
-    pub fn calls(&self) -> u64 { self.calls }
+    pub fn calls(&self) -> u64 {
+        self.calls
+    }
 }
 
 fn fnv1a64(h: &mut u64, bytes: &[u8]) {
@@ -526,8 +544,12 @@ fn fnv1a64(h: &mut u64, bytes: &[u8]) {
 }
 
 impl InferenceBackend for MockBackend {
-    fn info(&self) -> &BackendInfo { &self.info }
-    fn inputs(&self) -> &[TensorSpec] { &self.specs }
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+    fn inputs(&self) -> &[TensorSpec] {
+        &self.specs
+    }
 
     fn prepare(&mut self, batch_size: usize) -> Result<(), BackendError> {
         self.inputs = Some(InputData::random(&self.info.model, &self.specs, batch_size, &self.random)?);

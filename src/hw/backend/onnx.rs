@@ -34,7 +34,10 @@ use ort::session::{IoBinding, Session, SessionInputValue};
 use ort::value::{DynTensorValueType, DynValue, Tensor as OrtTensor, TensorElementType, ValueType};
 use serde::{Deserialize, Serialize};
 
-use super::{BackendError, BackendInfo, DType, InferOutput, InferenceBackend, InputData, Probabilities, RandomInputs, TensorData, TensorSpec, to_probabilities};
+use super::{
+    BackendError, BackendInfo, DType, InferOutput, InferenceBackend, InputData, Probabilities, RandomInputs, TensorData, TensorSpec,
+    to_probabilities,
+};
 
 /// Where the session runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +45,9 @@ use super::{BackendError, BackendInfo, DType, InferOutput, InferenceBackend, Inp
 pub enum Provider {
     #[default]
     Cpu,
-    Cuda { device: i32 },
+    Cuda {
+        device: i32,
+    },
 }
 
 /// Options of [`OrtBackend::open`].
@@ -62,7 +67,14 @@ pub struct OrtOptions {
 
 impl Default for OrtOptions {
     fn default() -> Self {
-        OrtOptions { threads: 0, provider: Provider::Cpu, io_binding: true, output: None, probabilities: Probabilities::Auto, random: RandomInputs::default() }
+        OrtOptions {
+            threads: 0,
+            provider: Provider::Cpu,
+            io_binding: true,
+            output: None,
+            probabilities: Probabilities::Auto,
+            random: RandomInputs::default(),
+        }
     }
 }
 
@@ -71,7 +83,9 @@ static RUNTIME: Mutex<Option<(PathBuf, Environment, String)>> = Mutex::new(None)
 
 /// Loads ONNX Runtime from `lib` (once per process) and returns the process environment.
 /// Calling it again with the same library is free; with another library it is an error.
-pub fn init_runtime(lib: &Path) -> Result<Environment, BackendError> { init(lib).map(|(env, _)| env) }
+pub fn init_runtime(lib: &Path) -> Result<Environment, BackendError> {
+    init(lib).map(|(env, _)| env)
+}
 
 fn init(lib: &Path) -> Result<(Environment, String), BackendError> {
     if !lib.is_file() {
@@ -86,7 +100,8 @@ fn init(lib: &Path) -> Result<(Environment, String), BackendError> {
         return Err(BackendError::LibraryConflict { loaded: loaded.clone(), requested: canonical });
     }
     let load_err = |message: String| BackendError::LibraryLoad { path: canonical.clone(), message };
-    let env = ort::init_from(&canonical).map_err(|e| load_err(e.to_string()))?.with_name("basin").build().map_err(|e| load_err(e.to_string()))?;
+    let env =
+        ort::init_from(&canonical).map_err(|e| load_err(e.to_string()))?.with_name("basin").build().map_err(|e| load_err(e.to_string()))?;
     let version = runtime_version(&canonical);
     *guard = Some((canonical, env.clone(), version.clone()));
     Ok((env, version))
@@ -132,7 +147,10 @@ fn dtype_of(ty: TensorElementType) -> DType {
 fn spec_of(model: &str, name: &str, ty: &ValueType) -> Result<TensorSpec, BackendError> {
     match ty {
         ValueType::Tensor { ty, shape, .. } => Ok(TensorSpec { name: name.to_string(), dtype: dtype_of(*ty), shape: shape.to_vec() }),
-        other => Err(BackendError::InvalidRequest { model: model.into(), message: format!("`{name}` is a {other:?}, only tensors are supported") }),
+        other => Err(BackendError::InvalidRequest {
+            model: model.into(),
+            message: format!("`{name}` is a {other:?}, only tensors are supported"),
+        }),
     }
 }
 
@@ -182,17 +200,16 @@ impl OrtBackend {
         };
         let Some(out) = out else {
             let have: Vec<String> = outputs.iter().map(|o| o.to_string()).collect();
-            return Err(BackendError::Output { model: name, message: format!("no output {:?} (outputs: {})", opts.output.as_deref().unwrap_or("<first>"), have.join(", ")) });
+            return Err(BackendError::Output {
+                model: name,
+                message: format!("no output {:?} (outputs: {})", opts.output.as_deref().unwrap_or("<first>"), have.join(", ")),
+            });
         };
         if out.dtype != DType::F32 {
             return Err(BackendError::Output { model: name, message: format!("output {out} is not FP32") });
         }
         let output = out.name.clone();
-        let binding = if opts.io_binding {
-            Some(session.create_binding().map_err(|e| load_err(e.to_string()))?)
-        } else {
-            None
-        };
+        let binding = if opts.io_binding { Some(session.create_binding().map_err(|e| load_err(e.to_string()))?) } else { None };
         let info = BackendInfo {
             backend: "onnxruntime".into(),
             model: name,
@@ -248,7 +265,11 @@ impl OrtBackend {
 }
 
 #[cfg(feature = "cuda")]
-fn register_cuda(builder: ort::session::builder::SessionBuilder, device: i32, lib: &Path) -> Result<ort::session::builder::SessionBuilder, BackendError> {
+fn register_cuda(
+    builder: ort::session::builder::SessionBuilder,
+    device: i32,
+    lib: &Path,
+) -> Result<ort::session::builder::SessionBuilder, BackendError> {
     use ort::ep::ExecutionProvider;
     let unavailable = |reason: String| BackendError::ProviderUnavailable { provider: "CUDA".into(), reason };
     match ort::ep::CUDA::is_available() {
@@ -261,19 +282,30 @@ fn register_cuda(builder: ort::session::builder::SessionBuilder, device: i32, li
         }
         Err(e) => return Err(unavailable(e.to_string())),
     }
-    builder
-        .with_execution_providers([ort::ep::CUDA::default().with_device_id(device).build().error_on_failure()])
-        .map_err(|e| unavailable(format!("registering it for device {device} failed: {e} (it needs a GPU, CUDA 13 and cuDNN 9 on the library path)")))
+    builder.with_execution_providers([ort::ep::CUDA::default().with_device_id(device).build().error_on_failure()]).map_err(|e| {
+        unavailable(format!("registering it for device {device} failed: {e} (it needs a GPU, CUDA 13 and cuDNN 9 on the library path)"))
+    })
 }
 
 #[cfg(not(feature = "cuda"))]
-fn register_cuda(_: ort::session::builder::SessionBuilder, _: i32, _: &Path) -> Result<ort::session::builder::SessionBuilder, BackendError> {
-    Err(BackendError::ProviderUnavailable { provider: "CUDA".into(), reason: "basin was built without the `cuda` feature (rebuild with --features cuda)".into() })
+fn register_cuda(
+    _: ort::session::builder::SessionBuilder,
+    _: i32,
+    _: &Path,
+) -> Result<ort::session::builder::SessionBuilder, BackendError> {
+    Err(BackendError::ProviderUnavailable {
+        provider: "CUDA".into(),
+        reason: "basin was built without the `cuda` feature (rebuild with --features cuda)".into(),
+    })
 }
 
 impl InferenceBackend for OrtBackend {
-    fn info(&self) -> &BackendInfo { &self.info }
-    fn inputs(&self) -> &[TensorSpec] { &self.specs }
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+    fn inputs(&self) -> &[TensorSpec] {
+        &self.specs
+    }
 
     fn prepare(&mut self, batch_size: usize) -> Result<(), BackendError> {
         if !self.prepared.contains_key(&batch_size) {
@@ -310,7 +342,9 @@ impl InferenceBackend for OrtBackend {
             // ONNX Runtime keeps the output it allocated in the binding and reuses it on the
             // next run; a new input shape needs a fresh one.
             let memory = match self.opts.provider {
-                Provider::Cuda { device } => MemoryInfo::new(AllocationDevice::CUDA, device, AllocatorType::Device, MemoryType::Default).map_err(rt)?,
+                Provider::Cuda { device } => {
+                    MemoryInfo::new(AllocationDevice::CUDA, device, AllocatorType::Device, MemoryType::Default).map_err(rt)?
+                }
                 Provider::Cpu => MemoryInfo::default(),
             };
             binding.bind_output_to_device(self.output.as_str(), &memory).map_err(rt)?;
@@ -334,7 +368,11 @@ impl InferenceBackend for OrtBackend {
         let value = outputs.remove(&self.output).ok_or_else(|| out_err(format!("output `{}` missing from the run", self.output)))?;
         // A device-side output comes back to the host now, after the clock stopped.
         let value = if on_device {
-            value.downcast::<DynTensorValueType>().and_then(|t| t.to(AllocationDevice::CPU, 0)).map_err(|e| out_err(format!("copying the output to the host: {e}")))?.into_dyn()
+            value
+                .downcast::<DynTensorValueType>()
+                .and_then(|t| t.to(AllocationDevice::CPU, 0))
+                .map_err(|e| out_err(format!("copying the output to the host: {e}")))?
+                .into_dyn()
         } else {
             value
         };
@@ -348,4 +386,3 @@ impl InferenceBackend for OrtBackend {
         Ok(InferOutput { batch_size: batch, num_classes: classes, probs, elapsed_ms })
     }
 }
-

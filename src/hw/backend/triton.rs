@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{BackendError, BackendInfo, DType, InferOutput, InferenceBackend, InputData, Probabilities, RandomInputs, TensorData, TensorSpec, to_probabilities};
+use super::{
+    BackendError, BackendInfo, DType, InferOutput, InferenceBackend, InputData, Probabilities, RandomInputs, TensorData, TensorSpec,
+    to_probabilities,
+};
 
 /// Connect timeout and overall deadline of every call.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,7 +37,9 @@ pub struct Timeouts {
 }
 
 impl Default for Timeouts {
-    fn default() -> Self { Timeouts { connect: Duration::from_secs(2), request: Duration::from_secs(10) } }
+    fn default() -> Self {
+        Timeouts { connect: Duration::from_secs(2), request: Duration::from_secs(10) }
+    }
 }
 
 /// `GET /v2`.
@@ -74,8 +79,12 @@ pub struct StatDuration {
 
 impl StatDuration {
     /// Mean duration in milliseconds (None when `count` is 0).
-    pub fn mean_ms(&self) -> Option<f64> { (self.count > 0).then(|| self.ns as f64 / self.count as f64 / 1e6) }
-    fn minus(&self, e: &StatDuration) -> StatDuration { StatDuration { count: self.count.saturating_sub(e.count), ns: self.ns.saturating_sub(e.ns) } }
+    pub fn mean_ms(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.ns as f64 / self.count as f64 / 1e6)
+    }
+    fn minus(&self, e: &StatDuration) -> StatDuration {
+        StatDuration { count: self.count.saturating_sub(e.count), ns: self.ns.saturating_sub(e.ns) }
+    }
 }
 
 /// Request-level statistics: `queue` is time in the scheduler (the dynamic batcher), the
@@ -300,7 +309,9 @@ impl Metrics {
     }
 
     /// GPU energy since Triton started, summed over GPUs (`nv_energy_consumption`, joules).
-    pub fn gpu_energy_j(&self) -> Option<f64> { self.sum("nv_energy_consumption", &[]) }
+    pub fn gpu_energy_j(&self) -> Option<f64> {
+        self.sum("nv_energy_consumption", &[])
+    }
 }
 
 /// A request body encoded once and sent as often as needed.
@@ -315,7 +326,10 @@ pub struct EncodedRequest {
 impl EncodedRequest {
     /// Encodes `inputs`, asking for `outputs` (binary when `binary`).
     pub fn new(inputs: &InputData, outputs: &[&str], binary: bool) -> EncodedRequest {
-        let outs: Vec<Value> = outputs.iter().map(|n| if binary { json!({"name": n, "parameters": {"binary_data": true}}) } else { json!({"name": n}) }).collect();
+        let outs: Vec<Value> = outputs
+            .iter()
+            .map(|n| if binary { json!({"name": n, "parameters": {"binary_data": true}}) } else { json!({"name": n}) })
+            .collect();
         let ins: Vec<Value> = inputs
             .tensors
             .iter()
@@ -358,7 +372,9 @@ struct RawSpec {
 }
 
 impl RawSpec {
-    fn spec(self) -> TensorSpec { TensorSpec { name: self.name, dtype: DType::from_kserve(&self.datatype), shape: self.shape } }
+    fn spec(self) -> TensorSpec {
+        TensorSpec { name: self.name, dtype: DType::from_kserve(&self.datatype), shape: self.shape }
+    }
 }
 
 const BODY_LIMIT: u64 = 1 << 30;
@@ -379,7 +395,9 @@ impl TritonClient {
         Ok(TritonClient { base, agent, timeouts })
     }
 
-    pub fn base_url(&self) -> &str { &self.base }
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
 
     fn net_error(&self, what: &str, e: ureq::Error) -> BackendError {
         let url = self.base.clone();
@@ -409,7 +427,10 @@ impl TritonClient {
             Some((body, header_len)) => {
                 let mut req = self.agent.post(&url);
                 match header_len {
-                    Some(n) => req = req.header("Content-Type", "application/octet-stream").header("Inference-Header-Content-Length", n.to_string()),
+                    Some(n) => {
+                        req =
+                            req.header("Content-Type", "application/octet-stream").header("Inference-Header-Content-Length", n.to_string())
+                    }
                     None => req = req.header("Content-Type", "application/json"),
                 }
                 req.send(body)
@@ -417,7 +438,8 @@ impl TritonClient {
         };
         let mut resp = result.map_err(|e| self.net_error(what, e))?;
         let status = resp.status().as_u16();
-        let header_len = resp.headers().get("Inference-Header-Content-Length").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+        let header_len =
+            resp.headers().get("Inference-Header-Content-Length").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
         let body = resp.body_mut().with_config().limit(BODY_LIMIT).read_to_vec().map_err(|e| self.net_error(what, e))?;
         Ok((status, header_len, body))
     }
@@ -438,17 +460,27 @@ impl TritonClient {
         serde_json::from_slice(&body).map_err(|e| BackendError::Protocol { url: self.base.clone(), message: format!("{what}: {e}") })
     }
 
-    fn probe(&self, what: &str, path: &str) -> Result<bool, BackendError> { Ok(self.call(what, path, None)?.0 == 200) }
+    fn probe(&self, what: &str, path: &str) -> Result<bool, BackendError> {
+        Ok(self.call(what, path, None)?.0 == 200)
+    }
 
     /// `GET /v2/health/live`: Ok(false) when the server answers but is not live.
-    pub fn live(&self) -> Result<bool, BackendError> { self.probe("the liveness probe", "/v2/health/live") }
+    pub fn live(&self) -> Result<bool, BackendError> {
+        self.probe("the liveness probe", "/v2/health/live")
+    }
     /// `GET /v2/health/ready`.
-    pub fn ready(&self) -> Result<bool, BackendError> { self.probe("the readiness probe", "/v2/health/ready") }
+    pub fn ready(&self) -> Result<bool, BackendError> {
+        self.probe("the readiness probe", "/v2/health/ready")
+    }
     /// `GET /v2/models/{name}/ready`.
-    pub fn model_ready(&self, name: &str) -> Result<bool, BackendError> { self.probe(&format!("readiness of model `{name}`"), &format!("/v2/models/{name}/ready")) }
+    pub fn model_ready(&self, name: &str) -> Result<bool, BackendError> {
+        self.probe(&format!("readiness of model `{name}`"), &format!("/v2/models/{name}/ready"))
+    }
 
     /// `GET /v2`.
-    pub fn server_metadata(&self) -> Result<ServerMetadata, BackendError> { self.get_json("server metadata", "/v2") }
+    pub fn server_metadata(&self) -> Result<ServerMetadata, BackendError> {
+        self.get_json("server metadata", "/v2")
+    }
 
     /// `GET /v2/models/{name}`.
     pub fn model_metadata(&self, name: &str) -> Result<ModelMetadata, BackendError> {
@@ -484,7 +516,9 @@ impl TritonClient {
         }
         let raw: Raw = self.get_json(&format!("statistics of model `{name}`"), &format!("/v2/models/{name}/stats"))?;
         let mut it = raw.model_stats.into_iter();
-        let mut total = it.next().ok_or_else(|| BackendError::Protocol { url: self.base.clone(), message: format!("no statistics for model `{name}`") })?;
+        let mut total = it
+            .next()
+            .ok_or_else(|| BackendError::Protocol { url: self.base.clone(), message: format!("no statistics for model `{name}`") })?;
         it.for_each(|s| total.add(&s));
         Ok(total)
     }
@@ -520,7 +554,8 @@ impl TritonClient {
         if status != 200 {
             return Err(self.http_error(status, &body));
         }
-        parse_infer_response(&body, header_len).map_err(|message| BackendError::Protocol { url: self.base.clone(), message: format!("{what}: {message}") })
+        parse_infer_response(&body, header_len)
+            .map_err(|message| BackendError::Protocol { url: self.base.clone(), message: format!("{what}: {message}") })
     }
 }
 
@@ -537,7 +572,8 @@ pub fn parse_infer_response(body: &[u8], header_len: Option<usize>) -> Result<Ve
     for o in outs {
         let name = o.get("name").and_then(Value::as_str).ok_or("output without a name")?.to_string();
         let dtype = DType::from_kserve(o.get("datatype").and_then(Value::as_str).unwrap_or(""));
-        let shape: Vec<i64> = o.get("shape").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_i64).collect()).unwrap_or_default();
+        let shape: Vec<i64> =
+            o.get("shape").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_i64).collect()).unwrap_or_default();
         let count: usize = shape.iter().map(|&d| d.max(0) as usize).product();
         let data = if let Some(size) = o.pointer("/parameters/binary_data_size").and_then(Value::as_u64) {
             let size = size as usize;
@@ -547,14 +583,23 @@ pub fn parse_infer_response(body: &[u8], header_len: Option<usize>) -> Result<Ve
             let (bytes, rest) = binary.split_at(size);
             binary = rest;
             match dtype {
-                DType::F32 => TensorData::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default())).collect()),
-                DType::F64 => TensorData::F32(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()) as f32).collect()),
-                DType::I64 => TensorData::I64(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default())).collect()),
-                DType::I32 => TensorData::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap_or_default())).collect()),
+                DType::F32 => {
+                    TensorData::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default())).collect())
+                }
+                DType::F64 => {
+                    TensorData::F32(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()) as f32).collect())
+                }
+                DType::I64 => {
+                    TensorData::I64(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default())).collect())
+                }
+                DType::I32 => {
+                    TensorData::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap_or_default())).collect())
+                }
                 other => return Err(format!("output `{name}` has unsupported datatype {other}")),
             }
         } else {
-            let arr = o.get("data").and_then(Value::as_array).ok_or_else(|| format!("output `{name}` has neither data nor binary_data_size"))?;
+            let arr =
+                o.get("data").and_then(Value::as_array).ok_or_else(|| format!("output `{name}` has neither data nor binary_data_size"))?;
             match dtype {
                 DType::F32 | DType::F64 => TensorData::F32(arr.iter().map(|v| v.as_f64().unwrap_or(f64::NAN) as f32).collect()),
                 DType::I64 => TensorData::I64(arr.iter().map(|v| v.as_i64().unwrap_or(0)).collect()),
@@ -585,7 +630,13 @@ pub struct TritonOptions {
 
 impl Default for TritonOptions {
     fn default() -> Self {
-        TritonOptions { timeouts: Timeouts::default(), output: None, probabilities: Probabilities::Auto, random: RandomInputs::default(), binary: true }
+        TritonOptions {
+            timeouts: Timeouts::default(),
+            output: None,
+            probabilities: Probabilities::Auto,
+            random: RandomInputs::default(),
+            binary: true,
+        }
     }
 }
 
@@ -617,7 +668,10 @@ impl TritonBackend {
         };
         let Some(out) = out else {
             let have: Vec<String> = meta.outputs.iter().map(|o| o.to_string()).collect();
-            return Err(BackendError::Output { model: model.into(), message: format!("no output {:?} (outputs: {})", opts.output.as_deref().unwrap_or("<first>"), have.join(", ")) });
+            return Err(BackendError::Output {
+                model: model.into(),
+                message: format!("no output {:?} (outputs: {})", opts.output.as_deref().unwrap_or("<first>"), have.join(", ")),
+            });
         };
         let output = out.name.clone();
         let info = BackendInfo {
@@ -632,12 +686,18 @@ impl TritonBackend {
     }
 
     /// The underlying client (statistics, metrics).
-    pub fn client(&self) -> &TritonClient { &self.client }
+    pub fn client(&self) -> &TritonClient {
+        &self.client
+    }
 }
 
 impl InferenceBackend for TritonBackend {
-    fn info(&self) -> &BackendInfo { &self.info }
-    fn inputs(&self) -> &[TensorSpec] { &self.specs }
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+    fn inputs(&self) -> &[TensorSpec] {
+        &self.specs
+    }
 
     fn prepare(&mut self, batch_size: usize) -> Result<(), BackendError> {
         if !self.prepared.contains_key(&batch_size) {
@@ -667,7 +727,10 @@ impl InferenceBackend for TritonBackend {
         let outputs = self.client.infer_encoded(model, req)?;
         let elapsed_ms = t0.elapsed().as_secs_f64() * 1e3;
         let out_err = |message: String| BackendError::Output { model: model.clone(), message };
-        let out = outputs.into_iter().find(|o| o.name == self.output).ok_or_else(|| out_err(format!("output `{}` missing from the response", self.output)))?;
+        let out = outputs
+            .into_iter()
+            .find(|o| o.name == self.output)
+            .ok_or_else(|| out_err(format!("output `{}` missing from the response", self.output)))?;
         let TensorData::F32(raw) = out.data else {
             return Err(out_err(format!("output `{}` is {}, expected FP32", out.name, out.data.dtype())));
         };
@@ -676,6 +739,11 @@ impl InferenceBackend for TritonBackend {
             return Err(out_err(format!("output `{}` has shape {:?} for a batch of {}", out.name, out.shape, req.batch_size)));
         }
         let classes = raw.len() / batch;
-        Ok(InferOutput { batch_size: batch, num_classes: classes, probs: to_probabilities(raw, classes, self.opts.probabilities), elapsed_ms })
+        Ok(InferOutput {
+            batch_size: batch,
+            num_classes: classes,
+            probs: to_probabilities(raw, classes, self.opts.probabilities),
+            elapsed_ms,
+        })
     }
 }

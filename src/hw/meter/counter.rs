@@ -64,40 +64,21 @@ impl CounterTracker {
     pub fn new(meter: &'static str, domains: Vec<CounterDomain>, stall_after: Duration) -> Self {
         let domains = domains
             .into_iter()
-            .map(|spec| DomainState {
-                spec,
-                last_raw: None,
-                accumulated_uj: 0,
-                last_change_at: Duration::ZERO,
-                stalled: false,
-            })
+            .map(|spec| DomainState { spec, last_raw: None, accumulated_uj: 0, last_change_at: Duration::ZERO, stalled: false })
             .collect();
-        Self {
-            meter,
-            domains,
-            stall_after,
-            last_at: None,
-            wraps: 0,
-            stall_events: 0,
-        }
+        Self { meter, domains, stall_after, last_at: None, wraps: 0, stall_events: 0 }
     }
 
     /// Feed one sample: `raw_uj[i]` is domain `i`'s counter at time `at`. On error the tracker
     /// is unchanged.
     pub fn update(&mut self, at: Duration, raw_uj: &[u64]) -> Result<(), MeterError> {
         if raw_uj.len() != self.domains.len() {
-            return Err(MeterError::InvalidSample(format!(
-                "{} values for {} domains",
-                raw_uj.len(),
-                self.domains.len()
-            )));
+            return Err(MeterError::InvalidSample(format!("{} values for {} domains", raw_uj.len(), self.domains.len())));
         }
         if let Some(prev) = self.last_at
             && at < prev
         {
-            return Err(MeterError::InvalidSample(format!(
-                "time went backwards ({prev:?} -> {at:?})"
-            )));
+            return Err(MeterError::InvalidSample(format!("time went backwards ({prev:?} -> {at:?})")));
         }
         // Validate and compute every delta before mutating, so an error leaves no trace.
         let mut deltas = Vec::with_capacity(raw_uj.len());
@@ -105,21 +86,14 @@ impl CounterTracker {
             if let Some(max) = d.spec.max_range_uj
                 && raw > max
             {
-                return Err(MeterError::InvalidSample(format!(
-                    "{} domain {}: value {raw} above its range {max}",
-                    self.meter, d.spec.name
-                )));
+                return Err(MeterError::InvalidSample(format!("{} domain {}: value {raw} above its range {max}", self.meter, d.spec.name)));
             }
             let delta = match (d.last_raw, d.spec.max_range_uj) {
                 (None, _) => 0,
                 (Some(prev), _) if raw >= prev => u128::from(raw - prev),
                 (Some(prev), Some(max)) => u128::from(max - prev) + u128::from(raw),
                 (Some(prev), None) => {
-                    return Err(MeterError::CounterReset {
-                        meter: self.meter,
-                        previous: prev,
-                        current: raw,
-                    });
+                    return Err(MeterError::CounterReset { meter: self.meter, previous: prev, current: raw });
                 }
             };
             deltas.push(delta);
@@ -149,11 +123,7 @@ impl CounterTracker {
 
     /// Cumulative energy over all domains since the first sample, in joules.
     pub fn energy_j(&self) -> f64 {
-        self.domains
-            .iter()
-            .map(|d| d.accumulated_uj as f64)
-            .sum::<f64>()
-            * 1e-6
+        self.domains.iter().map(|d| d.accumulated_uj as f64).sum::<f64>() * 1e-6
     }
 
     /// Cumulative energy over all domains since the first sample, exact, in microjoules.
@@ -163,10 +133,7 @@ impl CounterTracker {
 
     /// Cumulative energy per domain, in joules.
     pub fn domain_energy_j(&self) -> Vec<(&str, f64)> {
-        self.domains
-            .iter()
-            .map(|d| (d.spec.name.as_str(), d.accumulated_uj as f64 * 1e-6))
-            .collect()
+        self.domains.iter().map(|d| (d.spec.name.as_str(), d.accumulated_uj as f64 * 1e-6)).collect()
     }
 
     /// Time of the last accepted sample.
@@ -181,20 +148,11 @@ impl CounterTracker {
 
     /// Names of the domains that are stalled right now.
     pub fn stalled_domains(&self) -> Vec<&str> {
-        self.domains
-            .iter()
-            .filter(|d| d.stalled)
-            .map(|d| d.spec.name.as_str())
-            .collect()
+        self.domains.iter().filter(|d| d.stalled).map(|d| d.spec.name.as_str()).collect()
     }
 
     pub fn health(&self) -> MeterHealth {
-        MeterHealth {
-            stalled: self.domains.iter().any(|d| d.stalled),
-            stall_events: self.stall_events,
-            wraps: self.wraps,
-            gaps: 0,
-        }
+        MeterHealth { stalled: self.domains.iter().any(|d| d.stalled), stall_events: self.stall_events, wraps: self.wraps, gaps: 0 }
     }
 }
 
@@ -209,14 +167,7 @@ mod tests {
     }
 
     fn tracker(ranges: &[Option<u64>]) -> CounterTracker {
-        let domains = ranges
-            .iter()
-            .enumerate()
-            .map(|(i, &max_range_uj)| CounterDomain {
-                name: format!("d{i}"),
-                max_range_uj,
-            })
-            .collect();
+        let domains = ranges.iter().enumerate().map(|(i, &max_range_uj)| CounterDomain { name: format!("d{i}"), max_range_uj }).collect();
         CounterTracker::new("RAPL", domains, DEFAULT_STALL_AFTER)
     }
 
@@ -239,10 +190,7 @@ mod tests {
     #[test]
     fn wraps_once() {
         let mut t = tracker(&[Some(MAX)]);
-        let e = replay(
-            &mut t,
-            &[(0, MAX - 300), (10, MAX - 100), (20, 400), (30, 900)],
-        );
+        let e = replay(&mut t, &[(0, MAX - 300), (10, MAX - 100), (20, 400), (30, 900)]);
         // 200 before the wrap, 100 to the top, 400 after it, then 500.
         assert_eq!(e, 1_200);
         assert_eq!(t.wraps(), 1);
@@ -252,13 +200,7 @@ mod tests {
     fn wraps_twice() {
         let max = 10_000;
         let mut t = tracker(&[Some(max)]);
-        let seq = [
-            (0, 9_000),
-            (50, 2_000),
-            (100, 8_000),
-            (150, 1_000),
-            (200, 1_500),
-        ];
+        let seq = [(0, 9_000), (50, 2_000), (100, 8_000), (150, 1_000), (200, 1_500)];
         let e = replay(&mut t, &seq);
         let expected = (max - 9_000 + 2_000) + (8_000 - 2_000) + (max - 8_000 + 1_000) + 500;
         assert_eq!(e, u128::from(expected));
@@ -281,14 +223,7 @@ mod tests {
         t.update(ms(0), &[5_000]).unwrap();
         t.update(ms(1), &[6_000]).unwrap();
         let err = t.update(ms(2), &[10]).unwrap_err();
-        assert!(matches!(
-            err,
-            MeterError::CounterReset {
-                previous: 6_000,
-                current: 10,
-                ..
-            }
-        ));
+        assert!(matches!(err, MeterError::CounterReset { previous: 6_000, current: 10, .. }));
         assert_eq!(t.energy_uj(), 1_000, "last good value kept");
     }
 
@@ -308,11 +243,7 @@ mod tests {
         let h = t.health();
         assert!(!h.stalled);
         assert_eq!(h.stall_events, 1);
-        assert_eq!(
-            t.energy_uj(),
-            3_000,
-            "a stall is a warning, energy keeps counting"
-        );
+        assert_eq!(t.energy_uj(), 3_000, "a stall is a warning, energy keeps counting");
     }
 
     #[test]

@@ -92,13 +92,7 @@ pub struct EstimateConfig {
 
 impl Default for EstimateConfig {
     fn default() -> Self {
-        Self {
-            tdp_w: None,
-            logical_cpus: None,
-            idle_w: 0.0,
-            scope: CpuScope::Process,
-            proc_root: "/proc".into(),
-        }
+        Self { tdp_w: None, logical_cpus: None, idle_w: 0.0, scope: CpuScope::Process, proc_root: "/proc".into() }
     }
 }
 
@@ -143,11 +137,7 @@ impl CpuPowerModel {
             }
             TdpSource::Generic => format!("generic {} W TDP", self.tdp_w),
         };
-        let idle = if self.idle_w > 0.0 {
-            format!("+ idle {} W", self.idle_w)
-        } else {
-            "idle not modelled".into()
-        };
+        let idle = if self.idle_w > 0.0 { format!("+ idle {} W", self.idle_w) } else { "idle not modelled".into() };
         let scope = match self.scope {
             CpuScope::Process => "process",
             CpuScope::Host => "host",
@@ -162,49 +152,29 @@ impl CpuPowerModel {
     /// Resolve a configuration against `/proc/cpuinfo` under `proc_root`.
     pub fn resolve(cfg: &EstimateConfig) -> Result<Self, MeterError> {
         let cpuinfo = std::fs::read_to_string(cfg.proc_root.join("cpuinfo")).unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_owned());
+        let cpu_model =
+            cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_owned());
         let (tdp_w, tdp_source) = match (cfg.tdp_w, cpu_model.as_deref().and_then(lookup_tdp)) {
             (Some(w), _) => (w, TdpSource::Configured),
             (None, Some((row, w))) => (w, TdpSource::Table(row.to_owned())),
             (None, None) => (CODECARBON_DEFAULT_TDP_W, TdpSource::Generic),
         };
-        let counted = cpuinfo
-            .lines()
-            .filter(|l| l.starts_with("processor"))
-            .count() as u32;
+        let counted = cpuinfo.lines().filter(|l| l.starts_with("processor")).count() as u32;
         let logical_cpus = cfg.logical_cpus.unwrap_or(if counted > 0 {
             counted
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
         });
         if !(tdp_w.is_finite() && tdp_w > 0.0) {
-            return Err(MeterError::Config(format!(
-                "estimate tdp_w must be positive, got {tdp_w}"
-            )));
+            return Err(MeterError::Config(format!("estimate tdp_w must be positive, got {tdp_w}")));
         }
         if logical_cpus == 0 {
-            return Err(MeterError::Config(
-                "estimate logical_cpus must be at least 1".into(),
-            ));
+            return Err(MeterError::Config("estimate logical_cpus must be at least 1".into()));
         }
         if !(cfg.idle_w.is_finite() && cfg.idle_w >= 0.0) {
-            return Err(MeterError::Config(format!(
-                "estimate idle_w must be >= 0, got {}",
-                cfg.idle_w
-            )));
+            return Err(MeterError::Config(format!("estimate idle_w must be >= 0, got {}", cfg.idle_w)));
         }
-        Ok(Self {
-            cpu_model,
-            tdp_w,
-            tdp_source,
-            logical_cpus,
-            idle_w: cfg.idle_w,
-            scope: cfg.scope,
-        })
+        Ok(Self { cpu_model, tdp_w, tdp_source, logical_cpus, idle_w: cfg.idle_w, scope: cfg.scope })
     }
 }
 
@@ -249,13 +219,7 @@ impl EstimateMeter {
                 CpuScope::Host => "host-cpu".into(),
             }],
         };
-        Ok(Self {
-            info,
-            model,
-            stat_path,
-            cpu0_s,
-            opened: Instant::now(),
-        })
+        Ok(Self { info, model, stat_path, cpu0_s, opened: Instant::now() })
     }
 
     pub fn model(&self) -> &CpuPowerModel {
@@ -276,55 +240,30 @@ impl EnergyMeter for EstimateMeter {
     fn read(&mut self) -> Result<EnergyReading, MeterError> {
         let cpu_s = self.cpu_s()?.max(0.0);
         let at = self.opened.elapsed();
-        Ok(EnergyReading {
-            energy_j: self.model.energy_j(cpu_s, at.as_secs_f64()),
-            at,
-        })
+        Ok(EnergyReading { energy_j: self.model.energy_j(cpu_s, at.as_secs_f64()), at })
     }
 }
 
 /// CPU seconds (user + system) from `/proc/<pid>/stat` or `/proc/stat`.
 fn read_cpu_s(path: &Path, scope: CpuScope) -> Result<f64, MeterError> {
-    let text = std::fs::read_to_string(path).map_err(|source| MeterError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let bad = |message: String| MeterError::Parse {
-        path: path.to_path_buf(),
-        line: 1,
-        message,
-    };
+    let text = std::fs::read_to_string(path).map_err(|source| MeterError::Io { path: path.to_path_buf(), source })?;
+    let bad = |message: String| MeterError::Parse { path: path.to_path_buf(), line: 1, message };
     let ticks: u64 = match scope {
         CpuScope::Process => {
             // The command name (field 2) is in parentheses and may contain spaces.
-            let after = text
-                .rsplit_once(')')
-                .map(|(_, r)| r)
-                .ok_or_else(|| bad("no `)` after the command name".into()))?;
+            let after = text.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| bad("no `)` after the command name".into()))?;
             let f: Vec<&str> = after.split_whitespace().collect();
             // `after` starts at field 3 (state): utime is field 14, stime field 15.
             let field = |i: usize| -> Result<u64, MeterError> {
-                f.get(i - 3)
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| bad(format!("field {i} is missing or not a number")))
+                f.get(i - 3).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("field {i} is missing or not a number")))
             };
             field(14)? + field(15)?
         }
         CpuScope::Host => {
-            let line = text
-                .lines()
-                .find(|l| l.starts_with("cpu "))
-                .ok_or_else(|| bad("no aggregate `cpu` line".into()))?;
-            let v: Vec<u64> = line
-                .split_whitespace()
-                .skip(1)
-                .map(|x| x.parse().unwrap_or(0))
-                .collect();
+            let line = text.lines().find(|l| l.starts_with("cpu ")).ok_or_else(|| bad("no aggregate `cpu` line".into()))?;
+            let v: Vec<u64> = line.split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0)).collect();
             if v.len() < 7 {
-                return Err(bad(format!(
-                    "`cpu` line has {} fields, expected at least 7",
-                    v.len()
-                )));
+                return Err(bad(format!("`cpu` line has {} fields, expected at least 7", v.len())));
             }
             // user nice system idle iowait irq softirq [steal guest guest_nice]
             v[0] + v[1] + v[2] + v[5] + v[6]
@@ -352,27 +291,18 @@ mod tests {
         fs::write(dir.path().join("cpuinfo"), info).unwrap();
         fs::create_dir(dir.path().join("self")).unwrap();
         set_self_stat(dir.path(), utime, stime);
-        fs::write(
-            dir.path().join("stat"),
-            "cpu  1000 50 200 9000 10 5 5 7 0 0\ncpu0 1 2 3 4 5 6 7\n",
-        )
-        .unwrap();
+        fs::write(dir.path().join("stat"), "cpu  1000 50 200 9000 10 5 5 7 0 0\ncpu0 1 2 3 4 5 6 7\n").unwrap();
         dir
     }
 
     fn set_self_stat(root: &Path, utime: u64, stime: u64) {
         // A command name with spaces and a `)` to exercise the parser.
-        let stat = format!(
-            "4242 (my (odd) prog) S 1 2 3 0 -1 0 0 0 0 0 {utime} {stime} 7 8 20 0 1 0 1 2 3"
-        );
+        let stat = format!("4242 (my (odd) prog) S 1 2 3 0 -1 0 0 0 0 0 {utime} {stime} 7 8 20 0 1 0 1 2 3");
         fs::write(root.join("self/stat"), stat).unwrap();
     }
 
     fn cfg(root: &Path) -> EstimateConfig {
-        EstimateConfig {
-            proc_root: root.to_path_buf(),
-            ..EstimateConfig::default()
-        }
+        EstimateConfig { proc_root: root.to_path_buf(), ..EstimateConfig::default() }
     }
 
     #[test]
@@ -396,62 +326,31 @@ mod tests {
         let m = CpuPowerModel::resolve(&cfg(p.path())).unwrap();
         assert_eq!(m.tdp_source, TdpSource::Table("AMD EPYC 7763".into()));
         assert_eq!(m.logical_cpus, 128);
-        assert!(
-            m.describe()
-                .contains("AMD EPYC 7763 TDP 280 W from CodeCarbon cpu_power.csv")
-        );
-        assert_eq!(
-            lookup_tdp("AMD EPYC 7302P 16-Core"),
-            None,
-            "7302 must not match 7302P"
-        );
+        assert!(m.describe().contains("AMD EPYC 7763 TDP 280 W from CodeCarbon cpu_power.csv"));
+        assert_eq!(lookup_tdp("AMD EPYC 7302P 16-Core"), None, "7302 must not match 7302P");
     }
 
     #[test]
     fn energy_is_cpu_time_times_per_core_power_plus_idle() {
         let p = fake_proc("AMD EPYC", 2, 100, 50);
-        let c = EstimateConfig {
-            tdp_w: Some(100.0),
-            logical_cpus: Some(4),
-            idle_w: 0.0,
-            ..cfg(p.path())
-        };
+        let c = EstimateConfig { tdp_w: Some(100.0), logical_cpus: Some(4), idle_w: 0.0, ..cfg(p.path()) };
         let mut m = EstimateMeter::open(c).unwrap();
         assert_eq!(m.read().unwrap().energy_j, 0.0, "counts from open");
         set_self_stat(p.path(), 100 + 300, 50 + 100); // +4 CPU-seconds
         assert!((m.read().unwrap().energy_j - 4.0 * 25.0).abs() < 1e-9);
         // With idle power the wall-time term is added (checked through the model, no timing).
-        let model = CpuPowerModel {
-            idle_w: 10.0,
-            ..m.model().clone()
-        };
-        assert_eq!(
-            estimate_energy_j(&model, Duration::from_secs(4), Duration::from_secs(10)),
-            200.0
-        );
+        let model = CpuPowerModel { idle_w: 10.0, ..m.model().clone() };
+        assert_eq!(estimate_energy_j(&model, Duration::from_secs(4), Duration::from_secs(10)), 200.0);
     }
 
     #[test]
     fn host_scope_reads_proc_stat() {
         let p = fake_proc("AMD EPYC", 2, 0, 0);
-        let c = EstimateConfig {
-            scope: CpuScope::Host,
-            tdp_w: Some(20.0),
-            logical_cpus: Some(2),
-            ..cfg(p.path())
-        };
+        let c = EstimateConfig { scope: CpuScope::Host, tdp_w: Some(20.0), logical_cpus: Some(2), ..cfg(p.path()) };
         let mut m = EstimateMeter::open(c).unwrap();
-        assert!(
-            m.info()
-                .name
-                .starts_with("estimate:host cpu-time x 10.0 W/core")
-        );
+        assert!(m.info().name.starts_with("estimate:host cpu-time x 10.0 W/core"));
         // user+nice+system+irq+softirq: +100 ticks of user, +100 of irq; idle/steal ignored.
-        fs::write(
-            p.path().join("stat"),
-            "cpu  1100 50 200 99000 10 105 5 900 0 0\n",
-        )
-        .unwrap();
+        fs::write(p.path().join("stat"), "cpu  1100 50 200 99000 10 105 5 900 0 0\n").unwrap();
         assert!((m.read().unwrap().energy_j - 2.0 * 10.0).abs() < 1e-9);
     }
 
@@ -471,24 +370,14 @@ mod tests {
     #[test]
     fn bad_config_and_bad_files_are_typed_errors() {
         let p = fake_proc("AMD EPYC", 2, 0, 0);
-        let e = EstimateMeter::open(EstimateConfig {
-            tdp_w: Some(-1.0),
-            ..cfg(p.path())
-        })
-        .unwrap_err();
+        let e = EstimateMeter::open(EstimateConfig { tdp_w: Some(-1.0), ..cfg(p.path()) }).unwrap_err();
         assert!(e.to_string().contains("tdp_w must be positive"), "{e}");
-        let e = EstimateMeter::open(EstimateConfig {
-            logical_cpus: Some(0),
-            ..cfg(p.path())
-        })
-        .unwrap_err();
+        let e = EstimateMeter::open(EstimateConfig { logical_cpus: Some(0), ..cfg(p.path()) }).unwrap_err();
         assert!(e.to_string().contains("logical_cpus"), "{e}");
         fs::write(p.path().join("self/stat"), "garbage").unwrap();
         let e = EstimateMeter::open(cfg(p.path())).unwrap_err().to_string();
         assert!(e.contains("self/stat:1: no `)`"), "{e}");
-        let e = EstimateMeter::open(cfg(&p.path().join("nope")))
-            .unwrap_err()
-            .to_string();
+        let e = EstimateMeter::open(cfg(&p.path().join("nope"))).unwrap_err().to_string();
         assert!(e.contains("nope/self/stat: cannot read"), "{e}");
     }
 

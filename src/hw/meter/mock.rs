@@ -9,15 +9,8 @@ use super::{EnergyMeter, EnergyReading, MeterError, MeterInfo, MeterKind};
 
 #[derive(Debug, Clone)]
 enum Source {
-    Replay {
-        samples: Vec<(Duration, f64)>,
-        next: usize,
-    },
-    Constant {
-        watts: f64,
-        tick: Duration,
-        reads: u32,
-    },
+    Replay { samples: Vec<(Duration, f64)>, next: usize },
+    Constant { watts: f64, tick: Duration, reads: u32 },
 }
 
 /// See the module docs.
@@ -31,23 +24,13 @@ impl MockMeter {
     /// Replay `samples` (time since open, cumulative joules), one per `read`.
     pub fn replay(samples: Vec<(Duration, f64)>) -> Self {
         let info = Self::make_info(format!("mock:replay of {} samples", samples.len()));
-        Self {
-            info,
-            source: Source::Replay { samples, next: 0 },
-        }
+        Self { info, source: Source::Replay { samples, next: 0 } }
     }
 
     /// Constant `watts`; the n-th read (from 0) is at `n × tick` with `watts × n × tick` joules.
     pub fn constant_power(watts: f64, tick: Duration) -> Self {
         let info = Self::make_info(format!("mock:constant {watts} W"));
-        Self {
-            info,
-            source: Source::Constant {
-                watts,
-                tick,
-                reads: 0,
-            },
-        }
+        Self { info, source: Source::Constant { watts, tick, reads: 0 } }
     }
 
     /// Mark the mock as an estimate (to test that labels propagate).
@@ -57,12 +40,7 @@ impl MockMeter {
     }
 
     fn make_info(name: String) -> MeterInfo {
-        MeterInfo {
-            kind: MeterKind::Mock,
-            name,
-            estimated: false,
-            domains: vec!["mock".into()],
-        }
+        MeterInfo { kind: MeterKind::Mock, name, estimated: false, domains: vec!["mock".into()] }
     }
 }
 
@@ -74,22 +52,18 @@ impl EnergyMeter for MockMeter {
     fn read(&mut self) -> Result<EnergyReading, MeterError> {
         match &mut self.source {
             Source::Replay { samples, next } => {
-                let &(at, energy_j) =
-                    samples.get(*next).ok_or_else(|| MeterError::Disappeared {
-                        meter: "mock",
-                        path: "replay".into(),
-                        reason: format!("sequence ended after {} samples", samples.len()),
-                    })?;
+                let &(at, energy_j) = samples.get(*next).ok_or_else(|| MeterError::Disappeared {
+                    meter: "mock",
+                    path: "replay".into(),
+                    reason: format!("sequence ended after {} samples", samples.len()),
+                })?;
                 *next += 1;
                 Ok(EnergyReading { energy_j, at })
             }
             Source::Constant { watts, tick, reads } => {
                 let at = *tick * *reads;
                 *reads += 1;
-                Ok(EnergyReading {
-                    energy_j: *watts * at.as_secs_f64(),
-                    at,
-                })
+                Ok(EnergyReading { energy_j: *watts * at.as_secs_f64(), at })
             }
         }
     }
@@ -103,18 +77,9 @@ mod tests {
     fn replay_then_disappear() {
         let mut m = MockMeter::replay(vec![(Duration::ZERO, 0.0), (Duration::from_secs(1), 5.0)]);
         assert_eq!(m.read().unwrap().energy_j, 0.0);
-        assert_eq!(
-            m.read().unwrap(),
-            EnergyReading {
-                energy_j: 5.0,
-                at: Duration::from_secs(1)
-            }
-        );
+        assert_eq!(m.read().unwrap(), EnergyReading { energy_j: 5.0, at: Duration::from_secs(1) });
         let msg = m.read().unwrap_err().to_string();
-        assert_eq!(
-            msg,
-            "mock counter disappeared: replay: sequence ended after 2 samples"
-        );
+        assert_eq!(msg, "mock counter disappeared: replay: sequence ended after 2 samples");
     }
 
     #[test]

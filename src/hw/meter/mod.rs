@@ -118,9 +118,7 @@ impl<M: EnergyMeter + ?Sized> EnergyMeter for Box<M> {
 /// Everything that can go wrong opening or reading a meter.
 #[derive(Debug, thiserror::Error)]
 pub enum MeterError {
-    #[error(
-        "NVML was requested but basin was built without the `nvml` feature (rebuild with `cargo build --features nvml`)"
-    )]
+    #[error("NVML was requested but basin was built without the `nvml` feature (rebuild with `cargo build --features nvml`)")]
     NvmlNotCompiled,
     #[error("NVML is not available on this host ({detail})")]
     NvmlUnavailable { detail: String },
@@ -131,36 +129,15 @@ pub enum MeterError {
     #[error("RAPL is not available: {reason} (root {root})")]
     RaplUnavailable { root: PathBuf, reason: String },
     #[error("{meter} counter disappeared: {path}: {reason}")]
-    Disappeared {
-        meter: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error(
-        "{meter} counter went backwards without a known wrap range ({previous} -> {current}): the counter was reset"
-    )]
-    CounterReset {
-        meter: &'static str,
-        previous: u64,
-        current: u64,
-    },
+    Disappeared { meter: &'static str, path: PathBuf, reason: String },
+    #[error("{meter} counter went backwards without a known wrap range ({previous} -> {current}): the counter was reset")]
+    CounterReset { meter: &'static str, previous: u64, current: u64 },
     #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {message}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Parse { path: PathBuf, line: usize, message: String },
     #[error("{path}: the recorded log ends at {end_s:.3} s, asked for {at_s:.3} s")]
-    LogEnded {
-        path: PathBuf,
-        end_s: f64,
-        at_s: f64,
-    },
+    LogEnded { path: PathBuf, end_s: f64, at_s: f64 },
     #[error("invalid counter sample: {0}")]
     InvalidSample(String),
     #[error("invalid meter configuration: {0}")]
@@ -200,10 +177,7 @@ pub struct Selection {
 
 impl std::fmt::Debug for Selection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Selection")
-            .field("meter", self.meter.info())
-            .field("skipped", &self.skipped)
-            .finish()
+        f.debug_struct("Selection").field("meter", self.meter.info()).field("skipped", &self.skipped).finish()
     }
 }
 
@@ -214,15 +188,10 @@ pub fn open(choice: MeterChoice) -> Result<Box<dyn EnergyMeter>, MeterError> {
 
 /// Open a meter and report which candidates `Auto` skipped and why.
 pub fn open_explained(choice: MeterChoice) -> Result<Selection, MeterError> {
-    let one = |meter: Box<dyn EnergyMeter>| Selection {
-        meter,
-        skipped: Vec::new(),
-    };
+    let one = |meter: Box<dyn EnergyMeter>| Selection { meter, skipped: Vec::new() };
     match choice {
         MeterChoice::Nvml { device } => open_nvml(device).map(one),
-        MeterChoice::Rapl { root } => Ok(one(Box::new(RaplMeter::open(
-            root.unwrap_or_else(|| PathBuf::from(rapl::POWERCAP_ROOT)),
-        )?))),
+        MeterChoice::Rapl { root } => Ok(one(Box::new(RaplMeter::open(root.unwrap_or_else(|| PathBuf::from(rapl::POWERCAP_ROOT)))?))),
         MeterChoice::Estimate { config } => Ok(one(Box::new(EstimateMeter::open(config)?))),
         MeterChoice::PerfLog { path } => Ok(one(Box::new(PerfLogMeter::open(&path)?))),
         MeterChoice::Auto => {
@@ -233,10 +202,7 @@ pub fn open_explained(choice: MeterChoice) -> Result<Selection, MeterError> {
             }
             match RaplMeter::open(rapl::POWERCAP_ROOT) {
                 Ok(m) => {
-                    return Ok(Selection {
-                        meter: Box::new(m),
-                        skipped,
-                    });
+                    return Ok(Selection { meter: Box::new(m), skipped });
                 }
                 Err(e) => skipped.push((MeterKind::Rapl, e.to_string())),
             }
@@ -361,17 +327,9 @@ where
 {
     let m = measure_window(meter, || std::thread::sleep(duration))?;
     let watts = m.mean_power_w().ok_or_else(|| {
-        MeterError::InvalidSample(format!(
-            "meter {} did not advance its clock over a {duration:?} idle window",
-            m.meter_name
-        ))
+        MeterError::InvalidSample(format!("meter {} did not advance its clock over a {duration:?} idle window", m.meter_name))
     })?;
-    Ok(IdlePower {
-        watts,
-        estimated: m.estimated,
-        meter_name: m.meter_name,
-        window_s: m.elapsed.as_secs_f64(),
-    })
+    Ok(IdlePower { watts, estimated: m.estimated, meter_name: m.meter_name, window_s: m.elapsed.as_secs_f64() })
 }
 
 #[cfg(test)]
@@ -380,11 +338,7 @@ mod tests {
 
     #[test]
     fn measure_window_uses_the_meters_clock_and_carries_the_label() {
-        let mut m = MockMeter::replay(vec![
-            (Duration::from_millis(0), 0.0),
-            (Duration::from_millis(500), 40.0),
-        ])
-        .estimated(true);
+        let mut m = MockMeter::replay(vec![(Duration::from_millis(0), 0.0), (Duration::from_millis(500), 40.0)]).estimated(true);
         let r = measure_window(&mut m, || 7).unwrap();
         assert_eq!(r.value, 7);
         assert_eq!(r.energy_j, 40.0);
@@ -405,10 +359,7 @@ mod tests {
 
     #[test]
     fn idle_power_from_the_estimate_is_flagged_estimated() {
-        let cfg = EstimateConfig {
-            idle_w: 20.0,
-            ..EstimateConfig::default()
-        };
+        let cfg = EstimateConfig { idle_w: 20.0, ..EstimateConfig::default() };
         let mut m = EstimateMeter::open(cfg).unwrap();
         let idle = measure_idle_power(&mut m, Duration::from_millis(30)).unwrap();
         assert!(idle.estimated);
@@ -428,13 +379,8 @@ mod tests {
     #[cfg(not(feature = "nvml"))]
     #[test]
     fn nvml_without_the_feature_is_a_clear_error() {
-        let err = open(MeterChoice::Nvml { device: 0 })
-            .err()
-            .expect("must fail");
-        assert!(
-            err.to_string().contains("without the `nvml` feature"),
-            "{err}"
-        );
+        let err = open(MeterChoice::Nvml { device: 0 }).err().expect("must fail");
+        assert!(err.to_string().contains("without the `nvml` feature"), "{err}");
     }
 
     #[cfg(feature = "nvml")]
@@ -444,15 +390,9 @@ mod tests {
         if std::path::Path::new("/proc/driver/nvidia").exists() {
             return;
         }
-        let err = open(MeterChoice::Nvml { device: 0 })
-            .err()
-            .expect("must fail");
+        let err = open(MeterChoice::Nvml { device: 0 }).err().expect("must fail");
         assert!(matches!(err, MeterError::NvmlUnavailable { .. }), "{err}");
-        assert!(
-            err.to_string()
-                .starts_with("NVML is not available on this host"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("NVML is not available on this host"), "{err}");
     }
 
     #[test]
@@ -476,24 +416,13 @@ mod tests {
 
     #[test]
     fn meter_choice_round_trips_through_json() {
-        let c = MeterChoice::Rapl {
-            root: Some("/tmp/x".into()),
-        };
+        let c = MeterChoice::Rapl { root: Some("/tmp/x".into()) };
         let s = serde_json::to_string(&c).unwrap();
         assert_eq!(s, r#"{"kind":"rapl","root":"/tmp/x"}"#);
         assert_eq!(serde_json::from_str::<MeterChoice>(&s).unwrap(), c);
         let auto: MeterChoice = serde_json::from_str(r#"{"kind":"auto"}"#).unwrap();
         assert_eq!(auto, MeterChoice::Auto);
-        let info = MeterInfo {
-            kind: MeterKind::PerfLog,
-            name: "perf_log:x".into(),
-            estimated: false,
-            domains: vec!["pkg".into()],
-        };
-        assert!(
-            serde_json::to_string(&info)
-                .unwrap()
-                .contains(r#""kind":"perf_log""#)
-        );
+        let info = MeterInfo { kind: MeterKind::PerfLog, name: "perf_log:x".into(), estimated: false, domains: vec!["pkg".into()] };
+        assert!(serde_json::to_string(&info).unwrap().contains(r#""kind":"perf_log""#));
     }
 }

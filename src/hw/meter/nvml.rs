@@ -34,10 +34,7 @@ use nvml_wrapper::error::NvmlError;
 use serde::Serialize;
 
 use super::counter::{CounterDomain, CounterTracker};
-use super::{
-    EnergyMeter, EnergyReading, GpuDescription, MeterError, MeterHealth, MeterInfo, MeterKind,
-    NvmlSystem,
-};
+use super::{EnergyMeter, EnergyReading, GpuDescription, MeterError, MeterHealth, MeterInfo, MeterKind, NvmlSystem};
 
 /// Power sampling period for GPUs without an energy counter.
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(20);
@@ -59,31 +56,21 @@ pub fn library() -> OsString {
 /// Map an NVML error from `call` to a meter error.
 fn nvml_err(call: &'static str, e: NvmlError) -> MeterError {
     match e {
-        NvmlError::LibloadingError(e) => MeterError::NvmlUnavailable {
-            detail: format!("no NVIDIA driver: the NVML library could not be loaded: {e}"),
-        },
-        NvmlError::DriverNotLoaded => MeterError::NvmlUnavailable {
-            detail: "the NVIDIA driver is not loaded".into(),
-        },
-        NvmlError::FailedToLoadSymbol(s) => MeterError::NvmlUnavailable {
-            detail: format!("libnvidia-ml is too old (missing {s})"),
-        },
-        other => MeterError::Nvml {
-            call,
-            detail: other.to_string(),
-        },
+        NvmlError::LibloadingError(e) => {
+            MeterError::NvmlUnavailable { detail: format!("no NVIDIA driver: the NVML library could not be loaded: {e}") }
+        }
+        NvmlError::DriverNotLoaded => MeterError::NvmlUnavailable { detail: "the NVIDIA driver is not loaded".into() },
+        NvmlError::FailedToLoadSymbol(s) => MeterError::NvmlUnavailable { detail: format!("libnvidia-ml is too old (missing {s})") },
+        other => MeterError::Nvml { call, detail: other.to_string() },
     }
 }
 
 /// Load and initialise NVML from `lib`.
 fn init(lib: &OsStr) -> Result<Nvml, MeterError> {
     Nvml::builder().lib_path(lib).init().map_err(|e| match e {
-        NvmlError::LibloadingError(e) => MeterError::NvmlUnavailable {
-            detail: format!(
-                "no NVIDIA driver: cannot load {}: {e}",
-                lib.to_string_lossy()
-            ),
-        },
+        NvmlError::LibloadingError(e) => {
+            MeterError::NvmlUnavailable { detail: format!("no NVIDIA driver: cannot load {}: {e}", lib.to_string_lossy()) }
+        }
         other => nvml_err("nvmlInit_v2", other),
     })
 }
@@ -104,14 +91,9 @@ impl MillijouleCounter {
             Some((_, prev)) if mj >= prev => mj - prev,
             Some((prev_at, prev)) => {
                 let forward = mj.wrapping_sub(prev);
-                let possible_mj =
-                    MAX_PLAUSIBLE_POWER_W * at.saturating_sub(prev_at).as_secs_f64() * 1e3;
+                let possible_mj = MAX_PLAUSIBLE_POWER_W * at.saturating_sub(prev_at).as_secs_f64() * 1e3;
                 if forward as f64 > possible_mj {
-                    return Err(MeterError::CounterReset {
-                        meter: "NVML",
-                        previous: prev,
-                        current: mj,
-                    });
+                    return Err(MeterError::CounterReset { meter: "NVML", previous: prev, current: mj });
                 }
                 self.wraps += 1;
                 forward
@@ -160,15 +142,8 @@ pub enum NvmlSource {
 }
 
 enum Mode {
-    Counter {
-        counter: MillijouleCounter,
-        tracker: CounterTracker,
-    },
-    Sampling {
-        shared: Arc<Mutex<Integrator>>,
-        stop: Arc<AtomicBool>,
-        thread: Option<JoinHandle<()>>,
-    },
+    Counter { counter: MillijouleCounter, tracker: CounterTracker },
+    Sampling { shared: Arc<Mutex<Integrator>>, stop: Arc<AtomicBool>, thread: Option<JoinHandle<()>> },
 }
 
 /// One GPU's energy meter. See the module docs.
@@ -182,10 +157,7 @@ pub struct NvmlMeter {
 
 impl std::fmt::Debug for NvmlMeter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NvmlMeter")
-            .field("info", &self.info)
-            .field("index", &self.index)
-            .finish()
+        f.debug_struct("NvmlMeter").field("info", &self.info).field("index", &self.index).finish()
     }
 }
 
@@ -198,15 +170,11 @@ impl NvmlMeter {
     /// GPU `index` through the NVML library at `lib` (a path, or a name the loader searches).
     pub fn open_library(lib: &OsStr, index: u32) -> Result<Self, MeterError> {
         let nvml = Arc::new(init(lib)?);
-        let count = nvml
-            .device_count()
-            .map_err(|e| nvml_err("nvmlDeviceGetCount_v2", e))?;
+        let count = nvml.device_count().map_err(|e| nvml_err("nvmlDeviceGetCount_v2", e))?;
         if index >= count {
             return Err(MeterError::NvmlNoDevice { index, count });
         }
-        let device = nvml
-            .device_by_index(index)
-            .map_err(|e| nvml_err("nvmlDeviceGetHandleByIndex_v2", e))?;
+        let device = nvml.device_by_index(index).map_err(|e| nvml_err("nvmlDeviceGetHandleByIndex_v2", e))?;
         let gpu = device.name().unwrap_or_else(|_| format!("GPU {index}"));
         let opened = Instant::now();
         let domain = format!("gpu{index}");
@@ -214,60 +182,24 @@ impl NvmlMeter {
             Ok(mj) => {
                 let mut counter = MillijouleCounter::default();
                 counter.update(Duration::ZERO, mj)?;
-                let mut tracker = CounterTracker::new(
-                    "NVML",
-                    vec![CounterDomain {
-                        name: domain.clone(),
-                        max_range_uj: None,
-                    }],
-                    NVML_STALL_AFTER,
-                );
+                let mut tracker =
+                    CounterTracker::new("NVML", vec![CounterDomain { name: domain.clone(), max_range_uj: None }], NVML_STALL_AFTER);
                 tracker.update(Duration::ZERO, &[0])?;
-                (
-                    Mode::Counter { counter, tracker },
-                    "total energy counter".to_owned(),
-                )
+                (Mode::Counter { counter, tracker }, "total energy counter".to_owned())
             }
             Err(NvmlError::NotSupported) => {
-                let mw = device
-                    .power_usage()
-                    .map_err(|e| nvml_err("nvmlDeviceGetPowerUsage", e))?;
+                let mw = device.power_usage().map_err(|e| nvml_err("nvmlDeviceGetPowerUsage", e))?;
                 let shared = Arc::new(Mutex::new(Integrator::default()));
-                shared
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .add(Duration::ZERO, f64::from(mw) / 1000.0);
+                shared.lock().unwrap_or_else(|p| p.into_inner()).add(Duration::ZERO, f64::from(mw) / 1000.0);
                 let stop = Arc::new(AtomicBool::new(false));
-                let thread =
-                    spawn_sampler(nvml.clone(), index, opened, shared.clone(), stop.clone());
-                let how = format!(
-                    "no energy counter: power polled every {} ms, trapezoid-integrated",
-                    SAMPLE_PERIOD.as_millis()
-                );
-                (
-                    Mode::Sampling {
-                        shared,
-                        stop,
-                        thread: Some(thread),
-                    },
-                    how,
-                )
+                let thread = spawn_sampler(nvml.clone(), index, opened, shared.clone(), stop.clone());
+                let how = format!("no energy counter: power polled every {} ms, trapezoid-integrated", SAMPLE_PERIOD.as_millis());
+                (Mode::Sampling { shared, stop, thread: Some(thread) }, how)
             }
             Err(e) => return Err(nvml_err("nvmlDeviceGetTotalEnergyConsumption", e)),
         };
-        let info = MeterInfo {
-            kind: MeterKind::Nvml,
-            name: format!("nvml:{gpu} ({how})"),
-            estimated: false,
-            domains: vec![domain],
-        };
-        Ok(Self {
-            info,
-            nvml,
-            index,
-            mode,
-            opened,
-        })
+        let info = MeterInfo { kind: MeterKind::Nvml, name: format!("nvml:{gpu} ({how})"), estimated: false, domains: vec![domain] };
+        Ok(Self { info, nvml, index, mode, opened })
     }
 
     /// Whether the energy is the GPU's counter or integrated power.
@@ -279,13 +211,7 @@ impl NvmlMeter {
     }
 }
 
-fn spawn_sampler(
-    nvml: Arc<Nvml>,
-    index: u32,
-    opened: Instant,
-    shared: Arc<Mutex<Integrator>>,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
+fn spawn_sampler(nvml: Arc<Nvml>, index: u32, opened: Instant, shared: Arc<Mutex<Integrator>>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(SAMPLE_PERIOD);
@@ -309,28 +235,18 @@ impl EnergyMeter for NvmlMeter {
     }
 
     fn read(&mut self) -> Result<EnergyReading, MeterError> {
-        let gone = |reason: String| MeterError::Disappeared {
-            meter: "NVML",
-            path: format!("gpu{}", self.index).into(),
-            reason,
-        };
+        let gone = |reason: String| MeterError::Disappeared { meter: "NVML", path: format!("gpu{}", self.index).into(), reason };
         match &mut self.mode {
             Mode::Counter { counter, tracker } => {
                 let at = self.opened.elapsed();
-                let mj = self
-                    .nvml
-                    .device_by_index(self.index)
-                    .and_then(|d| d.total_energy_consumption())
-                    .map_err(|e| gone(e.to_string()))?;
+                let mj =
+                    self.nvml.device_by_index(self.index).and_then(|d| d.total_energy_consumption()).map_err(|e| gone(e.to_string()))?;
                 let mut next = counter.clone();
                 next.update(at, mj)?;
                 let uj = u64::try_from(next.total_mj() * 1000).unwrap_or(u64::MAX);
                 tracker.update(at, &[uj])?;
                 *counter = next;
-                Ok(EnergyReading {
-                    energy_j: counter.total_mj() as f64 * 1e-3,
-                    at,
-                })
+                Ok(EnergyReading { energy_j: counter.total_mj() as f64 * 1e-3, at })
             }
             Mode::Sampling { shared, .. } => {
                 let s = shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -338,20 +254,14 @@ impl EnergyMeter for NvmlMeter {
                     return Err(gone(e.clone()));
                 }
                 let at = s.last.map_or(Duration::ZERO, |l| l.0);
-                Ok(EnergyReading {
-                    energy_j: s.energy_j,
-                    at,
-                })
+                Ok(EnergyReading { energy_j: s.energy_j, at })
             }
         }
     }
 
     fn health(&self) -> MeterHealth {
         match &self.mode {
-            Mode::Counter { counter, tracker } => MeterHealth {
-                wraps: counter.wraps(),
-                ..tracker.health()
-            },
+            Mode::Counter { counter, tracker } => MeterHealth { wraps: counter.wraps(), ..tracker.health() },
             Mode::Sampling { .. } => MeterHealth::default(),
         }
     }
@@ -371,21 +281,14 @@ impl Drop for NvmlMeter {
 /// Driver, CUDA and per-GPU facts (clocks, power limit, memory) through the NVML library at `lib`.
 pub fn describe(lib: &OsStr) -> Result<NvmlSystem, MeterError> {
     let nvml = init(lib)?;
-    let count = nvml
-        .device_count()
-        .map_err(|e| nvml_err("nvmlDeviceGetCount_v2", e))?;
+    let count = nvml.device_count().map_err(|e| nvml_err("nvmlDeviceGetCount_v2", e))?;
     let mut gpus = Vec::new();
     for index in 0..count {
-        let d = nvml
-            .device_by_index(index)
-            .map_err(|e| nvml_err("nvmlDeviceGetHandleByIndex_v2", e))?;
+        let d = nvml.device_by_index(index).map_err(|e| nvml_err("nvmlDeviceGetHandleByIndex_v2", e))?;
         gpus.push(GpuDescription {
             index,
             name: d.name().map_err(|e| nvml_err("nvmlDeviceGetName", e))?,
-            memory_total_gib: d
-                .memory_info()
-                .ok()
-                .map(|m| m.total as f64 / f64::from(1u32 << 30)),
+            memory_total_gib: d.memory_info().ok().map(|m| m.total as f64 / f64::from(1u32 << 30)),
             power_limit_w: d.enforced_power_limit().ok().map(|mw| f64::from(mw) / 1e3),
             graphics_clock_mhz: d.clock_info(Clock::Graphics).ok(),
             sm_clock_mhz: d.clock_info(Clock::SM).ok(),
@@ -398,10 +301,7 @@ pub fn describe(lib: &OsStr) -> Result<NvmlSystem, MeterError> {
     Ok(NvmlSystem {
         library: lib.to_string_lossy().into_owned(),
         driver_version: nvml.sys_driver_version().ok(),
-        cuda_driver_version: nvml
-            .sys_cuda_driver_version()
-            .ok()
-            .map(|v| format!("{}.{}", v / 1000, v % 1000 / 10)),
+        cuda_driver_version: nvml.sys_cuda_driver_version().ok().map(|v| format!("{}.{}", v / 1000, v % 1000 / 10)),
         gpus,
     })
 }
@@ -432,17 +332,7 @@ mod tests {
         // A step back whose forward distance would be ~1.8e16 J: a driver reload, and the
         // counter keeps its state.
         let e = c.update(ms(300), 5).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                MeterError::CounterReset {
-                    previous: 1300,
-                    current: 5,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert!(matches!(e, MeterError::CounterReset { previous: 1300, current: 5, .. }), "{e}");
         assert_eq!((c.total_mj(), c.wraps()), (1800, 1));
     }
 
@@ -453,9 +343,6 @@ mod tests {
         }
         let e = NvmlMeter::open_library(OsStr::new(DEFAULT_LIBRARY), 0).unwrap_err();
         assert!(matches!(e, MeterError::NvmlUnavailable { .. }), "{e}");
-        assert!(
-            e.to_string().contains("cannot load libnvidia-ml.so.1"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("cannot load libnvidia-ml.so.1"), "{e}");
     }
 }

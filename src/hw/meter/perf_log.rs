@@ -73,21 +73,14 @@ pub struct PerfLog {
 impl PerfLog {
     pub fn read(path: impl AsRef<Path>) -> Result<Self, MeterError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| MeterError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| MeterError::Io { path: path.to_path_buf(), source })?;
         Self::parse(path, &text)
     }
 
     /// Parse log text; `path` is only used in error messages.
     pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Self, MeterError> {
         let path = path.as_ref().to_path_buf();
-        let err = |line: usize, message: String| MeterError::Parse {
-            path: path.clone(),
-            line,
-            message,
-        };
+        let err = |line: usize, message: String| MeterError::Parse { path: path.clone(), line, message };
         let mut samples: Vec<PerfSample> = Vec::new();
         let mut domains: Vec<String> = Vec::new();
         let mut last_t: Vec<f64> = Vec::new(); // per domain
@@ -98,28 +91,17 @@ impl PerfLog {
                 continue;
             }
             let tokens: Vec<&str> = line.split_whitespace().collect();
-            let t_s: f64 = tokens[0].parse().map_err(|_| {
-                err(
-                    line_no,
-                    format!("expected a time in seconds, found {:?}", tokens[0]),
-                )
-            })?;
+            let t_s: f64 = tokens[0].parse().map_err(|_| err(line_no, format!("expected a time in seconds, found {:?}", tokens[0])))?;
             let (joules, event) = if tokens.get(1).is_some_and(|t| t.starts_with("<not")) {
                 // `<not counted>` / `<not supported>`, then optionally the unit, then the event.
-                let event = tokens
-                    .iter()
-                    .skip(3)
-                    .find(|t| t.contains('/'))
-                    .or(tokens.get(3));
+                let event = tokens.iter().skip(3).find(|t| t.contains('/')).or(tokens.get(3));
                 (None, event.copied())
             } else {
                 if tokens.len() < 4 {
                     return Err(err(line_no, "expected `time count unit event`".into()));
                 }
                 let count = tokens[1].replace(',', "");
-                let j: f64 = count.parse().map_err(|_| {
-                    err(line_no, format!("expected a count, found {:?}", tokens[1]))
-                })?;
+                let j: f64 = count.parse().map_err(|_| err(line_no, format!("expected a count, found {:?}", tokens[1])))?;
                 if tokens[2] != "Joules" && tokens[2] != "J" {
                     return Err(err(line_no, format!("unit {:?} is not Joules", tokens[2])));
                 }
@@ -139,24 +121,13 @@ impl PerfLog {
                 }
             };
             if !t_s.is_finite() || t_s < last_t[d] {
-                return Err(err(
-                    line_no,
-                    format!("time {t_s} is before the previous interval ({})", last_t[d]),
-                ));
+                return Err(err(line_no, format!("time {t_s} is before the previous interval ({})", last_t[d])));
             }
-            samples.push(PerfSample {
-                t_s,
-                dt_s: t_s - last_t[d],
-                domain,
-                joules,
-            });
+            samples.push(PerfSample { t_s, dt_s: t_s - last_t[d], domain, joules });
             last_t[d] = t_s;
         }
         if samples.is_empty() {
-            return Err(err(
-                0,
-                "no intervals found (is this `perf stat -I` output?)".into(),
-            ));
+            return Err(err(0, "no intervals found (is this `perf stat -I` output?)".into()));
         }
         let mut timeline = vec![(0.0, 0.0)];
         for s in &samples {
@@ -168,12 +139,7 @@ impl PerfLog {
                 timeline.last_mut().unwrap().1 = e2;
             }
         }
-        Ok(Self {
-            path,
-            samples,
-            domains,
-            timeline,
-        })
+        Ok(Self { path, samples, domains, timeline })
     }
 
     /// Number of distinct interval ends.
@@ -216,16 +182,9 @@ impl PerfLog {
         self.domains
             .iter()
             .map(|domain| {
-                let of: Vec<&PerfSample> = self
-                    .samples
-                    .iter()
-                    .filter(|s| &s.domain == domain)
-                    .collect();
-                let counted: Vec<(f64, f64)> = of
-                    .iter()
-                    .filter_map(|s| s.joules.map(|j| (j, s.dt_s)))
-                    .filter(|&(_, dt)| dt > 0.0)
-                    .collect();
+                let of: Vec<&PerfSample> = self.samples.iter().filter(|s| &s.domain == domain).collect();
+                let counted: Vec<(f64, f64)> =
+                    of.iter().filter_map(|s| s.joules.map(|j| (j, s.dt_s))).filter(|&(_, dt)| dt > 0.0).collect();
                 let total_j: f64 = counted.iter().map(|c| c.0).sum();
                 let counted_s: f64 = counted.iter().map(|c| c.1).sum();
                 let mut watts: Vec<f64> = counted.iter().map(|&(j, dt)| j / dt).collect();
@@ -236,11 +195,7 @@ impl PerfLog {
                     not_counted: of.len() - counted.len(),
                     total_j,
                     counted_s,
-                    mean_w: if counted_s > 0.0 {
-                        total_j / counted_s
-                    } else {
-                        f64::NAN
-                    },
+                    mean_w: if counted_s > 0.0 { total_j / counted_s } else { f64::NAN },
                     idle_floor_w: percentile(&watts, IDLE_FLOOR_PERCENTILE),
                     max_w: watts.last().copied().unwrap_or(f64::NAN),
                 }
@@ -281,22 +236,14 @@ impl PerfLogMeter {
     }
 
     pub fn from_log(log: PerfLog) -> Self {
-        let file = log.path.file_name().map_or_else(
-            || log.path.display().to_string(),
-            |f| f.to_string_lossy().into_owned(),
-        );
+        let file = log.path.file_name().map_or_else(|| log.path.display().to_string(), |f| f.to_string_lossy().into_owned());
         let info = MeterInfo {
             kind: MeterKind::PerfLog,
             name: format!("perf_log:{file} [{}, replayed]", log.domains.join("+")),
             estimated: false,
             domains: log.domains.clone(),
         };
-        Self {
-            info,
-            log,
-            offset_s: 0.0,
-            opened: Instant::now(),
-        }
+        Self { info, log, offset_s: 0.0, opened: Instant::now() }
     }
 
     /// Start the replay `offset` into the log.
@@ -313,17 +260,10 @@ impl PerfLogMeter {
     /// clock).
     pub fn read_at(&self, at: Duration) -> Result<EnergyReading, MeterError> {
         let t = self.offset_s + at.as_secs_f64();
-        let ended = || MeterError::LogEnded {
-            path: self.log.path.clone(),
-            end_s: self.log.duration_s(),
-            at_s: t,
-        };
+        let ended = || MeterError::LogEnded { path: self.log.path.clone(), end_s: self.log.duration_s(), at_s: t };
         let e = self.log.energy_at(t).ok_or_else(ended)?;
         let e0 = self.log.energy_at(self.offset_s).ok_or_else(ended)?;
-        Ok(EnergyReading {
-            energy_j: e - e0,
-            at,
-        })
+        Ok(EnergyReading { energy_j: e - e0, at })
     }
 }
 
@@ -337,17 +277,13 @@ impl EnergyMeter for PerfLogMeter {
     }
 
     fn health(&self) -> MeterHealth {
-        MeterHealth {
-            gaps: self.log.gaps() as u32,
-            ..MeterHealth::default()
-        }
+        MeterHealth { gaps: self.log.gaps() as u32, ..MeterHealth::default() }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     fn real_logs() -> Vec<PathBuf> {
         ["perf-energy-video-mul-1.txt", "perf-energy-video-mul-6.txt"]
@@ -365,24 +301,12 @@ mod tests {
             let data_lines = text.lines().filter(|l| l.contains("Joules")).count();
             assert_eq!(log.samples.len(), data_lines);
             assert_eq!(log.domains, vec!["pkg", "ram"]);
-            assert_eq!(
-                log.intervals() * 2,
-                data_lines,
-                "both events in every interval"
-            );
-            assert!(
-                (1_300..=1_500).contains(&log.intervals()),
-                "about 1,400 intervals: {}",
-                log.intervals()
-            );
+            assert_eq!(log.intervals() * 2, data_lines, "both events in every interval");
+            assert!((1_300..=1_500).contains(&log.intervals()), "about 1,400 intervals: {}", log.intervals());
             assert_eq!(log.gaps(), 0);
             // perf -I 1000: intervals are a second long except the final partial one.
             let pkg: Vec<_> = log.samples.iter().filter(|s| s.domain == "pkg").collect();
-            assert!(
-                pkg[..pkg.len() - 1]
-                    .iter()
-                    .all(|s| (s.dt_s - 1.0).abs() < 0.01)
-            );
+            assert!(pkg[..pkg.len() - 1].iter().all(|s| (s.dt_s - 1.0).abs() < 0.01));
             assert!(pkg.last().unwrap().dt_s <= 1.0);
         }
     }
@@ -394,16 +318,8 @@ mod tests {
             let s = log.summary();
             let (pkg, ram) = (&s[0], &s[1]);
             // README: idle floor about 74–76 W package, 15 W RAM.
-            assert!(
-                (73.0..=77.0).contains(&pkg.idle_floor_w),
-                "{path:?} pkg floor {}",
-                pkg.idle_floor_w
-            );
-            assert!(
-                (14.0..=16.0).contains(&ram.idle_floor_w),
-                "{path:?} ram floor {}",
-                ram.idle_floor_w
-            );
+            assert!((73.0..=77.0).contains(&pkg.idle_floor_w), "{path:?} pkg floor {}", pkg.idle_floor_w);
+            assert!((14.0..=16.0).contains(&ram.idle_floor_w), "{path:?} ram floor {}", ram.idle_floor_w);
             for d in &s {
                 assert!(d.idle_floor_w <= d.mean_w && d.mean_w <= d.max_w, "{d:?}");
                 assert!((d.counted_s - log.duration_s()).abs() < 1e-6);
@@ -434,11 +350,7 @@ mod tests {
         let r = m.read_at(Duration::from_millis(1_250)).unwrap();
         assert_eq!(r.energy_j, 100.0 + 45.0 / 2.0);
         let err = m.read_at(Duration::from_secs(2)).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("t.txt: the recorded log ends at 2.500 s, asked for 3.000 s"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("t.txt: the recorded log ends at 2.500 s, asked for 3.000 s"), "{err}");
         let s = m.log().summary();
         assert_eq!(s[0].idle_floor_w, 70.0);
         assert_eq!(s[0].max_w, 90.0);
@@ -462,23 +374,11 @@ mod tests {
     #[test]
     fn bad_lines_name_the_file_and_line() {
         let cases = [
-            (
-                "1.0 70.00 Joules power/energy-pkg/\n0.5 1.0 Joules power/energy-pkg/\n",
-                "t.txt:2: time 0.5 is before",
-            ),
-            (
-                "1.0 70.00 Watts power/energy-pkg/\n",
-                "t.txt:1: unit \"Watts\" is not Joules",
-            ),
+            ("1.0 70.00 Joules power/energy-pkg/\n0.5 1.0 Joules power/energy-pkg/\n", "t.txt:2: time 0.5 is before"),
+            ("1.0 70.00 Watts power/energy-pkg/\n", "t.txt:1: unit \"Watts\" is not Joules"),
             ("# only a header\n", "t.txt:0: no intervals found"),
-            (
-                "abc 70.00 Joules power/energy-pkg/\n",
-                "t.txt:1: expected a time",
-            ),
-            (
-                "1.0 7x Joules power/energy-pkg/\n",
-                "t.txt:1: expected a count",
-            ),
+            ("abc 70.00 Joules power/energy-pkg/\n", "t.txt:1: expected a time"),
+            ("1.0 7x Joules power/energy-pkg/\n", "t.txt:1: expected a count"),
             ("1.0 70.00\n", "t.txt:1: expected `time count unit event`"),
         ];
         for (text, want) in cases {

@@ -57,7 +57,11 @@ impl ProcessSetMeter {
         let model = CpuPowerModel::resolve(&cfg)?;
         let stat = cfg.proc_root.join(server_pid.to_string()).join("stat");
         let text = std::fs::read_to_string(&stat).map_err(|source| MeterError::Io { path: stat.clone(), source })?;
-        let (sid, _) = parse_stat(&text).ok_or_else(|| MeterError::Parse { path: stat.clone(), line: 1, message: "not a /proc/<pid>/stat line".into() })?;
+        let (sid, _) = parse_stat(&text).ok_or_else(|| MeterError::Parse {
+            path: stat.clone(),
+            line: 1,
+            message: "not a /proc/<pid>/stat line".into(),
+        })?;
         let members = session_members(&cfg.proc_root, sid);
         let me = std::process::id();
         let mut paths = vec![cfg.proc_root.join("self").join("stat")];
@@ -68,14 +72,21 @@ impl ProcessSetMeter {
             &format!("estimate:client+server cpu-time (basin + {n_server} processes of session {sid})"),
             1,
         );
-        let info = MeterInfo { kind: MeterKind::Estimate, name, estimated: true, domains: vec!["process-cpu".into(), format!("session-{sid}-cpu")] };
+        let info = MeterInfo {
+            kind: MeterKind::Estimate,
+            name,
+            estimated: true,
+            domains: vec!["process-cpu".into(), format!("session-{sid}-cpu")],
+        };
         let mut m = ProcessSetMeter { info, model, last: vec![0; paths.len()], paths, base: 0, opened: Instant::now() };
         m.base = m.ticks();
         Ok(m)
     }
 
     /// Number of server processes charged.
-    pub fn server_processes(&self) -> usize { self.paths.len() - 1 }
+    pub fn server_processes(&self) -> usize {
+        self.paths.len() - 1
+    }
 
     fn ticks(&mut self) -> u64 {
         for (p, last) in self.paths.iter().zip(self.last.iter_mut()) {
@@ -88,7 +99,9 @@ impl ProcessSetMeter {
 }
 
 impl EnergyMeter for ProcessSetMeter {
-    fn info(&self) -> &MeterInfo { &self.info }
+    fn info(&self) -> &MeterInfo {
+        &self.info
+    }
 
     fn read(&mut self) -> Result<EnergyReading, MeterError> {
         let ticks = self.ticks().saturating_sub(self.base);
@@ -114,7 +127,8 @@ mod tests {
         let root = dir.path();
         let w = |pid: &str, sid: u32, ut: u64| {
             std::fs::create_dir_all(root.join(pid)).unwrap();
-            std::fs::write(root.join(pid).join("stat"), format!("{pid} (x) S 1 {sid} {sid} 0 -1 0 0 0 0 0 {ut} 0 0 0 20 0 1 0 0 0 0")).unwrap();
+            std::fs::write(root.join(pid).join("stat"), format!("{pid} (x) S 1 {sid} {sid} 0 -1 0 0 0 0 0 {ut} 0 0 0 20 0 1 0 0 0 0"))
+                .unwrap();
         };
         w("self", 1, 100);
         w("500", 500, 10);

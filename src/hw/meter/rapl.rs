@@ -50,12 +50,8 @@ impl RaplMeter {
     /// Discover the zones under `root`, check they are readable and take the baseline sample.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, MeterError> {
         let root = root.as_ref().to_path_buf();
-        let unavailable = |reason: String| MeterError::RaplUnavailable {
-            root: root.clone(),
-            reason,
-        };
-        let entries = std::fs::read_dir(&root)
-            .map_err(|e| unavailable(format!("cannot list the powercap directory: {e}")))?;
+        let unavailable = |reason: String| MeterError::RaplUnavailable { root: root.clone(), reason };
+        let entries = std::fs::read_dir(&root).map_err(|e| unavailable(format!("cannot list the powercap directory: {e}")))?;
         let mut zones = Vec::new();
         for entry in entries.flatten() {
             let id = entry.file_name().to_string_lossy().into_owned();
@@ -64,35 +60,23 @@ impl RaplMeter {
             };
             let depth = rest.split(':').count();
             let name = read_trimmed(&entry.path().join("name")).unwrap_or_default();
-            zones.push(Zone {
-                energy_path: entry.path().join("energy_uj"),
-                id,
-                depth,
-                name,
-            });
+            zones.push(Zone { energy_path: entry.path().join("energy_uj"), id, depth, name });
         }
         zones.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut chosen: Vec<Zone> = zones
-            .iter()
-            .filter(|z| (z.depth == 1 && z.name != "psys") || (z.depth == 2 && z.name == "dram"))
-            .cloned()
-            .collect();
+        let mut chosen: Vec<Zone> =
+            zones.iter().filter(|z| (z.depth == 1 && z.name != "psys") || (z.depth == 2 && z.name == "dram")).cloned().collect();
         if chosen.is_empty() {
             chosen = zones.iter().filter(|z| z.depth == 1).cloned().collect();
         }
         if chosen.is_empty() {
-            return Err(unavailable(
-                "no intel-rapl zones (no RAPL support or not exposed in this VM)".into(),
-            ));
+            return Err(unavailable("no intel-rapl zones (no RAPL support or not exposed in this VM)".into()));
         }
 
         let mut domains = Vec::with_capacity(chosen.len());
         for z in &chosen {
             let range_path = z.energy_path.with_file_name("max_energy_range_uj");
             let max = read_u64(&range_path).map_err(|e| match e {
-                MeterError::Io { source, .. } => {
-                    unavailable(format!("{}: {source}", range_path.display()))
-                }
+                MeterError::Io { source, .. } => unavailable(format!("{}: {source}", range_path.display())),
                 other => other,
             })?;
             let label = if chosen.iter().filter(|o| o.name == z.name).count() > 1 {
@@ -102,18 +86,10 @@ impl RaplMeter {
             } else {
                 z.name.clone()
             };
-            domains.push(CounterDomain {
-                name: label,
-                max_range_uj: Some(max),
-            });
+            domains.push(CounterDomain { name: label, max_range_uj: Some(max) });
         }
         let names: Vec<String> = domains.iter().map(|d| d.name.clone()).collect();
-        let info = MeterInfo {
-            kind: MeterKind::Rapl,
-            name: format!("rapl:{}", names.join("+")),
-            estimated: false,
-            domains: names,
-        };
+        let info = MeterInfo { kind: MeterKind::Rapl, name: format!("rapl:{}", names.join("+")), estimated: false, domains: names };
         let mut meter = Self {
             info,
             energy_paths: chosen.into_iter().map(|z| z.energy_path).collect(),
@@ -124,10 +100,7 @@ impl RaplMeter {
         };
         meter.read().map_err(|e| match e {
             MeterError::Disappeared { path, reason, .. } if reason.contains("denied") => {
-                unavailable(format!(
-                    "{} is not readable ({reason}); since Linux 5.10 only root may read energy_uj",
-                    path.display()
-                ))
+                unavailable(format!("{} is not readable ({reason}); since Linux 5.10 only root may read energy_uj", path.display()))
             }
             other => other,
         })?;
@@ -155,20 +128,13 @@ impl EnergyMeter for RaplMeter {
         self.raw.clear();
         for path in &self.energy_paths {
             let v = read_u64(path).map_err(|e| match e {
-                MeterError::Io { path, source } => MeterError::Disappeared {
-                    meter: "RAPL",
-                    path,
-                    reason: source.to_string(),
-                },
+                MeterError::Io { path, source } => MeterError::Disappeared { meter: "RAPL", path, reason: source.to_string() },
                 other => other,
             })?;
             self.raw.push(v);
         }
         self.tracker.update(at, &self.raw)?;
-        Ok(EnergyReading {
-            energy_j: self.tracker.energy_j(),
-            at,
-        })
+        Ok(EnergyReading { energy_j: self.tracker.energy_j(), at })
     }
 
     fn health(&self) -> MeterHealth {
@@ -177,20 +143,12 @@ impl EnergyMeter for RaplMeter {
 }
 
 fn read_trimmed(path: &Path) -> Result<String, MeterError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
-        .map_err(|source| MeterError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+    std::fs::read_to_string(path).map(|s| s.trim().to_owned()).map_err(|source| MeterError::Io { path: path.to_path_buf(), source })
 }
 
 /// Read a small sysfs file holding one decimal integer, without allocating.
 fn read_u64(path: &Path) -> Result<u64, MeterError> {
-    let io = |source| MeterError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| MeterError::Io { path: path.to_path_buf(), source };
     let mut buf = [0u8; 32];
     let mut f = File::open(path).map_err(io)?;
     let mut n = 0;
@@ -236,11 +194,7 @@ mod tests {
             me
         }
         fn set(&self, id: &str, value: u64) {
-            fs::write(
-                self.dir.path().join(id).join("energy_uj"),
-                format!("{value}\n"),
-            )
-            .unwrap();
+            fs::write(self.dir.path().join(id).join("energy_uj"), format!("{value}\n")).unwrap();
         }
         fn remove(&self, id: &str) {
             fs::remove_file(self.dir.path().join(id).join("energy_uj")).unwrap();
@@ -280,11 +234,7 @@ mod tests {
         fake.set("intel-rapl:0:0", 999_999_999); // core: ignored
         fake.set("intel-rapl:1", 2_000_000); // wrapped: +1 J to the top, +2 J after
         let r = m.read().unwrap();
-        assert!(
-            (r.energy_j - (76.66 + 15.04 + 3.0)).abs() < 1e-9,
-            "{}",
-            r.energy_j
-        );
+        assert!((r.energy_j - (76.66 + 15.04 + 3.0)).abs() < 1e-9, "{}", r.energy_j);
         assert_eq!(m.health().wraps, 1);
         let per = m.domain_energy_j();
         assert_eq!(per[2].0, "package-1");
@@ -303,14 +253,8 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, MeterError::Disappeared { .. }));
         assert!(msg.starts_with("RAPL counter disappeared: "), "{msg}");
-        assert!(
-            msg.contains("intel-rapl:0:1/energy_uj: No such file"),
-            "{msg}"
-        );
-        assert!(
-            (m.tracker.energy_j() - 10.0).abs() < 1e-9,
-            "last good value preserved"
-        );
+        assert!(msg.contains("intel-rapl:0:1/energy_uj: No such file"), "{msg}");
+        assert!((m.tracker.energy_j() - 10.0).abs() < 1e-9, "last good value preserved");
         // It comes back (e.g. the driver reloaded): counting resumes from its new value.
         fake.set("intel-rapl:0:1", 2_007_000);
         assert!((m.read().unwrap().energy_j - 12.0).abs() < 1e-9);
@@ -322,10 +266,7 @@ mod tests {
         let mut m = RaplMeter::open(fake.path()).unwrap();
         fs::write(fake.path().join("intel-rapl:1/energy_uj"), "n/a\n").unwrap();
         let msg = m.read().unwrap_err().to_string();
-        assert!(
-            msg.contains("intel-rapl:1/energy_uj:1: expected an unsigned integer"),
-            "{msg}"
-        );
+        assert!(msg.contains("intel-rapl:1/energy_uj:1: expected an unsigned integer"), "{msg}");
     }
 
     #[test]
@@ -333,10 +274,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("powercap");
         let msg = RaplMeter::open(&missing).unwrap_err().to_string();
-        assert!(
-            msg.starts_with("RAPL is not available: cannot list the powercap directory"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("RAPL is not available: cannot list the powercap directory"), "{msg}");
         let msg = RaplMeter::open(dir.path()).unwrap_err().to_string();
         assert!(msg.contains("no intel-rapl zones"), "{msg}");
     }
@@ -351,14 +289,6 @@ mod tests {
             ("intel-rapl:2", "psys", MAX, 1),
         ]);
         let m = RaplMeter::open(fake.path()).unwrap();
-        assert_eq!(
-            m.info().domains,
-            vec![
-                "package-0",
-                "dram@intel-rapl:0:0",
-                "package-1",
-                "dram@intel-rapl:1:0"
-            ]
-        );
+        assert_eq!(m.info().domains, vec!["package-0", "dram@intel-rapl:0:0", "package-1", "dram@intel-rapl:1:0"]);
     }
 }

@@ -83,18 +83,30 @@ mod tests {
     use rand::RngExt;
 
     fn ctx(rng: &mut crate::core::StreamRng) -> ControllerContext {
-        let variants = (0..3).map(|i| {
-            let lat: f64 = rng.random_range(0.002..0.03);
-            let e: f64 = rng.random_range(0.2..3.0);
-            VariantProfile {
-                model: format!("m{i}"),
-                accuracy: Some(rng.random_range(0.5..0.95)),
-                latency_s: (1..=4).map(|b| lat * (1.0 + 0.4 * (b as f64 - 1.0))).collect(),
-                energy_j: (1..=4).map(|b| e * (1.0 + 0.5 * (b as f64 - 1.0))).collect(),
-            }
-        }).collect();
+        let variants = (0..3)
+            .map(|i| {
+                let lat: f64 = rng.random_range(0.002..0.03);
+                let e: f64 = rng.random_range(0.2..3.0);
+                VariantProfile {
+                    model: format!("m{i}"),
+                    accuracy: Some(rng.random_range(0.5..0.95)),
+                    latency_s: (1..=4).map(|b| lat * (1.0 + 0.4 * (b as f64 - 1.0))).collect(),
+                    energy_j: (1..=4).map(|b| e * (1.0 + 0.5 * (b as f64 - 1.0))).collect(),
+                }
+            })
+            .collect();
         ControllerContext {
-            servers: vec![ServerProfile { instance_standby_power_w: 0.0, name: "s".into(), variants, initial_variant: 0, instances: 1, max_batch_size: 1, idle_power_w: 30.0, warmup_s: 0.0, warmup_energy_j: 0.0 }],
+            servers: vec![ServerProfile {
+                instance_standby_power_w: 0.0,
+                name: "s".into(),
+                variants,
+                initial_variant: 0,
+                instances: 1,
+                max_batch_size: 1,
+                idle_power_w: 30.0,
+                warmup_s: 0.0,
+                warmup_energy_j: 0.0,
+            }],
             early_exit: None,
             slo: SimDuration::from_millis_f64(rng.random_range(20.0..200.0)),
         }
@@ -127,7 +139,11 @@ mod tests {
             let (small, large) = (rank[0], rank[2]);
             let mut full = base.problem(&ctx, 0);
             full.load_rps = rng.random_range(1.0..600.0);
-            let with_load = |c: IpaConfig| { let mut p = c.problem(&ctx, 0); p.load_rps = full.load_rps; optimize(&p).map(|c| (c.variant, c.instances, c.batch_size)) };
+            let with_load = |c: IpaConfig| {
+                let mut p = c.problem(&ctx, 0);
+                p.load_rps = full.load_rps;
+                optimize(&p).map(|c| (c.variant, c.instances, c.batch_size))
+            };
             let all_n = [1, 2, 3];
             assert_eq!(with_load(Fa2LowConfig(base.clone()).to_ipa()), restricted_best(&full, &[small], &all_n));
             assert_eq!(with_load(Fa2HighConfig(base.clone()).to_ipa()), restricted_best(&full, &[large], &all_n));

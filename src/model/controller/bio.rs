@@ -313,16 +313,24 @@ impl BioThreshold {
     }
 
     /// `(τ_ref, t_ref)`: the anchor of the current decay.
-    pub fn anchor(&self) -> (f64, SimTime) { (self.tau_ref, self.t_ref) }
+    pub fn anchor(&self) -> (f64, SimTime) {
+        (self.tau_ref, self.t_ref)
+    }
 
     /// Number of feedback events so far.
-    pub fn reheats(&self) -> u64 { self.reheats }
+    pub fn reheats(&self) -> u64 {
+        self.reheats
+    }
 
     /// `Ê`: the energy EWMA over the reference.
-    pub fn energy_hat(&self) -> f64 { self.energy_ewma_j / self.energy_ref_j }
+    pub fn energy_hat(&self) -> f64 {
+        self.energy_ewma_j / self.energy_ref_j
+    }
 
     /// The energy normalisation reference in use.
-    pub fn energy_ref_j(&self) -> f64 { self.energy_ref_j }
+    pub fn energy_ref_j(&self) -> f64 {
+        self.energy_ref_j
+    }
 
     /// `Ĉ` for this view (refreshes the p95 estimate when needed).
     pub fn congestion(&mut self, view: &GatewayView<'_>) -> f64 {
@@ -420,16 +428,26 @@ impl Controller for BioThreshold {
         }
     }
 
-    fn tick_interval(&self) -> Option<SimDuration> { self.feedback.as_ref().map(|f| f.window) }
+    fn tick_interval(&self) -> Option<SimDuration> {
+        self.feedback.as_ref().map(|f| f.window)
+    }
 
-    fn on_tick(&mut self, view: &GatewayView<'_>, _out: &mut Vec<Reconfig>) { self.observe(view); }
+    fn on_tick(&mut self, view: &GatewayView<'_>, _out: &mut Vec<Reconfig>) {
+        self.observe(view);
+    }
 
-    fn tau(&self, now: SimTime) -> Option<f64> { Some(self.tau_at(now)) }
+    fn tau(&self, now: SimTime) -> Option<f64> {
+        Some(self.tau_at(now))
+    }
 }
 
 impl super::PolicyConfig for BioThresholdConfig {
-    fn validate(&self) -> Result<(), String> { BioThresholdConfig::validate(self) }
-    fn build_controller(&self, ctx: &ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build(ctx)) }
+    fn validate(&self) -> Result<(), String> {
+        BioThresholdConfig::validate(self)
+    }
+    fn build_controller(&self, ctx: &ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> {
+        Box::new(self.build(ctx))
+    }
 }
 
 #[cfg(test)]
@@ -441,7 +459,8 @@ mod tests {
 
     fn ctx(e1_j: f64) -> ControllerContext {
         ControllerContext {
-            servers: vec![ServerProfile { instance_standby_power_w: 0.0,
+            servers: vec![ServerProfile {
+                instance_standby_power_w: 0.0,
                 name: "b".into(),
                 variants: vec![VariantProfile {
                     model: "m".into(),
@@ -484,7 +503,9 @@ mod tests {
         }
     }
 
-    fn req(id: u64, u: Option<f64>) -> RequestView { RequestView { id, arrival: SimTime::ZERO, uncertainty: u } }
+    fn req(id: u64, u: Option<f64>) -> RequestView {
+        RequestView { id, arrival: SimTime::ZERO, uncertainty: u }
+    }
 
     fn done(at_s: f64, latency_s: f64, energy_j: f64) -> CompletionView {
         CompletionView {

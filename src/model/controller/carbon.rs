@@ -52,13 +52,27 @@ use crate::core::SimDuration;
 /// Joules per kWh.
 const J_PER_KWH: f64 = 3.6e6;
 
-fn d_interval() -> f64 { 60.0 }
-fn d_lambda() -> f64 { 0.5 }
-fn d_threshold() -> f64 { 0.05 }
-fn d_embodied() -> f64 { 3.0 }
-fn d_window() -> f64 { 10.0 }
-fn d_one() -> f64 { 1.0 }
-fn d_alpha() -> f64 { 0.5 }
+fn d_interval() -> f64 {
+    60.0
+}
+fn d_lambda() -> f64 {
+    0.5
+}
+fn d_threshold() -> f64 {
+    0.05
+}
+fn d_embodied() -> f64 {
+    3.0
+}
+fn d_window() -> f64 {
+    10.0
+}
+fn d_one() -> f64 {
+    1.0
+}
+fn d_alpha() -> f64 {
+    0.5
+}
 
 /// `[controller] kind = "carbon"`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,7 +115,9 @@ pub struct CarbonConfig {
 }
 
 impl Default for CarbonConfig {
-    fn default() -> Self { toml::from_str("").expect("every key has a default") }
+    fn default() -> Self {
+        toml::from_str("").expect("every key has a default")
+    }
 }
 
 impl CarbonConfig {
@@ -110,9 +126,13 @@ impl CarbonConfig {
         positive("interval_s", self.interval_s)?;
         check((0.0..=1.0).contains(&self.lambda), "lambda", "in [0, 1]", self.lambda)?;
         non_negative("threshold", self.threshold)?;
-        if let Some(p) = self.pue { check(p.is_finite() && p >= 1.0, "pue", "a finite number >= 1", p)?; }
+        if let Some(p) = self.pue {
+            check(p.is_finite() && p >= 1.0, "pue", "a finite number >= 1", p)?;
+        }
         non_negative("embodied_g_per_hour", self.embodied_g_per_hour)?;
-        if let Some(b) = self.batch_size { check(b >= 1, "batch_size", ">= 1", b)?; }
+        if let Some(b) = self.batch_size {
+            check(b >= 1, "batch_size", ">= 1", b)?;
+        }
         positive("window_s", self.window_s)?;
         positive("bucket_s", self.bucket_s)?;
         check(self.bucket_s <= self.window_s, "bucket_s", "<= window_s", self.bucket_s)?;
@@ -172,7 +192,9 @@ impl CarbonProblem<'_> {
     }
 
     /// The base: the most accurate variant.
-    pub fn base(&self) -> usize { rank_variants(self.variants).last().copied().unwrap_or(0) }
+    pub fn base(&self) -> usize {
+        rank_variants(self.variants).last().copied().unwrap_or(0)
+    }
 
     /// C(v), grams per request.
     pub fn carbon_g(&self, v: usize) -> f64 {
@@ -226,9 +248,13 @@ pub struct Carbon {
 
 impl Carbon {
     /// I·PUE at the last optimisation.
-    pub fn last_signal(&self) -> Option<f64> { self.last_signal }
+    pub fn last_signal(&self) -> Option<f64> {
+        self.last_signal
+    }
     /// The variants chosen at the last optimisation (server index, variant).
-    pub fn choices(&self) -> &[(usize, usize)] { &self.choices }
+    pub fn choices(&self) -> &[(usize, usize)] {
+        &self.choices
+    }
 }
 
 impl Carbon {
@@ -256,15 +282,16 @@ impl Controller for Carbon {
         Decision::Admit
     }
 
-    fn tick_interval(&self) -> Option<SimDuration> { Some(SimDuration::from_secs_f64(self.cfg.interval_s)) }
+    fn tick_interval(&self) -> Option<SimDuration> {
+        Some(SimDuration::from_secs_f64(self.cfg.interval_s))
+    }
 
     fn on_tick(&mut self, view: &GatewayView<'_>, out: &mut Vec<Reconfig>) {
         let signal = view.carbon_g_per_kwh * self.cfg.pue.unwrap_or(1.0);
         let load = (self.predictor.predict(view.now) * self.share * self.cfg.headroom).max(self.cfg.min_load_rps);
         let moved = self.last_signal.is_none_or(|x| (signal - x).abs() > self.cfg.threshold * x);
-        let violated = || {
-            self.choices.iter().zip(&self.servers).any(|(&(s, v), (_, vars))| !self.problem(vars, s, view, signal, load).eligible(v))
-        };
+        let violated =
+            || self.choices.iter().zip(&self.servers).any(|(&(s, v), (_, vars))| !self.problem(vars, s, view, signal, load).eligible(v));
         if moved || violated() {
             self.last_signal = Some(signal);
             self.choices = self.servers.iter().map(|(s, vars)| (*s, self.problem(vars, *s, view, signal, load).best())).collect();
@@ -278,9 +305,15 @@ impl Controller for Carbon {
 }
 
 impl super::PolicyConfig for CarbonConfig {
-    fn validate(&self) -> Result<(), String> { CarbonConfig::validate(self) }
-    fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { CarbonConfig::check_context(self, ctx) }
-    fn build_controller(&self, ctx: &ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build(ctx)) }
+    fn validate(&self) -> Result<(), String> {
+        CarbonConfig::validate(self)
+    }
+    fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> {
+        CarbonConfig::check_context(self, ctx)
+    }
+    fn build_controller(&self, ctx: &ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> {
+        Box::new(self.build(ctx))
+    }
 }
 
 #[cfg(test)]
@@ -301,7 +334,17 @@ mod tests {
     fn ctx() -> ControllerContext {
         let v = |m: &str, acc, e| VariantProfile { model: m.into(), accuracy: Some(acc), latency_s: vec![LAT], energy_j: vec![e] };
         ControllerContext {
-            servers: vec![ServerProfile { instance_standby_power_w: 0.0, name: "s".into(), variants: vec![v("big", A_BIG, E_BIG), v("eco", A_ECO, E_ECO)], initial_variant: 0, instances: 1, max_batch_size: 1, idle_power_w: 0.0, warmup_s: 0.0, warmup_energy_j: 0.0 }],
+            servers: vec![ServerProfile {
+                instance_standby_power_w: 0.0,
+                name: "s".into(),
+                variants: vec![v("big", A_BIG, E_BIG), v("eco", A_ECO, E_ECO)],
+                initial_variant: 0,
+                instances: 1,
+                max_batch_size: 1,
+                idle_power_w: 0.0,
+                warmup_s: 0.0,
+                warmup_energy_j: 0.0,
+            }],
             early_exit: None,
             slo: SimDuration::from_millis_f64(50.0),
         }
@@ -325,17 +368,34 @@ mod tests {
     }
 
     fn tick(c: &mut Carbon, sv: &mut ServerView, t: u64, intensity: f64) -> bool {
-        let view = GatewayView { now: SimTime::from_secs(t), servers: std::slice::from_ref(sv), carbon_g_per_kwh: intensity, power_w: 0.0, slo: SimDuration::from_millis_f64(50.0) };
+        let view = GatewayView {
+            now: SimTime::from_secs(t),
+            servers: std::slice::from_ref(sv),
+            carbon_g_per_kwh: intensity,
+            power_w: 0.0,
+            slo: SimDuration::from_millis_f64(50.0),
+        };
         let mut out = Vec::new();
         c.on_tick(&view, &mut out);
         for r in &out {
-            if let Reconfig::SetVariant { variant, .. } = *r { sv.variant = variant }
+            if let Reconfig::SetVariant { variant, .. } = *r {
+                sv.variant = variant
+            }
         }
         !out.is_empty()
     }
 
     fn server() -> ServerView {
-        ServerView { name: "s".into(), queue_len: 0, in_service: 0, busy_instances: 0, instances: 1, max_batch_size: 1, variant: 0, batch_service_s: LAT }
+        ServerView {
+            name: "s".into(),
+            queue_len: 0,
+            in_service: 0,
+            busy_instances: 0,
+            instances: 1,
+            max_batch_size: 1,
+            variant: 0,
+            batch_service_s: LAT,
+        }
     }
 
     #[test]
@@ -387,7 +447,10 @@ mod tests {
         tick(&mut c, &mut sv, 1, 1.0); // clean grid, no load: big
         assert_eq!(sv.variant, 0);
         for i in 0..30 {
-            c.decide(&RequestView { id: i, arrival: SimTime::from_secs_f64(1.0 + i as f64 / 30.0), uncertainty: None }, &GatewayView { now: SimTime::ZERO, servers: &[], carbon_g_per_kwh: 0.0, power_w: 0.0, slo: SimDuration::ZERO });
+            c.decide(
+                &RequestView { id: i, arrival: SimTime::from_secs_f64(1.0 + i as f64 / 30.0), uncertainty: None },
+                &GatewayView { now: SimTime::ZERO, servers: &[], carbon_g_per_kwh: 0.0, power_w: 0.0, slo: SimDuration::ZERO },
+            );
         }
         // same intensity, but big no longer meets the SLO at 30 rps
         tick(&mut c, &mut sv, 2, 1.0);
@@ -398,7 +461,16 @@ mod tests {
     fn lambda_extremes_and_config() {
         let ctx = ctx();
         let vars = &ctx.servers[0].variants;
-        let p = |lambda, intensity| CarbonProblem { variants: vars, batch_size: 1, instances: 1, load_rps: 1.0, slo_s: 0.05, intensity, embodied_g_per_hour: G, lambda };
+        let p = |lambda, intensity| CarbonProblem {
+            variants: vars,
+            batch_size: 1,
+            instances: 1,
+            load_rps: 1.0,
+            slo_s: 0.05,
+            intensity,
+            embodied_g_per_hour: G,
+            lambda,
+        };
         assert_eq!(p(0.0, 1000.0).best(), 0, "accuracy only");
         assert_eq!(p(1.0, 1.0).best(), 1, "carbon only");
         assert_eq!(p(0.5, 0.0).score(0), 0.0);

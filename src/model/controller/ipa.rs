@@ -60,15 +60,33 @@ pub enum PredictorKind {
     Ewma,
 }
 
-fn d_interval() -> f64 { 10.0 }
-fn d_a() -> f64 { 1.0 }
-fn d_b() -> f64 { 0.1 }
-fn d_c() -> f64 { 0.01 }
-fn d_window() -> f64 { 10.0 }
-fn d_bucket() -> f64 { 1.0 }
-fn d_alpha() -> f64 { 0.5 }
-fn d_max_instances() -> u32 { 4 }
-fn d_one() -> f64 { 1.0 }
+fn d_interval() -> f64 {
+    10.0
+}
+fn d_a() -> f64 {
+    1.0
+}
+fn d_b() -> f64 {
+    0.1
+}
+fn d_c() -> f64 {
+    0.01
+}
+fn d_window() -> f64 {
+    10.0
+}
+fn d_bucket() -> f64 {
+    1.0
+}
+fn d_alpha() -> f64 {
+    0.5
+}
+fn d_max_instances() -> u32 {
+    4
+}
+fn d_one() -> f64 {
+    1.0
+}
 
 /// `[controller] kind = "ipa"`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -172,8 +190,12 @@ pub(crate) fn check(ok: bool, key: &str, rule: &str, got: impl std::fmt::Display
     if ok { Ok(()) } else { Err(format!("controller.{key} must be {rule} (got {got})")) }
 }
 
-pub(crate) fn positive(key: &str, x: f64) -> Result<(), String> { check(x.is_finite() && x > 0.0, key, "a finite number > 0", x) }
-pub(crate) fn non_negative(key: &str, x: f64) -> Result<(), String> { check(x.is_finite() && x >= 0.0, key, "a finite number >= 0", x) }
+pub(crate) fn positive(key: &str, x: f64) -> Result<(), String> {
+    check(x.is_finite() && x > 0.0, key, "a finite number > 0", x)
+}
+pub(crate) fn non_negative(key: &str, x: f64) -> Result<(), String> {
+    check(x.is_finite() && x >= 0.0, key, "a finite number >= 0", x)
+}
 
 impl IpaConfig {
     /// Checks parameter ranges; the message names the key.
@@ -191,14 +213,24 @@ impl IpaConfig {
         non_negative("drain_backlog_s", self.drain_backlog_s)?;
         check(self.batch_sizes.iter().all(|&b| b >= 1), "batch_sizes", "a list of sizes >= 1", format!("{:?}", self.batch_sizes))?;
         check(self.max_instances >= 1, "max_instances", ">= 1", self.max_instances)?;
-        if let Some(p) = self.instance_static_power_w { non_negative("instance_static_power_w", p)?; }
-        if let Some(w) = self.warmup_s { non_negative("warmup_s", w)?; }
-        if let Some(e) = self.warmup_energy_j { non_negative("warmup_energy_j", e)?; }
-        if let Some(e) = self.energy_ref_j { positive("energy_ref_j", e)?; }
+        if let Some(p) = self.instance_static_power_w {
+            non_negative("instance_static_power_w", p)?;
+        }
+        if let Some(w) = self.warmup_s {
+            non_negative("warmup_s", w)?;
+        }
+        if let Some(e) = self.warmup_energy_j {
+            non_negative("warmup_energy_j", e)?;
+        }
+        if let Some(e) = self.energy_ref_j {
+            positive("energy_ref_j", e)?;
+        }
         if let Some(n) = self.fix_instances {
             check((1..=self.max_instances).contains(&n), "fix_instances", "in 1 ..= max_instances", n)?;
         }
-        if let Some(b) = self.fix_batch_size { check(b >= 1, "fix_batch_size", ">= 1", b)?; }
+        if let Some(b) = self.fix_batch_size {
+            check(b >= 1, "fix_batch_size", ">= 1", b)?;
+        }
         Ok(())
     }
 
@@ -286,7 +318,9 @@ impl IpaConfig {
     }
 
     /// A fresh controller for one run.
-    pub fn build(&self, ctx: &ControllerContext) -> Ipa { Ipa { planner: self.planner(ctx), last: Vec::new() } }
+    pub fn build(&self, ctx: &ControllerContext) -> Ipa {
+        Ipa { planner: self.planner(ctx), last: Vec::new() }
+    }
 }
 
 fn table_len(variants: &[VariantProfile]) -> usize {
@@ -316,9 +350,10 @@ pub fn resolve_servers(names: &[String], ctx: &ControllerContext) -> Result<Vec<
     if names.is_empty() {
         return Ok((0..ctx.servers.len()).collect());
     }
-    names.iter().map(|n| {
-        ctx.servers.iter().position(|s| s.name == *n).ok_or_else(|| format!("controller.servers: no server named {n:?}"))
-    }).collect()
+    names
+        .iter()
+        .map(|n| ctx.servers.iter().position(|s| s.name == *n).ok_or_else(|| format!("controller.servers: no server named {n:?}")))
+        .collect()
 }
 
 /// One server's adaptation problem at one moment (see the module docs for the formulas).
@@ -437,7 +472,8 @@ pub fn fallback(p: &Problem) -> Option<Choice> {
         let delay = lat + (b as f64 - 1.0) / lam;
         let key = if delay <= p.slo_s { (true, p.effective_instances(n) * b as f64 / lat) } else { (false, -delay) };
         if best.is_none_or(|(ok, x, _)| key > (ok, x)) {
-            best = Some((key.0, key.1, Choice { variant: v, instances: n, batch_size: b, objective: p.objective(v, n, b), feasible: false }));
+            best =
+                Some((key.0, key.1, Choice { variant: v, instances: n, batch_size: b, objective: p.objective(v, n, b), feasible: false }));
         }
     }
     best.map(|(.., c)| c)
@@ -565,7 +601,9 @@ pub struct Ipa {
 
 impl Ipa {
     /// The configurations chosen at the last tick (server index, choice).
-    pub fn last_choices(&self) -> &[(usize, Choice)] { &self.last }
+    pub fn last_choices(&self) -> &[(usize, Choice)] {
+        &self.last
+    }
 }
 
 impl Controller for Ipa {
@@ -575,7 +613,9 @@ impl Controller for Ipa {
         Decision::Admit
     }
 
-    fn tick_interval(&self) -> Option<SimDuration> { Some(self.planner.interval) }
+    fn tick_interval(&self) -> Option<SimDuration> {
+        Some(self.planner.interval)
+    }
 
     fn on_tick(&mut self, view: &GatewayView<'_>, out: &mut Vec<Reconfig>) {
         self.planner.update(view);
@@ -590,9 +630,15 @@ impl Controller for Ipa {
 }
 
 impl super::PolicyConfig for IpaConfig {
-    fn validate(&self) -> Result<(), String> { IpaConfig::validate(self) }
-    fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { IpaConfig::check_context(self, ctx) }
-    fn build_controller(&self, ctx: &ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build(ctx)) }
+    fn validate(&self) -> Result<(), String> {
+        IpaConfig::validate(self)
+    }
+    fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> {
+        IpaConfig::check_context(self, ctx)
+    }
+    fn build_controller(&self, ctx: &ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> {
+        Box::new(self.build(ctx))
+    }
 }
 
 #[cfg(test)]
@@ -607,17 +653,19 @@ pub(crate) mod tests {
     pub(crate) fn random_problem(rng: &mut crate::core::StreamRng) -> Problem {
         let nv = rng.random_range(1..=4);
         let table = rng.random_range(1..=6usize);
-        let variants = (0..nv).map(|i| {
-            let base: f64 = rng.random_range(0.002..0.05);
-            let marginal: f64 = rng.random_range(0.1..1.0);
-            let e1: f64 = rng.random_range(0.1..5.0);
-            VariantProfile {
-                model: format!("m{i}"),
-                accuracy: Some(rng.random_range(0.5..0.95)),
-                latency_s: (1..=table).map(|b| base * (1.0 + marginal * (b as f64 - 1.0))).collect(),
-                energy_j: (1..=table).map(|b| e1 * (1.0 + 0.6 * (b as f64 - 1.0))).collect(),
-            }
-        }).collect::<Vec<_>>();
+        let variants = (0..nv)
+            .map(|i| {
+                let base: f64 = rng.random_range(0.002..0.05);
+                let marginal: f64 = rng.random_range(0.1..1.0);
+                let e1: f64 = rng.random_range(0.1..5.0);
+                VariantProfile {
+                    model: format!("m{i}"),
+                    accuracy: Some(rng.random_range(0.5..0.95)),
+                    latency_s: (1..=table).map(|b| base * (1.0 + marginal * (b as f64 - 1.0))).collect(),
+                    energy_j: (1..=table).map(|b| e1 * (1.0 + 0.6 * (b as f64 - 1.0))).collect(),
+                }
+            })
+            .collect::<Vec<_>>();
         let mut batch_sizes: Vec<u32> = (1..=table as u32).filter(|_| rng.random_bool(0.7)).collect();
         if batch_sizes.is_empty() {
             batch_sizes.push(1);
@@ -659,7 +707,9 @@ pub(crate) mod tests {
                     if lam > n_eff * b as f64 / lat || lat + (b - 1) as f64 / lam > p.slo_s {
                         continue;
                     }
-                    let e = var.energy_j[b as usize - 1] / b as f64 + n as f64 * p.instance_static_power_w / lam + new * p.warmup_energy_j / (lam * p.interval_s);
+                    let e = var.energy_j[b as usize - 1] / b as f64
+                        + n as f64 * p.instance_static_power_w / lam
+                        + new * p.warmup_energy_j / (lam * p.interval_s);
                     let f = p.a * var.accuracy.unwrap() - p.b * e / p.energy_ref_j - p.c * b as f64 / p.batch_ref as f64;
                     if best.is_none_or(|(g, ..)| f > g) {
                         best = Some((f, v, n, b));
@@ -698,7 +748,8 @@ pub(crate) mod tests {
             energy_j: (1..=4).map(|b| e * (1.0 + 0.5 * (b as f64 - 1.0))).collect(),
         };
         ControllerContext {
-            servers: vec![ServerProfile { instance_standby_power_w: 0.0,
+            servers: vec![ServerProfile {
+                instance_standby_power_w: 0.0,
                 name: "s".into(),
                 variants: vec![v("big", 0.9, 0.02, 2.0), v("small", 0.7, 0.005, 0.4)],
                 initial_variant: 0,
@@ -773,12 +824,20 @@ pub(crate) mod tests {
         let mut ts = Vec::new();
         ts.extend((0..5).map(|i| 0.1 * i as f64));
         ts.extend((0..20).map(|i| 1.0 + 0.04 * i as f64));
-        for s in 2..6 { ts.extend((0..2).map(|i| s as f64 + 0.3 * i as f64)); }
-        for &t in &ts { e.observe(SimTime::from_secs_f64(t)); }
-        for &t in ts.iter().filter(|&&t| t < 4.0) { m.observe(SimTime::from_secs_f64(t)); }
+        for s in 2..6 {
+            ts.extend((0..2).map(|i| s as f64 + 0.3 * i as f64));
+        }
+        for &t in &ts {
+            e.observe(SimTime::from_secs_f64(t));
+        }
+        for &t in ts.iter().filter(|&&t| t < 4.0) {
+            m.observe(SimTime::from_secs_f64(t));
+        }
         // at t = 4 s the complete buckets of the last 3 s are seconds 1, 2, 3
         assert_eq!(m.predict(SimTime::from_secs(4)), 20.0);
-        for &t in ts.iter().filter(|&&t| t >= 4.0) { m.observe(SimTime::from_secs_f64(t)); }
+        for &t in ts.iter().filter(|&&t| t >= 4.0) {
+            m.observe(SimTime::from_secs_f64(t));
+        }
         // at t = 6 s they are 3, 4, 5
         assert_eq!(m.predict(SimTime::from_secs(6)), 2.0);
         assert_eq!(e.predict(SimTime::from_secs(6)), ts.len() as f64 / 6.0);
@@ -790,11 +849,27 @@ pub(crate) mod tests {
     #[test]
     fn controller_scales_up_under_load_and_emits_only_changes() {
         let ctx = two_variant_ctx();
-        let cfg = IpaConfig { interval_s: 2.0, window_s: 2.0, fix_variant: Some("big".into()), fix_batch_size: Some(1), instance_static_power_w: Some(1.0), ..Default::default() };
+        let cfg = IpaConfig {
+            interval_s: 2.0,
+            window_s: 2.0,
+            fix_variant: Some("big".into()),
+            fix_batch_size: Some(1),
+            instance_static_power_w: Some(1.0),
+            ..Default::default()
+        };
         cfg.validate().unwrap();
         let mut c = cfg.build(&ctx);
         assert_eq!(c.tick_interval(), Some(SimDuration::from_secs(2)));
-        let sv = ServerView { name: "s".into(), queue_len: 0, in_service: 0, busy_instances: 0, instances: 1, max_batch_size: 1, variant: 0, batch_service_s: 0.02 };
+        let sv = ServerView {
+            name: "s".into(),
+            queue_len: 0,
+            in_service: 0,
+            busy_instances: 0,
+            instances: 1,
+            max_batch_size: 1,
+            variant: 0,
+            batch_service_s: 0.02,
+        };
         let servers = vec![sv.clone()];
         // 120 rps for two seconds: "big" serves 50 rps per instance -> 3 instances
         for i in 0..240 {
@@ -813,7 +888,8 @@ pub(crate) mod tests {
 
     #[test]
     fn config_keys_parse_and_validate() {
-        let cfg: IpaConfig = toml::from_str("interval_s = 5\na = 2\npredictor = \"ewma\"\nbatch_sizes = [1, 4]\nfix_instances = 2").unwrap();
+        let cfg: IpaConfig =
+            toml::from_str("interval_s = 5\na = 2\npredictor = \"ewma\"\nbatch_sizes = [1, 4]\nfix_instances = 2").unwrap();
         assert_eq!((cfg.interval_s, cfg.a, cfg.predictor, cfg.fix_instances), (5.0, 2.0, PredictorKind::Ewma, Some(2)));
         cfg.validate().unwrap();
         assert!(toml::from_str::<IpaConfig>("intervl_s = 5").is_err());

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::{RngStreams, SimDuration, SimTime};
 
-pub use bio::{BioThresholdConfig, FeedbackConfig};
 pub use baselines::{Fa2HighConfig, Fa2LowConfig, RimHighConfig};
+pub use bio::{BioThresholdConfig, FeedbackConfig};
 pub use carbon::CarbonConfig;
 pub use ipa::IpaConfig;
 pub use open_loop::OpenLoopConfig;
@@ -120,7 +120,9 @@ pub struct CompletionView {
 }
 
 impl CompletionView {
-    pub fn latency(&self) -> SimDuration { self.completion.since(self.arrival) }
+    pub fn latency(&self) -> SimDuration {
+        self.completion.since(self.arrival)
+    }
 }
 
 /// What happens to a request.
@@ -151,20 +153,28 @@ pub trait Controller: Send {
     /// Observes a completed request.
     fn on_completion(&mut self, _done: &CompletionView, _view: &GatewayView<'_>) {}
     /// How often [`Controller::on_tick`] runs (`None`: never).
-    fn tick_interval(&self) -> Option<SimDuration> { None }
+    fn tick_interval(&self) -> Option<SimDuration> {
+        None
+    }
     /// Periodic reconfiguration.
     fn on_tick(&mut self, _view: &GatewayView<'_>, _out: &mut Vec<Reconfig>) {}
     /// The current admission threshold, for the time series (`None`: the policy has none).
-    fn tau(&self, _now: SimTime) -> Option<f64> { None }
+    fn tau(&self, _now: SimTime) -> Option<f64> {
+        None
+    }
 }
 
 /// One policy's `[controller]` table: its checks and the controller it builds. Each policy's
 /// file implements it for its config.
 pub trait PolicyConfig {
     /// Checks parameter ranges; the message names the key.
-    fn validate(&self) -> Result<(), String> { Ok(()) }
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Checks what the config names (servers, variants, batch sizes) against the deployment.
-    fn check_context(&self, _ctx: &ControllerContext) -> Result<(), String> { Ok(()) }
+    fn check_context(&self, _ctx: &ControllerContext) -> Result<(), String> {
+        Ok(())
+    }
     /// A fresh controller for one run; `streams` are the run's seeded streams (a policy that
     /// draws random numbers takes a named stream from them).
     fn build_controller(&self, ctx: &ControllerContext, streams: &RngStreams) -> Box<dyn Controller>;
@@ -229,19 +239,29 @@ policies! {
 }
 
 impl Default for ControllerConfig {
-    fn default() -> Self { ControllerConfig::OpenLoop(OpenLoopConfig::default()) }
+    fn default() -> Self {
+        ControllerConfig::OpenLoop(OpenLoopConfig::default())
+    }
 }
 
 impl ControllerConfig {
     /// Whether this policy needs a cascade's early-exit model (it skips requests).
-    pub fn needs_early_exit(&self) -> bool { matches!(self, ControllerConfig::StaticThreshold(_) | ControllerConfig::BioThreshold(_)) }
+    pub fn needs_early_exit(&self) -> bool {
+        matches!(self, ControllerConfig::StaticThreshold(_) | ControllerConfig::BioThreshold(_))
+    }
 
     /// Checks parameter ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> { self.policy().validate() }
+    pub fn validate(&self) -> Result<(), String> {
+        self.policy().validate()
+    }
 
     /// Checks what the config names (servers, variants, batch sizes) against the deployment.
-    pub fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { self.policy().check_context(ctx) }
+    pub fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> {
+        self.policy().check_context(ctx)
+    }
 
     /// A fresh controller for one run with the run's seeded streams.
-    pub fn build(&self, ctx: &ControllerContext, streams: &RngStreams) -> Box<dyn Controller> { self.policy().build_controller(ctx, streams) }
+    pub fn build(&self, ctx: &ControllerContext, streams: &RngStreams) -> Box<dyn Controller> {
+        self.policy().build_controller(ctx, streams)
+    }
 }

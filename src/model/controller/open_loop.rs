@@ -9,7 +9,9 @@ use super::{Controller, Decision, GatewayView, RequestView};
 pub struct OpenLoopConfig {}
 
 impl OpenLoopConfig {
-    pub fn build(&self) -> OpenLoop { OpenLoop }
+    pub fn build(&self) -> OpenLoop {
+        OpenLoop
+    }
 }
 
 /// Admits everything.
@@ -18,9 +20,13 @@ pub struct OpenLoop;
 
 impl Controller for OpenLoop {
     #[inline]
-    fn decide(&mut self, _req: &RequestView, _view: &GatewayView<'_>) -> Decision { Decision::Admit }
+    fn decide(&mut self, _req: &RequestView, _view: &GatewayView<'_>) -> Decision {
+        Decision::Admit
+    }
 }
 
 impl super::PolicyConfig for OpenLoopConfig {
-    fn build_controller(&self, _: &super::ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build()) }
+    fn build_controller(&self, _: &super::ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> {
+        Box::new(self.build())
+    }
 }

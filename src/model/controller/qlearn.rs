@@ -30,19 +30,45 @@ use super::ipa::{IpaConfig, Planner, PredictorKind, Problem, rank_variants, reco
 use super::{Controller, ControllerContext, Decision, GatewayView, Reconfig, RequestView};
 use crate::core::{RngStreams, SimDuration, StreamRng};
 
-fn d_interval() -> f64 { 10.0 }
-fn d_a() -> f64 { 1.0 }
-fn d_b() -> f64 { 0.1 }
-fn d_c() -> f64 { 0.01 }
-fn d_window() -> f64 { 10.0 }
-fn d_one() -> f64 { 1.0 }
-fn d_alpha() -> f64 { 0.5 }
-fn d_max_instances() -> u32 { 4 }
-fn d_lr() -> f64 { 0.5 }
-fn d_discount() -> f64 { 0.9 }
-fn d_eps_decay() -> f64 { 0.99 }
-fn d_eps_min() -> f64 { 0.05 }
-fn d_penalty() -> f64 { 10.0 }
+fn d_interval() -> f64 {
+    10.0
+}
+fn d_a() -> f64 {
+    1.0
+}
+fn d_b() -> f64 {
+    0.1
+}
+fn d_c() -> f64 {
+    0.01
+}
+fn d_window() -> f64 {
+    10.0
+}
+fn d_one() -> f64 {
+    1.0
+}
+fn d_alpha() -> f64 {
+    0.5
+}
+fn d_max_instances() -> u32 {
+    4
+}
+fn d_lr() -> f64 {
+    0.5
+}
+fn d_discount() -> f64 {
+    0.9
+}
+fn d_eps_decay() -> f64 {
+    0.99
+}
+fn d_eps_min() -> f64 {
+    0.05
+}
+fn d_penalty() -> f64 {
+    10.0
+}
 
 /// `[controller] kind = "qlearn"`. The keys shared with `kind = "ipa"` mean the same.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,7 +136,9 @@ pub struct QLearnConfig {
 }
 
 impl Default for QLearnConfig {
-    fn default() -> Self { toml::from_str("").expect("every key has a default") }
+    fn default() -> Self {
+        toml::from_str("").expect("every key has a default")
+    }
 }
 
 impl QLearnConfig {
@@ -164,7 +192,9 @@ impl QLearnConfig {
         non_negative("penalty", self.penalty)
     }
 
-    pub fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { self.to_ipa().check_context(ctx) }
+    pub fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> {
+        self.to_ipa().check_context(ctx)
+    }
 }
 
 /// The learning parameters.
@@ -179,7 +209,9 @@ pub struct QParams {
 }
 
 impl Default for QParams {
-    fn default() -> Self { QLearnConfig::default().params() }
+    fn default() -> Self {
+        QLearnConfig::default().params()
+    }
 }
 
 /// Number of actions: stay, then −/+ on variant, instances, batch size.
@@ -216,9 +248,13 @@ impl QAgent {
         QAgent { variants, dims, q: vec![0.0; dims.iter().product::<usize>() * ACTIONS], params, t: 0 }
     }
 
-    pub fn states(&self) -> usize { self.dims.iter().product() }
+    pub fn states(&self) -> usize {
+        self.dims.iter().product()
+    }
 
-    fn index(&self, s: State) -> usize { (s.variant * self.dims[1] + s.instances) * self.dims[2] + s.batch }
+    fn index(&self, s: State) -> usize {
+        (s.variant * self.dims[1] + s.instances) * self.dims[2] + s.batch
+    }
 
     pub fn state_of(&self, i: usize) -> State {
         State { variant: i / (self.dims[1] * self.dims[2]), instances: (i / self.dims[2]) % self.dims[1], batch: i % self.dims[2] }
@@ -258,7 +294,10 @@ impl QAgent {
         p.evaluate(v, n, b).unwrap_or(-self.params.penalty)
     }
 
-    pub fn q(&self, s: State) -> &[f64] { let i = self.index(s) * ACTIONS; &self.q[i..i + ACTIONS] }
+    pub fn q(&self, s: State) -> &[f64] {
+        let i = self.index(s) * ACTIONS;
+        &self.q[i..i + ACTIONS]
+    }
 
     /// The greedy action (ties: the first).
     pub fn greedy(&self, s: State) -> usize {
@@ -338,17 +377,27 @@ impl QLearn {
     /// A controller drawing its exploration from `rng`.
     pub fn new(cfg: &QLearnConfig, ctx: &ControllerContext, rng: StreamRng) -> Self {
         let planner = cfg.to_ipa().planner(ctx);
-        let agents = planner.problems.iter().map(|(s, p)| {
-            let agent = QAgent::new(p, cfg.params());
-            let sp = &ctx.servers[*s];
-            let state = agent.locate(p, sp.initial_variant, sp.instances, sp.max_batch_size).unwrap_or(State { variant: 0, instances: 0, batch: 0 });
-            ServerAgent { agent, pending: None, state }
-        }).collect();
+        let agents = planner
+            .problems
+            .iter()
+            .map(|(s, p)| {
+                let agent = QAgent::new(p, cfg.params());
+                let sp = &ctx.servers[*s];
+                let state = agent.locate(p, sp.initial_variant, sp.instances, sp.max_batch_size).unwrap_or(State {
+                    variant: 0,
+                    instances: 0,
+                    batch: 0,
+                });
+                ServerAgent { agent, pending: None, state }
+            })
+            .collect();
         QLearn { planner, agents, planning_steps: cfg.planning_steps, rng }
     }
 
     /// The Q table of the `i`-th controlled server.
-    pub fn agent(&self, i: usize) -> &QAgent { &self.agents[i].agent }
+    pub fn agent(&self, i: usize) -> &QAgent {
+        &self.agents[i].agent
+    }
 }
 
 impl Controller for QLearn {
@@ -358,7 +407,9 @@ impl Controller for QLearn {
         Decision::Admit
     }
 
-    fn tick_interval(&self) -> Option<SimDuration> { Some(self.planner.interval) }
+    fn tick_interval(&self) -> Option<SimDuration> {
+        Some(self.planner.interval)
+    }
 
     fn on_tick(&mut self, view: &GatewayView<'_>, out: &mut Vec<Reconfig>) {
         self.planner.update(view);
@@ -390,8 +441,12 @@ impl Controller for QLearn {
 }
 
 impl super::PolicyConfig for QLearnConfig {
-    fn validate(&self) -> Result<(), String> { QLearnConfig::validate(self) }
-    fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> { QLearnConfig::check_context(self, ctx) }
+    fn validate(&self) -> Result<(), String> {
+        QLearnConfig::validate(self)
+    }
+    fn check_context(&self, ctx: &ControllerContext) -> Result<(), String> {
+        QLearnConfig::check_context(self, ctx)
+    }
     /// Exploration draws from the run's "qlearn" stream, or from the `seed` key's when it is set.
     fn build_controller(&self, ctx: &ControllerContext, streams: &RngStreams) -> Box<dyn super::Controller> {
         let rng = match self.seed {
@@ -424,16 +479,20 @@ mod tests {
         for _ in 0..1000 {
             v = (0..n).map(|i| (0..ACTIONS).map(|a| r[next(i, a)] + gamma * v[next(i, a)]).fold(f64::NEG_INFINITY, f64::max)).collect();
         }
-        (0..n).map(|start| {
-            let mut i = start;
-            for _ in 0..4 * n {
-                let q = |a: usize| r[next(i, a)] + gamma * v[next(i, a)];
-                let a = (1..ACTIONS).fold(0, |best, a| if q(a) > q(best) + 1e-9 { a } else { best });
-                if next(i, a) == i { break; }
-                i = next(i, a);
-            }
-            agent.state_of(i)
-        }).collect()
+        (0..n)
+            .map(|start| {
+                let mut i = start;
+                for _ in 0..4 * n {
+                    let q = |a: usize| r[next(i, a)] + gamma * v[next(i, a)];
+                    let a = (1..ACTIONS).fold(0, |best, a| if q(a) > q(best) + 1e-9 { a } else { best });
+                    if next(i, a) == i {
+                        break;
+                    }
+                    i = next(i, a);
+                }
+                agent.state_of(i)
+            })
+            .collect()
     }
 
     /// Trains with `episodes` and checks that the greedy policy walks from every start to the
@@ -457,8 +516,11 @@ mod tests {
             p.allowed_variants.truncate(3);
             // a clear optimum: feasible, at least 0.02 better than any other configuration
             let Some(best) = optimize(&p) else { continue };
-            let second = p.space().filter(|&(v, n, b)| (v, n, b) != (best.variant, best.instances, best.batch_size))
-                .filter_map(|(v, n, b)| p.evaluate(v, n, b)).fold(f64::NEG_INFINITY, f64::max);
+            let second = p
+                .space()
+                .filter(|&(v, n, b)| (v, n, b) != (best.variant, best.instances, best.batch_size))
+                .filter_map(|(v, n, b)| p.evaluate(v, n, b))
+                .fold(f64::NEG_INFINITY, f64::max);
             if best.objective - second < 0.02 {
                 continue;
             }
@@ -508,19 +570,50 @@ mod tests {
             energy_j: (1..=3).map(|b| e * (1.0 + 0.5 * (b as f64 - 1.0))).collect(),
         };
         let ctx = ControllerContext {
-            servers: vec![ServerProfile { instance_standby_power_w: 0.0, name: "s".into(), variants: vec![v("big", 0.9, 0.02, 2.0), v("small", 0.7, 0.005, 0.4)], initial_variant: 0, instances: 1, max_batch_size: 1, idle_power_w: 0.0, warmup_s: 0.0, warmup_energy_j: 0.0 }],
+            servers: vec![ServerProfile {
+                instance_standby_power_w: 0.0,
+                name: "s".into(),
+                variants: vec![v("big", 0.9, 0.02, 2.0), v("small", 0.7, 0.005, 0.4)],
+                initial_variant: 0,
+                instances: 1,
+                max_batch_size: 1,
+                idle_power_w: 0.0,
+                warmup_s: 0.0,
+                warmup_energy_j: 0.0,
+            }],
             early_exit: None,
             slo: SimDuration::from_millis_f64(100.0),
         };
-        let cfg = QLearnConfig { max_instances: 2, planning_steps: 20, interval_s: 1.0, instance_static_power_w: Some(1.0), ..Default::default() };
+        let cfg = QLearnConfig {
+            max_instances: 2,
+            planning_steps: 20,
+            interval_s: 1.0,
+            instance_static_power_w: Some(1.0),
+            ..Default::default()
+        };
         cfg.validate().unwrap();
         let run = || {
             let mut c = QLearn::new(&cfg, &ctx, RngStreams::new(7).stream("qlearn"));
-            let mut sv = ServerView { name: "s".into(), queue_len: 0, in_service: 0, busy_instances: 0, instances: 1, max_batch_size: 1, variant: 0, batch_service_s: 0.0 };
+            let mut sv = ServerView {
+                name: "s".into(),
+                queue_len: 0,
+                in_service: 0,
+                busy_instances: 0,
+                instances: 1,
+                max_batch_size: 1,
+                variant: 0,
+                batch_service_s: 0.0,
+            };
             let mut trace = Vec::new();
             let mut out = Vec::new();
             for t in 1..=300u64 {
-                let view = GatewayView { now: SimTime::from_secs(t), servers: std::slice::from_ref(&sv), carbon_g_per_kwh: 0.0, power_w: 0.0, slo: ctx.slo };
+                let view = GatewayView {
+                    now: SimTime::from_secs(t),
+                    servers: std::slice::from_ref(&sv),
+                    carbon_g_per_kwh: 0.0,
+                    power_w: 0.0,
+                    slo: ctx.slo,
+                };
                 out.clear();
                 c.on_tick(&view, &mut out);
                 for r in &out {

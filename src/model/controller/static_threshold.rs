@@ -24,7 +24,9 @@ impl StaticThresholdConfig {
             Err(format!("controller.threshold must be a finite number >= 0 (got {})", self.threshold))
         }
     }
-    pub fn build(&self) -> StaticThreshold { StaticThreshold { threshold: self.threshold } }
+    pub fn build(&self) -> StaticThreshold {
+        StaticThreshold { threshold: self.threshold }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -39,12 +41,18 @@ impl Controller for StaticThreshold {
             _ => Decision::Admit,
         }
     }
-    fn tau(&self, _now: SimTime) -> Option<f64> { Some(self.threshold) }
+    fn tau(&self, _now: SimTime) -> Option<f64> {
+        Some(self.threshold)
+    }
 }
 
 impl super::PolicyConfig for StaticThresholdConfig {
-    fn validate(&self) -> Result<(), String> { StaticThresholdConfig::validate(self) }
-    fn build_controller(&self, _: &super::ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> { Box::new(self.build()) }
+    fn validate(&self) -> Result<(), String> {
+        StaticThresholdConfig::validate(self)
+    }
+    fn build_controller(&self, _: &super::ControllerContext, _: &crate::core::RngStreams) -> Box<dyn super::Controller> {
+        Box::new(self.build())
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 #   2. the replay fault test (kills a real Triton mid-replay) and a short real replay + validate;
 #   3. the notebook, executed headless with nbclient (it reads a recorded sweep);
 #   4. a sharded sweep on a private one-node Slurm (job array + merge == unsharded run);
+#   0. cargo fmt --check and cargo clippy --all-targets -- -D warnings (before anything runs);
 #   5. cargo test (last, so its summary closes the output), with BASIN_REQUIRE_HW=1 so tests
 #      that need ONNX Runtime or the models fail instead of skipping.
 # BASIN_SKIP_SLURM=1 skips step 4 (it needs root: apt-get install slurm-wlm munge).
@@ -26,6 +27,10 @@ echo "== setup: python venv, ONNX Runtime library, models"
 scripts/setup-python.sh >/dev/null
 scripts/setup-ort.sh >/dev/null
 scripts/build-models.sh >/dev/null
+stamp
+echo "== format and lint (cargo fmt --check; clippy on every target, warnings are errors)"
+cargo fmt --check
+cargo clippy --quiet --all-targets -- -D warnings
 stamp
 echo "== build"
 cargo build --quiet

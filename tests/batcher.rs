@@ -8,15 +8,18 @@ use common::*;
 use basin::model::server::{ServerKind, ServerSpec};
 use basin::sim;
 
-/// (server, instance, start ms, end ms, size) of every batch, in dispatch order.
-fn batches(spec: &basin::spec::SimSpec) -> Vec<(u16, u32, f64, f64, u32)> {
+/// (server, instance, start ms, end ms, size) of one batch.
+type Batch = (u16, u32, f64, f64, u32);
+
+/// Every batch, in dispatch order.
+fn batches(spec: &basin::spec::SimSpec) -> Vec<Batch> {
     let out = sim::run(spec, 1);
     let b = out.batches.expect("batches recorded");
     let r = |x: f64| (x * 1e6).round() / 1e3; // seconds -> ms, rounded to the µs
     (0..b.len()).map(|i| (b.server[i], b.instance[i], r(b.start_s[i]), r(b.end_s[i]), b.size[i])).collect()
 }
 
-fn run_with(arrivals_ms: &[f64], srv: ServerSpec) -> (Vec<(u16, u32, f64, f64, u32)>, basin::metrics::Summary) {
+fn run_with(arrivals_ms: &[f64], srv: ServerSpec) -> (Vec<Batch>, basin::metrics::Summary) {
     let mut s = spec(times(&arrivals_ms.iter().map(|t| t / 1e3).collect::<Vec<_>>()), vec![srv], 10.0);
     s.record_batches = true;
     let b = batches(&s);

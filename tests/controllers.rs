@@ -90,8 +90,11 @@ fn deployment(ctl: &str, shift: u32, seconds: usize) -> SimSpec {
     s
 }
 
+/// Per-interval admitted, skipped and rejected counts, τ bits, and (start ns, size, instance) per batch.
+type Decisions = (Vec<u64>, Vec<u64>, Vec<u64>, Vec<Option<u64>>, Vec<(u64, u32, u32)>);
+
 /// Everything a controller decided, as comparable data (excludes correctness).
-fn decisions(o: &RunOutput) -> (Vec<u64>, Vec<u64>, Vec<u64>, Vec<Option<u64>>, Vec<(u64, u32, u32)>) {
+fn decisions(o: &RunOutput) -> Decisions {
     let t = &o.timeseries;
     let b = o.batches.as_ref().unwrap();
     (

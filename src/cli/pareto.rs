@@ -100,10 +100,10 @@ pub fn analyse(df: &DataFrame, objectives: &[Objective], reference: Option<&[f64
     if objectives.is_empty() {
         bail!("no objectives");
     }
-    if let Some(r) = reference {
-        if r.len() != objectives.len() {
-            bail!("--reference has {} values but there are {} objectives", r.len(), objectives.len());
-        }
+    if let Some(r) = reference
+        && r.len() != objectives.len()
+    {
+        bail!("--reference has {} values but there are {} objectives", r.len(), objectives.len());
     }
     let n = df.height();
     let cols: Vec<Vec<f64>> = objectives.iter().map(|o| f64_column(df, &o.column)).collect::<Result<_>>()?;

@@ -271,8 +271,11 @@ fn run_parameter(run: &Path, axis: &str) -> Result<f64> {
     })
 }
 
+/// Named series of (x, y) points.
+type Series = Vec<(String, Vec<(f64, f64)>)>;
+
 /// Mean of `y` per (workload, x) over seeds, one series per workload, sorted by x.
-pub fn lines_from_results(df: &polars::prelude::DataFrame, x: &str, y: &str) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
+pub fn lines_from_results(df: &polars::prelude::DataFrame, x: &str, y: &str) -> Result<Series> {
     use crate::cli::pareto::{f64_column, str_column};
     let xs = f64_column(df, x)?;
     let ys = f64_column(df, y)?;

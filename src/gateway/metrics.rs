@@ -148,7 +148,7 @@ impl Metrics {
     }
 
     fn unserved_energy(&self, r: &QueuedRequest) -> Option<f64> {
-        self.modelled_energy.then(|| r.pre_energy_j * self.pue)
+        self.modelled_energy.then_some(r.pre_energy_j * self.pue)
     }
 
     /// The request was not served.

@@ -109,9 +109,12 @@ pub const COST_COLUMNS: &[&str] = &[
     "meter",
 ];
 
+/// A cost table's rows with their line numbers, and the sample files they name.
+pub type CostTableRows = (Vec<(usize, CostRow)>, Vec<PathBuf>);
+
 /// Reads a cost CSV; returns each row with its line number. `samples_path` cells are read
 /// relative to the table (one latency in ms per line) and their files returned for hashing.
-pub fn load_cost_csv(path: &Path) -> Result<(Vec<(usize, CostRow)>, Vec<PathBuf>), TableError> {
+pub fn load_cost_csv(path: &Path) -> Result<CostTableRows, TableError> {
     let csv = Csv::read(path)?;
     for h in &csv.header {
         if !COST_COLUMNS.contains(&h.as_str()) {

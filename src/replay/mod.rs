@@ -33,7 +33,7 @@ pub mod validate;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -144,7 +144,8 @@ pub struct ReplayResult {
 /// arrivals are drawn once from the seed's "arrivals" stream and listed, so both runs see
 /// exactly the same times) and cut at `duration_s` seconds of (compressed) time.
 pub fn scaled_spec(spec: &SimSpec, seed: u64, time_scale: f64, rate_scale: f64, duration_s: Option<f64>) -> Result<SimSpec> {
-    if !(time_scale.is_finite() && time_scale > 0.0) || !(rate_scale.is_finite() && rate_scale > 0.0) {
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    if !positive(time_scale) || !positive(rate_scale) {
         bail!("--time-scale and --rate-scale must be finite and > 0 (got {time_scale}, {rate_scale})");
     }
     let mut s = spec.clone();
@@ -432,10 +433,8 @@ impl Clock for WallClock {
         let now = self.now();
         if deadline.0 > now.0 + spin {
             let wait = Duration::from_nanos(deadline.0 - now.0 - spin).min(MAX_SLEEP);
-            return match self.rx.recv_timeout(wait) {
-                Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-            };
+            // a timeout or a closed channel both mean: nothing arrived before the deadline
+            return self.rx.recv_timeout(wait).ok();
         }
         // spin the last stretch for precision, still taking answers
         while self.now() < deadline {

@@ -343,11 +343,11 @@ impl SweepSpec {
     pub fn points(&self) -> Vec<Point> {
         let per_base = self.design_values();
         let mut out = Vec::new();
-        for b in 0..self.bases.len() {
+        for (b, base_values) in per_base.iter().enumerate().take(self.bases.len()) {
             if self.baseline {
                 out.push(Point { base: b, baseline: true, values: vec![] });
             }
-            for vals in &per_base[b] {
+            for vals in base_values {
                 out.push(Point {
                     base: b,
                     baseline: false,
@@ -385,8 +385,8 @@ impl SweepSpec {
                                 let r = rng.random_range(0..=i);
                                 perm.swap(i, r);
                             }
-                            for i in 0..n {
-                                u[i][j] = (perm[i] as f64 + rng.random::<f64>()) / n as f64;
+                            for (row, &stratum) in u.iter_mut().zip(&perm) {
+                                row[j] = (stratum as f64 + rng.random::<f64>()) / n as f64;
                             }
                         }
                     }

@@ -52,26 +52,17 @@ use crate::core::SimDuration;
 /// Joules per kWh.
 const J_PER_KWH: f64 = 3.6e6;
 
-fn d_interval() -> f64 {
-    60.0
-}
-fn d_lambda() -> f64 {
-    0.5
-}
-fn d_threshold() -> f64 {
-    0.05
-}
-fn d_embodied() -> f64 {
+fn default_embodied_g_per_hour() -> f64 {
     3.0
 }
-fn d_window() -> f64 {
-    10.0
+fn default_interval_s() -> f64 {
+    60.0
 }
-fn d_one() -> f64 {
-    1.0
-}
-fn d_alpha() -> f64 {
+fn default_lambda() -> f64 {
     0.5
+}
+fn default_threshold() -> f64 {
+    0.05
 }
 
 /// `[controller] kind = "carbon"`.
@@ -79,20 +70,20 @@ fn d_alpha() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct CarbonConfig {
     /// Seconds between reads of the carbon signal.
-    #[serde(default = "d_interval")]
+    #[serde(default = "default_interval_s")]
     pub interval_s: f64,
     /// Weight of carbon savings against accuracy loss (1: carbon only, 0: accuracy only).
-    #[serde(default = "d_lambda")]
+    #[serde(default = "default_lambda")]
     pub lambda: f64,
     /// Relative move of I·PUE that triggers a re-optimisation.
-    #[serde(default = "d_threshold")]
+    #[serde(default = "default_threshold")]
     pub threshold: f64,
     /// Power usage effectiveness applied to the operational carbon (default 1).
     #[serde(default)]
     pub pue: Option<f64>,
     /// Embodied emissions of the device per hour of use (default 3 g/h, about 130 kg CO2e
     /// amortised over five years: an assumed order of magnitude, set it from an LCA).
-    #[serde(default = "d_embodied")]
+    #[serde(default = "default_embodied_g_per_hour")]
     pub embodied_g_per_hour: f64,
     /// Batch size the profiles are read at (default: the server's current maximum).
     #[serde(default)]
@@ -102,15 +93,15 @@ pub struct CarbonConfig {
     pub servers: Vec<String>,
     #[serde(default)]
     pub predictor: PredictorKind,
-    #[serde(default = "d_window")]
+    #[serde(default = "super::defaults::window_s")]
     pub window_s: f64,
-    #[serde(default = "d_one")]
+    #[serde(default = "super::defaults::bucket_s")]
     pub bucket_s: f64,
-    #[serde(default = "d_alpha")]
+    #[serde(default = "super::defaults::ewma_alpha")]
     pub ewma_alpha: f64,
-    #[serde(default = "d_one")]
+    #[serde(default = "super::defaults::headroom")]
     pub headroom: f64,
-    #[serde(default = "d_one")]
+    #[serde(default = "super::defaults::min_load_rps")]
     pub min_load_rps: f64,
 }
 

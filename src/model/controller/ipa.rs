@@ -60,66 +60,38 @@ pub enum PredictorKind {
     Ewma,
 }
 
-fn d_interval() -> f64 {
-    10.0
-}
-fn d_a() -> f64 {
-    1.0
-}
-fn d_b() -> f64 {
-    0.1
-}
-fn d_c() -> f64 {
-    0.01
-}
-fn d_window() -> f64 {
-    10.0
-}
-fn d_bucket() -> f64 {
-    1.0
-}
-fn d_alpha() -> f64 {
-    0.5
-}
-fn d_max_instances() -> u32 {
-    4
-}
-fn d_one() -> f64 {
-    1.0
-}
-
 /// `[controller] kind = "ipa"`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IpaConfig {
     /// Seconds between adaptations.
-    #[serde(default = "d_interval")]
+    #[serde(default = "super::defaults::interval_s")]
     pub interval_s: f64,
     /// Weight of accuracy.
-    #[serde(default = "d_a")]
+    #[serde(default = "super::defaults::a")]
     pub a: f64,
     /// Weight of normalised energy per request.
-    #[serde(default = "d_b")]
+    #[serde(default = "super::defaults::b")]
     pub b: f64,
     /// Weight of normalised batch size.
-    #[serde(default = "d_c")]
+    #[serde(default = "super::defaults::c")]
     pub c: f64,
     #[serde(default)]
     pub predictor: PredictorKind,
     /// Look-back of the `max` predictor.
-    #[serde(default = "d_window")]
+    #[serde(default = "super::defaults::window_s")]
     pub window_s: f64,
     /// Width of the arrival-count buckets.
-    #[serde(default = "d_bucket")]
+    #[serde(default = "super::defaults::bucket_s")]
     pub bucket_s: f64,
     /// Weight of the newest interval in the `ewma` predictor.
-    #[serde(default = "d_alpha")]
+    #[serde(default = "super::defaults::ewma_alpha")]
     pub ewma_alpha: f64,
     /// Multiplies the prediction (over-provisioning margin).
-    #[serde(default = "d_one")]
+    #[serde(default = "super::defaults::headroom")]
     pub headroom: f64,
     /// Floor of the predicted load.
-    #[serde(default = "d_one")]
+    #[serde(default = "super::defaults::min_load_rps")]
     pub min_load_rps: f64,
     /// When > 0, a server's queued requests are added to its predicted load as a rate that
     /// drains them in this many seconds (not in IPA; 0: off).
@@ -128,7 +100,7 @@ pub struct IpaConfig {
     /// Batch sizes to consider (empty: 1 ..= the cost table's largest batch size).
     #[serde(default)]
     pub batch_sizes: Vec<u32>,
-    #[serde(default = "d_max_instances")]
+    #[serde(default = "super::defaults::max_instances")]
     pub max_instances: u32,
     /// Static power of one instance while it exists (default: the server's
     /// `instance_standby_power_w`).
@@ -161,19 +133,19 @@ pub struct IpaConfig {
 impl Default for IpaConfig {
     fn default() -> Self {
         IpaConfig {
-            interval_s: d_interval(),
-            a: d_a(),
-            b: d_b(),
-            c: d_c(),
+            interval_s: super::defaults::interval_s(),
+            a: super::defaults::a(),
+            b: super::defaults::b(),
+            c: super::defaults::c(),
             predictor: PredictorKind::Max,
-            window_s: d_window(),
-            bucket_s: d_bucket(),
-            ewma_alpha: d_alpha(),
-            headroom: 1.0,
-            min_load_rps: 1.0,
+            window_s: super::defaults::window_s(),
+            bucket_s: super::defaults::bucket_s(),
+            ewma_alpha: super::defaults::ewma_alpha(),
+            headroom: super::defaults::headroom(),
+            min_load_rps: super::defaults::min_load_rps(),
             drain_backlog_s: 0.0,
             batch_sizes: Vec::new(),
-            max_instances: d_max_instances(),
+            max_instances: super::defaults::max_instances(),
             instance_static_power_w: None,
             warmup_s: None,
             warmup_energy_j: None,

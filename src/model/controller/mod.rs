@@ -16,6 +16,7 @@
 pub mod baselines;
 pub mod bio;
 pub mod carbon;
+pub mod defaults;
 pub mod ipa;
 pub mod open_loop;
 pub mod qlearn;

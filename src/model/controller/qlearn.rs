@@ -30,43 +30,22 @@ use super::ipa::{IpaConfig, Planner, PredictorKind, Problem, rank_variants, reco
 use super::{Controller, ControllerContext, Decision, GatewayView, Reconfig, RequestView};
 use crate::core::{RngStreams, SimDuration, StreamRng};
 
-fn d_interval() -> f64 {
-    10.0
-}
-fn d_a() -> f64 {
-    1.0
-}
-fn d_b() -> f64 {
-    0.1
-}
-fn d_c() -> f64 {
-    0.01
-}
-fn d_window() -> f64 {
-    10.0
-}
-fn d_one() -> f64 {
-    1.0
-}
-fn d_alpha() -> f64 {
-    0.5
-}
-fn d_max_instances() -> u32 {
-    4
-}
-fn d_lr() -> f64 {
-    0.5
-}
-fn d_discount() -> f64 {
+fn default_discount() -> f64 {
     0.9
 }
-fn d_eps_decay() -> f64 {
+fn default_epsilon() -> f64 {
+    1.0
+}
+fn default_epsilon_decay() -> f64 {
     0.99
 }
-fn d_eps_min() -> f64 {
+fn default_epsilon_min() -> f64 {
     0.05
 }
-fn d_penalty() -> f64 {
+fn default_learning_rate() -> f64 {
+    0.5
+}
+fn default_penalty() -> f64 {
     10.0
 }
 
@@ -74,31 +53,31 @@ fn d_penalty() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QLearnConfig {
-    #[serde(default = "d_interval")]
+    #[serde(default = "super::defaults::interval_s")]
     pub interval_s: f64,
-    #[serde(default = "d_a")]
+    #[serde(default = "super::defaults::a")]
     pub a: f64,
-    #[serde(default = "d_b")]
+    #[serde(default = "super::defaults::b")]
     pub b: f64,
-    #[serde(default = "d_c")]
+    #[serde(default = "super::defaults::c")]
     pub c: f64,
     #[serde(default)]
     pub predictor: PredictorKind,
-    #[serde(default = "d_window")]
+    #[serde(default = "super::defaults::window_s")]
     pub window_s: f64,
-    #[serde(default = "d_one")]
+    #[serde(default = "super::defaults::bucket_s")]
     pub bucket_s: f64,
-    #[serde(default = "d_alpha")]
+    #[serde(default = "super::defaults::ewma_alpha")]
     pub ewma_alpha: f64,
-    #[serde(default = "d_one")]
+    #[serde(default = "super::defaults::headroom")]
     pub headroom: f64,
-    #[serde(default = "d_one")]
+    #[serde(default = "super::defaults::min_load_rps")]
     pub min_load_rps: f64,
     #[serde(default)]
     pub drain_backlog_s: f64,
     #[serde(default)]
     pub batch_sizes: Vec<u32>,
-    #[serde(default = "d_max_instances")]
+    #[serde(default = "super::defaults::max_instances")]
     pub max_instances: u32,
     #[serde(default)]
     pub instance_static_power_w: Option<f64>,
@@ -111,21 +90,21 @@ pub struct QLearnConfig {
     #[serde(default)]
     pub servers: Vec<String>,
     /// α.
-    #[serde(default = "d_lr")]
+    #[serde(default = "default_learning_rate")]
     pub learning_rate: f64,
     /// γ.
-    #[serde(default = "d_discount")]
+    #[serde(default = "default_discount")]
     pub discount: f64,
     /// Initial exploration probability.
-    #[serde(default = "d_one")]
+    #[serde(default = "default_epsilon")]
     pub epsilon: f64,
     /// ε is multiplied by this after every decision.
-    #[serde(default = "d_eps_decay")]
+    #[serde(default = "default_epsilon_decay")]
     pub epsilon_decay: f64,
-    #[serde(default = "d_eps_min")]
+    #[serde(default = "default_epsilon_min")]
     pub epsilon_min: f64,
     /// Reward of an infeasible state (negated).
-    #[serde(default = "d_penalty")]
+    #[serde(default = "default_penalty")]
     pub penalty: f64,
     /// Extra model-based updates per tick.
     #[serde(default)]

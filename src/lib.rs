@@ -7,7 +7,7 @@
 //! ## 1. An experiment is data
 //!
 //! An experiment file (TOML, the contract in docs/src/experiment-file.md) is resolved against its input files into
-//! a [`sim::SimSpec`]: arrivals, devices, servers with their cost tables, an optional cascade and
+//! a [`spec::SimSpec`]: arrivals, devices, servers with their cost tables, an optional cascade and
 //! quality table, a controller, routing, energy and carbon. Resolution is where every check
 //! happens (unknown keys, missing cost rows, unknown devices) and where every file is read.
 //!

@@ -1,4 +1,4 @@
-//! Per-request and per-batch records (SPEC.md `requests.parquet`; `batches.parquet` is an
+//! Per-request and per-batch records (`requests.parquet`, docs/src/metrics.md; `batches.parquet` is an
 //! extension), stored by column. Paths and models are small indices into name tables, so a
 //! record costs a few dozen bytes.
 

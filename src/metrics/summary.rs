@@ -1,4 +1,4 @@
-//! The run summary (SPEC.md `summary.json`) and the streaming collector behind it.
+//! The run summary (`summary.json`, docs/src/metrics.md) and the streaming collector behind it.
 //!
 //! Latency percentiles come from an HDR histogram (3 significant digits: any recorded value,
 //! hence any percentile, is within 0.1% of the exact one), so memory stays flat however long
@@ -20,7 +20,7 @@ pub struct LatencySummary {
     pub max: Option<f64>,
 }
 
-/// How the run's energy splits (extension of SPEC.md; all facility joules, × PUE).
+/// How the run's energy splits (an extension of the metrics contract; all facility joules, × PUE).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnergyBreakdown {
     /// Σ batch energy.
@@ -39,7 +39,7 @@ pub struct EnergyBreakdown {
     pub estimated: bool,
 }
 
-/// SPEC.md `summary.json`. Keys in SPEC order, extensions after.
+/// `summary.json` (docs/src/metrics.md): the contract's keys first, extensions after.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub schema_version: u32,
@@ -155,7 +155,7 @@ impl SummaryCollector {
         (self.completed > 0).then(|| self.hist.value_at_quantile(q) as f64 / 1e6)
     }
 
-    /// Fills the SPEC fields that come from counters; energy and time are filled by the caller.
+    /// The fields that come from counters; [`crate::gateway::Metrics::summarize`] fills the rest.
     pub fn summarize(&self, duration_s: f64) -> Summary {
         let ms = |ns: f64| ns / 1e6;
         Summary {
@@ -177,7 +177,7 @@ impl SummaryCollector {
                 max: (self.completed > 0).then(|| ms(self.lat_max_ns as f64)),
             },
             slo_ms: ms(self.slo_ns as f64),
-            // SPEC: share of admitted requests over slo_ms (all admitted requests complete in a
+            // the contract: share of admitted requests over slo_ms (all admitted requests complete in a
             // simulation; in a replay, unfinished ones count as violations via `failed`).
             slo_violation_rate: ratio(self.slo_violations, self.admitted),
             accuracy: ratio(self.correct, self.answered),

@@ -34,7 +34,7 @@ impl CarbonSignal {
     }
 }
 
-/// One row per interval (SPEC.md `timeseries.parquet`), stored by column.
+/// One row per interval (`timeseries.parquet`, docs/src/metrics.md), stored by column.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TimeSeries {
     pub t_s: Vec<f64>,

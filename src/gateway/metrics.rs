@@ -124,11 +124,6 @@ impl Metrics {
     }
 
     #[inline]
-    pub fn series(&self) -> &SeriesAccumulator {
-        &self.series
-    }
-
-    #[inline]
     pub fn series_mut(&mut self) -> &mut SeriesAccumulator {
         &mut self.series
     }
@@ -267,11 +262,6 @@ impl Metrics {
         if let Some(rec) = &mut self.requests {
             rec.push(row);
         }
-    }
-
-    /// Failed requests by reason.
-    pub fn failed_reasons(&self) -> &BTreeMap<String, u64> {
-        &self.failed_reasons
     }
 
     /// Closes the time series at `end` and fills every summary field. `energy` gives the run's

@@ -320,7 +320,7 @@ impl<'a> Gateway<'a> {
     /// Handles an agenda entry due at `due`, at `now` (≥ `due`; equal on a virtual clock).
     pub fn handle<B: Backends + ?Sized>(&mut self, due: SimTime, now: SimTime, wake: Wake, backends: &mut B) -> Flow {
         if matches!(wake, Wake::Tick) {
-            if self.arrivals_done && self.queued + self.in_service + self.flights.len() == 0 && self.agenda.is_empty() {
+            if self.arrivals_done && !self.busy() && self.agenda.is_empty() {
                 return Flow::Finished; // a trailing tick after the last answer
             }
         } else if matches!(wake, Wake::Arrival) && self.arrivals_done {
@@ -597,30 +597,21 @@ impl<'a> Gateway<'a> {
     }
 
     /// Finishes the batch on `instance` of local server `s` in the batcher and the ledger;
-    /// returns its (start, energy, variant).
-    fn finish_batch(&mut self, s: usize, instance: u32, now: SimTime) -> (SimTime, f64, usize) {
+    /// returns its requests as answers on their way back (in the reused scratch vector: hand it
+    /// to [`Gateway::after_batch`]), its start and its IT energy.
+    fn finish_batch(&mut self, s: usize, instance: u32, now: SimTime) -> (Vec<Flight>, SimTime, f64) {
         if self.ledger.has_standby() {
             self.ledger.accrue_standby(now);
         }
         let done = self.servers[s].complete(instance);
         self.ledger.update_standby(&self.servers);
         self.ledger.batch_finished(self.servers[s].spec.device, now, done.start, done.energy.0);
-        (done.start, done.energy.0, done.variant)
-    }
-
-    fn on_modelled_complete<B: Backends + ?Sized>(&mut self, s: usize, instance: u32, now: SimTime, backends: &mut B) {
-        if self.ledger.has_standby() {
-            self.ledger.accrue_standby(now);
-        }
-        let done = self.servers[s].complete(instance);
-        let overhead = self.servers[s].overhead(now);
-        self.ledger.update_standby(&self.servers);
-        let size = self.servers[s].batch(instance).len() as u32;
-        self.ledger.batch_finished(self.servers[s].spec.device, now, done.start, done.energy.0);
+        let batch = self.servers[s].batch(instance);
+        let size = batch.len() as u32;
         let share = done.energy.0 / size as f64;
         let mut finished = std::mem::take(&mut self.finished_scratch);
         finished.clear();
-        finished.extend(self.servers[s].batch(instance).iter().map(|r| Flight {
+        finished.extend(batch.iter().map(|r| Flight {
             r: *r,
             server: s as u32,
             variant: done.variant as u32,
@@ -628,19 +619,30 @@ impl<'a> Gateway<'a> {
             size,
             share,
         }));
-        for f in finished.drain(..) {
-            if overhead.0 == 0 {
-                self.respond(&f, now, None);
-            } else {
-                let slot = self.in_transit.insert(f);
-                self.agenda.schedule_at(now + overhead, Wake::Respond { slot });
-            }
-        }
+        (finished, done.start, done.energy.0)
+    }
+
+    /// After a batch's answers: the levels, the power, and the server's next batches.
+    fn after_batch<B: Backends + ?Sized>(&mut self, s: usize, finished: Vec<Flight>, now: SimTime, backends: &mut B) {
+        self.in_service -= finished.len() as u64;
         self.finished_scratch = finished;
-        self.in_service -= size as u64;
         self.metrics.series_mut().set_in_service(self.in_service);
         self.set_modelled_power();
         self.pump(s, now, backends);
+    }
+
+    fn on_modelled_complete<B: Backends + ?Sized>(&mut self, s: usize, instance: u32, now: SimTime, backends: &mut B) {
+        let (finished, _, _) = self.finish_batch(s, instance, now);
+        let overhead = self.servers[s].overhead(now);
+        for f in &finished {
+            if overhead.0 == 0 {
+                self.respond(f, now, None);
+            } else {
+                let slot = self.in_transit.insert(*f);
+                self.agenda.schedule_at(now + overhead, Wake::Respond { slot });
+            }
+        }
+        self.after_batch(s, finished, now, backends);
     }
 
     /// A real backend finished the batch on `instance` of local server `s`: per request (in
@@ -655,19 +657,8 @@ impl<'a> Gateway<'a> {
     ) {
         self.last_activity = now;
         self.advance(now);
-        let (start, energy_j, variant) = self.finish_batch(s, instance, now);
-        let mut batch = std::mem::take(&mut self.finished_scratch);
-        batch.clear();
-        let size = self.servers[s].batch(instance).len() as u32;
-        let share = energy_j / size.max(1) as f64;
-        batch.extend(self.servers[s].batch(instance).iter().map(|r| Flight {
-            r: *r,
-            server: s as u32,
-            variant: variant as u32,
-            start,
-            size,
-            share,
-        }));
+        let (batch, start, energy_j) = self.finish_batch(s, instance, now);
+        let size = batch.len() as u32;
         self.metrics.batch_record(s as u16, instance, start, now, size, energy_j);
         match answer {
             Ok(correct) => {
@@ -681,11 +672,7 @@ impl<'a> Gateway<'a> {
                 }
             }
         }
-        self.finished_scratch = batch;
-        self.in_service -= size as u64;
-        self.metrics.series_mut().set_in_service(self.in_service);
-        self.set_modelled_power();
-        self.pump(s, now, backends);
+        self.after_batch(s, batch, now, backends);
     }
 
     /// The gateway receives the answer to a served request: metrics, the record, and the

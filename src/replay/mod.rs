@@ -326,6 +326,7 @@ impl<'a> Executors<'a> {
     }
 }
 
+/// The worker thread of instance `k` of local server `server` (a pool of one).
 fn local_worker(
     server: usize,
     k: u32,
@@ -335,9 +336,7 @@ fn local_worker(
     data: Option<Arc<Dataset>>,
     tx: &Sender<Msg>,
 ) -> Result<Sender<Job>> {
-    let (jtx, jrx) = mpsc::channel();
-    spawn_worker(format!("s{server}-w{k}"), open_all(f, models, backend)?, data, Arc::new(Mutex::new(jrx)), tx.clone())?;
-    Ok(jtx)
+    pool(&format!("s{server}-w{k}"), 1, f, models, backend, data, tx)
 }
 
 impl Backends for Executors<'_> {

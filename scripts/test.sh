@@ -6,7 +6,8 @@
 # against REAL components on this machine:
 #   1. a real Triton server on loopback (pytriton), a CI calibration of both backends at batch
 #      sizes 1-16 (basin calibrate calibration/cal-ci.toml), and a simulation on those tables;
-#   2. the replay fault test (kills a real Triton mid-replay) and a short real replay + validate;
+#   2. the replay fault test (kills a real Triton mid-replay), a load profile and a short level-1
+#      validation (basin validate --level controlled, which starts its own Triton);
 #   3. the notebook, executed headless with nbclient (it reads a recorded sweep);
 #   4. a sharded sweep on a private one-node Slurm (job array + merge == unsharded run);
 #   0. cargo fmt --check and cargo clippy --all-targets -- -D warnings (before anything runs);
@@ -57,8 +58,19 @@ scripts/start-triton.sh --models digits_large --max-batch-size 8 --max-queue-del
 grep -q '^rps,service_factor,overhead_ms,energy_factor' "$OUT/load-profile/load.csv"
 "$BIN" simulate experiments/replay/steady_low.toml --set "server[0].load_profile=\"$OUT/load-profile/load.csv\"" \
     --set workload.duration_s=60 --out "$OUT/sim-on-load-profile" >/dev/null
-BASIN="$BIN" TRITON_PORT=8600 scripts/validate.sh experiments/replay/steady_low.toml --time-scale 15 --duration-s 5 --out "$OUT/validate"
 scripts/stop-triton.sh >/dev/null
+# validation level 1 (controlled service) of one workload, 2 short replays, a loose check; basin
+# starts and stops the Triton it needs (controlled models) itself
+"$BIN" validate --experiment experiments/replay/steady_low.toml --level controlled --repeats 2 --time-scale 15 \
+    --duration-s 8 --triton-port 8650 --out "$OUT/validate" >/dev/null
+.venv/bin/python - "$OUT/validate/validation.json" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+loose = {"throughput_rps": 0.05, "mean_batch_size": 0.25, "latency_mean_ms": 0.5}
+bad = {k: v["metrics"][k]["rel_error"] for k, tol in loose.items() if not abs(v["metrics"][k]["rel_error"]) <= tol}
+assert v["level"] == "controlled" and v["repeats"] == 2 and "host_drift" in v, v
+assert not bad, f"level-1 validation off by more than the loose CI bounds: {bad}"
+PY
 stamp
 
 echo "== notebook (nbclient)"

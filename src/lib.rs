@@ -116,3 +116,4 @@ pub mod sim;
 pub mod spec;
 pub mod sweep;
 pub mod traces;
+pub mod validate;

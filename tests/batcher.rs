@@ -138,3 +138,18 @@ fn request_overhead_adds_to_latency_without_occupying_the_instance() {
     assert_eq!(r.latency_ms, vec![Some(8.0), Some(12.0)]);
     assert_eq!(out.summary.duration_s, 0.013);
 }
+
+#[test]
+fn observed_execution_times_replace_the_table_in_order_then_the_table_again() {
+    // validation level 2: the first two batches take the observed 2 and 7 ms (5 ms rows, energy
+    // 1 J per 5 ms scaled to the observed time), the third the table's 5 ms again
+    use basin::core::SimDuration;
+    let mut srv = batched(1, 1, 0);
+    srv.observed_service = Some(std::sync::Arc::from(vec![SimDuration::from_millis_f64(2.0), SimDuration::from_millis_f64(7.0)]));
+    let (b, _) = run_with(&[0.0, 0.0, 0.0], srv.clone());
+    assert_eq!(b, vec![(0, 0, 0.0, 2.0, 1), (0, 0, 2.0, 9.0, 1), (0, 0, 9.0, 14.0, 1)]);
+    let mut s = spec(times(&[0.0, 0.0, 0.0]), vec![srv], 10.0);
+    s.record_batches = true;
+    let e = sim::run(&s, 1).batches.unwrap().energy_j;
+    assert!((e[0] - 0.4).abs() < 1e-12 && (e[1] - 1.4).abs() < 1e-12 && (e[2] - 1.0).abs() < 1e-12, "{e:?}");
+}

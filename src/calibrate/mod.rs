@@ -356,6 +356,7 @@ pub struct Calibration {
     pub started_at: String,
     pub wall_s: f64,
     pub command_line: Vec<String>,
+    pub host_probe: crate::hw::probe::ProbeSummary,
 }
 
 /// Reads the configuration, measures every point, writes the output folder. Returns the folder.
@@ -368,6 +369,7 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         cfg.quicken();
     }
     let host = Host::describe();
+    let probe = crate::hw::probe::HostProbe::start(t0)?;
     let nvml = meter::describe_gpus().map_err(|e| e.to_string());
     let host_id = cfg.host_id.clone().unwrap_or_else(|| config::default_host_id(&host.hostname, &host.cpu_model));
     let out =
@@ -568,6 +570,7 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         started_at,
         wall_s: t0.elapsed().as_secs_f64(),
         command_line: std::env::args().collect(),
+        host_probe: crate::hw::probe::summarize(&probe.finish()),
     };
     output::write(&out, &cal)?;
     Ok((out, cal))

@@ -264,6 +264,9 @@ struct Manifest<'a> {
     started_at: &'a str,
     finished_at: String,
     wall_s: f64,
+    /// The host speed probe over the whole calibration (`hw::probe`): its drift says whether the
+    /// host's speed held while the tables were measured.
+    host_probe: &'a crate::hw::probe::ProbeSummary,
     /// What each CSV of the folder holds: the CSVs themselves are plain (header first, no
     /// comment lines), so pandas and polars read them with defaults.
     tables: BTreeMap<&'static str, String>,
@@ -369,6 +372,7 @@ fn manifest_toml(cal: &Calibration) -> Result<String> {
         started_at: &cal.started_at,
         finished_at: now_rfc3339(),
         wall_s: cal.wall_s,
+        host_probe: &cal.host_probe,
         tables: table_notes(cal),
         host: ManifestHost {
             id: cal.host_id.clone(),

@@ -24,38 +24,8 @@ use anyhow::{Context, Result, anyhow};
 
 use super::measure::{LatencyStats, Point, StopReason};
 use crate::hw::backend::InferenceBackend;
+pub use crate::hw::backend::stats::{ServerSnapshot, diff};
 use crate::hw::meter::EnergyMeter;
-
-/// Cumulative server counters of one model (Triton's statistics extension, or a mock's).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ServerSnapshot {
-    pub inference_count: u64,
-    pub execution_count: u64,
-    /// Sum over requests of their queue time (ns).
-    pub queue_ns: u64,
-    /// Sum over requests of compute_input + compute_infer + compute_output (ns).
-    pub compute_ns: u64,
-    /// Per batch size: (size, executions, sum of compute_input + infer + output ns).
-    pub batches: Vec<(u64, u64, u64)>,
-}
-
-#[cfg(feature = "triton")]
-impl From<&crate::hw::backend::triton::ModelStats> for ServerSnapshot {
-    fn from(s: &crate::hw::backend::triton::ModelStats) -> Self {
-        let i = &s.inference_stats;
-        ServerSnapshot {
-            inference_count: s.inference_count,
-            execution_count: s.execution_count,
-            queue_ns: i.queue.ns,
-            compute_ns: i.compute_input.ns + i.compute_infer.ns + i.compute_output.ns,
-            batches: s
-                .batch_stats
-                .iter()
-                .map(|b| (b.batch_size, b.compute_infer.count, b.compute_input.ns + b.compute_infer.ns + b.compute_output.ns))
-                .collect(),
-        }
-    }
-}
 
 /// `[transport]`: rounds per batch size.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -100,25 +70,6 @@ pub struct TransportPoint {
     pub energy_j: f64,
     pub meter_elapsed_s: f64,
     pub wall_s: f64,
-}
-
-/// Counters accumulated between snapshot `e` (earlier) and `a`.
-pub fn diff(a: &ServerSnapshot, e: &ServerSnapshot) -> ServerSnapshot {
-    ServerSnapshot {
-        inference_count: a.inference_count.saturating_sub(e.inference_count),
-        execution_count: a.execution_count.saturating_sub(e.execution_count),
-        queue_ns: a.queue_ns.saturating_sub(e.queue_ns),
-        compute_ns: a.compute_ns.saturating_sub(e.compute_ns),
-        batches: a
-            .batches
-            .iter()
-            .map(|&(s, c, ns)| {
-                let (c0, ns0) = e.batches.iter().find(|x| x.0 == s).map_or((0, 0), |x| (x.1, x.2));
-                (s, c.saturating_sub(c0), ns.saturating_sub(ns0))
-            })
-            .filter(|x| x.1 > 0)
-            .collect(),
-    }
 }
 
 /// Measures batch size `b`: `backends` must hold at least `b` backends of the same model (one

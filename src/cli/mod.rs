@@ -11,6 +11,7 @@ pub mod replay;
 pub mod simulate;
 pub mod sweep;
 pub mod trace;
+pub mod validate;
 
 use std::process::ExitCode;
 
@@ -59,8 +60,8 @@ pub enum Command {
     },
     /// The same experiment in real time on real backends (ONNX Runtime, Triton).
     Replay(replay::ReplayArgs),
-    /// Simulation error against a replay.
-    Validate(replay::ValidateArgs),
+    /// The simulator against repeated replays, in levels (controlled, conditioned, predicted).
+    Validate(validate::ValidateArgs),
     /// Measure how a Triton server's service and transport times grow with load (open-loop
     /// Poisson through the experiment's replay pipeline): a `[[server]] load_profile`.
     LoadProfile(replay::LoadProfileArgs),
@@ -97,7 +98,7 @@ pub fn main() -> ExitCode {
         Command::Landscape(a) => landscape::run(a),
         Command::Plot { cmd } => plot::run(cmd),
         Command::Replay(a) => replay::run_replay(a),
-        Command::Validate(a) => replay::run_validate(a),
+        Command::Validate(a) => validate::run(a),
         Command::LoadProfile(a) => replay::run_load_profile(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::New(a) => new::run(a),

@@ -1,4 +1,4 @@
-//! `basin replay EXP.toml` and `basin validate SIM_DIR REPLAY_DIR` / `basin validate --experiment EXP.toml`.
+//! `basin replay EXP.toml` and `basin load-profile`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use crate::io::{manifest, outputs};
 use crate::metrics::RunOutput;
 use crate::model::load::{LoadPoint, LoadProfile};
 use crate::replay::real::{RealBackends, ReplaySection};
-use crate::replay::{self, Dataset, ReplayOptions, ReplayResult, validate};
+use crate::replay::{self, Dataset, ReplayOptions, ReplayResult};
 use crate::spec::SimSpec;
 
 /// `basin load-profile`'s provenance file: what each of its (plain) CSVs holds, the command,
@@ -55,29 +55,14 @@ pub struct ReplayArgs {
     pub virtual_clock: bool,
 }
 
-/// Simulation error against a replay.
-#[derive(Args, Debug)]
-pub struct ValidateArgs {
-    /// SIM_DIR REPLAY_DIR (omit with --experiment).
-    pub dirs: Vec<PathBuf>,
-    /// One-command recipe: simulate and replay this experiment, then compare.
-    #[arg(long)]
-    pub experiment: Option<PathBuf>,
-    /// Report directory (default: REPLAY_DIR/validation, or runs/validate/<name>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub scale: ScaleArgs,
-}
-
 #[derive(Clone)]
-struct Prepared {
-    loaded: Loaded,
-    spec: SimSpec,
-    section: ReplaySection,
+pub(crate) struct Prepared {
+    pub(crate) loaded: Loaded,
+    pub(crate) spec: SimSpec,
+    pub(crate) section: ReplaySection,
 }
 
-fn prepare(file: &Path, scale: &ScaleArgs) -> Result<Prepared> {
+pub(crate) fn prepare(file: &Path, scale: &ScaleArgs) -> Result<Prepared> {
     prepare_with(file, scale, false)
 }
 
@@ -120,7 +105,7 @@ fn write_run(dir: &Path, p: &Prepared, out: &RunOutput, mode: &str, started: Str
     })
 }
 
-fn simulate(p: &Prepared, dir: &Path, scale: &ScaleArgs) -> Result<RunOutput> {
+pub(crate) fn simulate(p: &Prepared, dir: &Path, scale: &ScaleArgs) -> Result<RunOutput> {
     let started = manifest::now_rfc3339();
     let t0 = Instant::now();
     let mut out = crate::sim::run(&p.spec, p.loaded.experiment.seed);
@@ -129,16 +114,21 @@ fn simulate(p: &Prepared, dir: &Path, scale: &ScaleArgs) -> Result<RunOutput> {
     Ok(out)
 }
 
-fn do_replay(p: &Prepared, dir: &Path, scale: &ScaleArgs, stop: Arc<AtomicBool>) -> Result<ReplayResult> {
-    let base = std::env::current_dir()?;
-    let backends = RealBackends::new(&p.section, &base);
-    let data = match &p.section.dataset {
+/// The labelled data set a replay scores real answers against (`[replay] dataset`, or the
+/// model directory's `digits_test.csv` when it exists).
+pub(crate) fn load_dataset(p: &Prepared, backends: &RealBackends, base: &Path) -> Result<Option<Arc<Dataset>>> {
+    Ok(match &p.section.dataset {
         Some(d) => Some(Arc::new(Dataset::load_csv(&base.join(d))?)),
         None => {
             let d = backends.model_dir.join("digits_test.csv");
             if d.is_file() { Some(Arc::new(Dataset::load_csv(&d)?)) } else { None }
         }
-    };
+    })
+}
+
+/// The replay's energy meter: `[replay] meter`, charging the Triton server's session too when
+/// the CPU-time estimate is in use and `server_pid_file` names a running server.
+pub(crate) fn open_meter(p: &Prepared, base: &Path) -> Result<Box<dyn crate::hw::meter::EnergyMeter>> {
     let mut meter = crate::hw::meter::open(p.section.meter.clone()).context("opening the energy meter")?;
     if let Some(pf) = &p.section.server_pid_file
         && meter.info().kind == crate::hw::meter::MeterKind::Estimate
@@ -166,17 +156,41 @@ fn do_replay(p: &Prepared, dir: &Path, scale: &ScaleArgs, stop: Arc<AtomicBool>)
             }
         }
     }
-    let opts = ReplayOptions {
+    Ok(meter)
+}
+
+pub(crate) fn replay_options(p: &Prepared, stop: Arc<AtomicBool>) -> ReplayOptions {
+    ReplayOptions {
         drain_timeout: Duration::from_secs_f64(p.section.drain_timeout_s.max(0.0)),
         client_threads: p.section.client_threads,
         stop,
         early_exit_backend: p.loaded.experiment.early_exit.as_ref().map_or("onnxruntime".into(), |e| e.backend.clone()),
         ..ReplayOptions::default()
-    };
+    }
+}
+
+/// Replays `p` on `factory`'s backends into `dir`.
+pub(crate) fn replay_on(
+    p: &Prepared,
+    dir: &Path,
+    scale: &ScaleArgs,
+    factory: &dyn crate::replay::BackendFactory,
+    data: Option<Arc<Dataset>>,
+    opts: &ReplayOptions,
+) -> Result<ReplayResult> {
+    let base = std::env::current_dir()?;
+    let mut meter = open_meter(p, &base)?;
     let started = manifest::now_rfc3339();
     let t0 = Instant::now();
-    let res = replay::run(&p.spec, p.loaded.experiment.seed, &backends, data, meter.as_mut(), &opts)?;
+    let res = replay::run(&p.spec, p.loaded.experiment.seed, factory, data, meter.as_mut(), opts)?;
     write_replay(p, dir, scale, res, "replay", started, t0)
+}
+
+fn do_replay(p: &Prepared, dir: &Path, scale: &ScaleArgs, stop: Arc<AtomicBool>) -> Result<ReplayResult> {
+    let base = std::env::current_dir()?;
+    let backends = RealBackends::new(&p.section, &base);
+    let data = load_dataset(p, &backends, &base)?;
+    replay_on(p, dir, scale, &backends, data, &replay_options(p, stop))
 }
 
 /// `basin replay --virtual`: the replay driver on a virtual clock with cost-table backends.
@@ -205,13 +219,15 @@ fn write_replay(
         "interrupted": res.extras.interrupted,
         "ignored_reconfigs": res.extras.ignored_reconfigs,
         "scored_requests": res.extras.scored_requests,
+        "host_drift": res.extras.host_probe.host_drift,
+        "host_probe": res.extras.host_probe,
         "replay_scaling": scale_json(scale),
     });
     write_run(dir, p, &res.output, mode, started, t0.elapsed().as_secs_f64(), extra)?;
     Ok(res)
 }
 
-fn stop_flag() -> Arc<AtomicBool> {
+pub(crate) fn stop_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
@@ -221,13 +237,17 @@ fn stop_flag() -> Arc<AtomicBool> {
     stop
 }
 
-fn print_replay(res: &ReplayResult, dir: &Path) {
+pub(crate) fn print_replay(res: &ReplayResult, dir: &Path) {
     print!("{}", crate::cli::simulate::human_summary(&res.output, res.output.summary.duration_s));
     let s = &res.extras.schedule_error_ms;
     println!(
         "  schedule err p50 {:.3} ms · p99 {:.3} ms · max {:.3} ms over {} arrivals ({:.0} req/s offered)",
         s.p50, s.p99, s.max, s.n, s.offered_rps
     );
+    if let Some(d) = res.extras.host_probe.host_drift {
+        let flag = if d - 1.0 > crate::hw::probe::UNRELIABLE_DRIFT { " (UNRELIABLE: the host's speed drifted)" } else { "" };
+        println!("  host drift {d:.3} (max/min of the speed probe's rolling median){flag}");
+    }
     println!("  energy meter {}{}", res.extras.meter.name, if res.extras.meter.estimated { " [ESTIMATED]" } else { "" });
     if !res.extras.failed_reasons.is_empty() {
         println!("  failed by reason: {:?}", res.extras.failed_reasons);
@@ -247,28 +267,6 @@ pub fn run_replay(a: ReplayArgs) -> Result<()> {
     }
     let res = if a.virtual_clock { do_virtual_replay(&p, &dir, &a.scale)? } else { do_replay(&p, &dir, &a.scale, stop_flag())? };
     print_replay(&res, &dir);
-    Ok(())
-}
-
-pub fn run_validate(a: ValidateArgs) -> Result<()> {
-    let (sim_dir, replay_dir, report) = match (&a.experiment, a.dirs.as_slice()) {
-        (Some(exp), []) => {
-            let p = prepare(exp, &a.scale)?;
-            let root = a.out.clone().unwrap_or_else(|| PathBuf::from("runs/validate").join(&p.loaded.experiment.name));
-            let (sd, rd) = (root.join("sim"), root.join("replay"));
-            std::fs::create_dir_all(&root)?;
-            simulate(&p, &sd, &a.scale)?;
-            let res = do_replay(&p, &rd, &a.scale, stop_flag())?;
-            print_replay(&res, &rd);
-            (sd, rd, root.join("report"))
-        }
-        (None, [s, r]) => (s.clone(), r.clone(), a.out.clone().unwrap_or_else(|| r.join("validation"))),
-        _ => bail!("give SIM_DIR REPLAY_DIR, or --experiment EXP.toml (not both)"),
-    };
-    let v = validate::compare(&sim_dir, &replay_dir)?;
-    print!("{}", validate::table(&v));
-    validate::write_report(&v, &sim_dir, &replay_dir, &report)?;
-    println!("report: {}", report.display());
     Ok(())
 }
 

@@ -172,6 +172,9 @@ pub struct Gateway<'a> {
     ignored_reconfigs: u64,
     /// Answered requests whose correctness came from a real model output against the label.
     scored_requests: u64,
+    /// Real backends' answers carry no information (controlled-service backends): confidence
+    /// and correctness come from the quality table, as in simulation.
+    modelled_answers: bool,
 }
 
 /// What a controller may look at (a free function: the controller is borrowed mutably while
@@ -243,6 +246,7 @@ impl<'a> Gateway<'a> {
             metered_power_w: 0.0,
             ignored_reconfigs: 0,
             scored_requests: 0,
+            modelled_answers: false,
         };
         g.schedule_next_arrival();
         if let Some(iv) = g.controller.tick_interval() {
@@ -256,6 +260,12 @@ impl<'a> Gateway<'a> {
             Some(t) => self.agenda.schedule_at(t, Wake::Arrival),
             None => self.arrivals_done = true,
         }
+    }
+
+    /// Takes every answer's confidence and correctness from the quality table instead of the
+    /// backends (validation level 1: controlled-service backends answer placeholders).
+    pub fn model_answers(&mut self) {
+        self.modelled_answers = true;
     }
 
     /// The next agenda entry's time.
@@ -405,7 +415,7 @@ impl<'a> Gateway<'a> {
         self.advance(now);
         let Some(f) = self.flights.take(slot) else { return };
         match answer {
-            Ok(a) => self.decide(f.r, now, Some(a), backends),
+            Ok(a) => self.decide(f.r, now, (!self.modelled_answers).then_some(a), backends),
             Err(e) => self.metrics.fail(&f.r, now, Some(self.early_exit_path), &e),
         }
     }
@@ -525,7 +535,7 @@ impl<'a> Gateway<'a> {
                 let costs = &self.spec.servers[s].variants[f.variant as usize].costs;
                 let share = factor * costs[batch_estimate as usize - 1].mean_energy().0 / batch_estimate as f64;
                 let f = Flight { size: 1, share, ..f };
-                self.respond(&f, now, Some(correct));
+                self.respond(&f, now, (!self.modelled_answers).then_some(correct));
             }
             Err(e) => self.metrics.fail(&f.r, now, Some(s as u16), &e),
         }
@@ -662,8 +672,9 @@ impl<'a> Gateway<'a> {
         self.metrics.batch_record(s as u16, instance, start, now, size, energy_j);
         match answer {
             Ok(correct) => {
+                let real = !self.modelled_answers;
                 for (f, c) in batch.iter().zip(correct.iter().copied().chain(std::iter::repeat(None))) {
-                    self.respond(f, now, Some(c));
+                    self.respond(f, now, real.then_some(c));
                 }
             }
             Err(e) => {

@@ -12,3 +12,4 @@
 // added beside it by the lead.
 pub mod backend;
 pub mod meter;
+pub mod probe;

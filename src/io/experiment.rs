@@ -608,6 +608,7 @@ fn build_servers(
             instance_standby_power_w: s.instance_standby_power_w,
             request_overhead: SimDuration::from_millis_f64(s.request_overhead_ms),
             load,
+            observed_service: None,
         });
     }
     Ok(servers)

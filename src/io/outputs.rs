@@ -25,7 +25,7 @@ fn col<T: Into<Column>>(c: T) -> Column {
 }
 
 pub fn timeseries_frame(ts: &TimeSeries) -> PolarsResult<DataFrame> {
-    DataFrame::new_infer_height(vec![
+    let mut columns = vec![
         col(Series::new("t_s".into(), &ts.t_s)),
         col(Series::new("arrivals".into(), &ts.arrivals)),
         col(Series::new("admitted".into(), &ts.admitted)),
@@ -39,7 +39,11 @@ pub fn timeseries_frame(ts: &TimeSeries) -> PolarsResult<DataFrame> {
         col(Series::new("co2_g".into(), &ts.co2_g)),
         col(Series::new("tau".into(), &ts.tau)),
         col(Series::new("carbon_g_per_kwh".into(), &ts.carbon_g_per_kwh)),
-    ])
+    ];
+    if let Some(p) = &ts.host_probe_us {
+        columns.push(col(Series::new("host_probe_us".into(), p)));
+    }
+    DataFrame::new_infer_height(columns)
 }
 
 pub fn requests_frame(r: &RequestRecords) -> PolarsResult<DataFrame> {

@@ -56,6 +56,9 @@ pub struct TimeSeries {
     pub tau: Vec<Option<f64>>,
     /// Time-average grid intensity over the interval.
     pub carbon_g_per_kwh: Vec<f64>,
+    /// The host speed probe's median kernel time per interval, µs (real-time drivers only:
+    /// `hw::probe`); written as the `host_probe_us` column when present.
+    pub host_probe_us: Option<Vec<Option<f64>>>,
 }
 
 impl TimeSeries {

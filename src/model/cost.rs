@@ -234,6 +234,17 @@ impl ServiceDist {
         }
     }
 
+    /// The energy of a batch that took `d` (an observed execution time): the row's power × `d`.
+    pub fn energy_for(&self, d: SimDuration) -> Joules {
+        match self {
+            ServiceDist::Deterministic { latency, energy } if latency.0 > 0 => Joules(energy.0 * d.0 as f64 / latency.0 as f64),
+            ServiceDist::Deterministic { energy, .. } => *energy,
+            ServiceDist::Exponential { power_w, .. } | ServiceDist::Quantiles { power_w, .. } | ServiceDist::Samples { power_w, .. } => {
+                Joules(power_w * d.as_secs_f64())
+            }
+        }
+    }
+
     /// Mean energy of one batch.
     pub fn mean_energy(&self) -> Joules {
         match self {

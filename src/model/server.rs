@@ -76,6 +76,10 @@ pub struct ServerSpec {
     /// Service factor and transport overhead as functions of the server's arrival rate (see
     /// [`crate::model::load`]); when set, its overhead replaces `request_overhead`.
     pub load: Option<LoadProfile>,
+    /// Execution times observed in a real run, in execution order (validation level 2): the
+    /// server's batches take these instead of drawing from the cost table (neither the load
+    /// profile nor the stream applies to them); once they run out, the table again.
+    pub observed_service: Option<std::sync::Arc<[SimDuration]>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +145,8 @@ pub struct Server {
     rng: StreamRng,
     /// Recent arrivals (only with a load profile).
     rate: RateWindow,
+    /// Batches that took an observed execution time so far.
+    observed_used: usize,
 }
 
 impl Server {
@@ -169,6 +175,7 @@ impl Server {
             timer_pending: None,
             rng,
             rate: RateWindow::default(),
+            observed_used: 0,
         }
     }
 
@@ -264,11 +271,21 @@ impl Server {
             n
         };
         let idx = self.instances.iter().position(|i| i.state == InstanceState::Idle)?;
-        let (mut service, mut energy) = self.spec.variants[self.variant].costs[size - 1].draw(&mut self.rng);
-        if let Some(at) = self.load_at(now) {
-            service = SimDuration((service.0 as f64 * at.service_factor).round() as u64);
-            energy = Joules(energy.0 * at.energy_factor);
-        }
+        let observed = self.spec.observed_service.as_ref().and_then(|o| o.get(self.observed_used).copied());
+        let (service, energy) = match observed {
+            Some(d) => {
+                self.observed_used += 1;
+                (d, self.spec.variants[self.variant].costs[size - 1].energy_for(d))
+            }
+            None => {
+                let (mut service, mut energy) = self.spec.variants[self.variant].costs[size - 1].draw(&mut self.rng);
+                if let Some(at) = self.load_at(now) {
+                    service = SimDuration((service.0 as f64 * at.service_factor).round() as u64);
+                    energy = Joules(energy.0 * at.energy_factor);
+                }
+                (service, energy)
+            }
+        };
         let inst = &mut self.instances[idx];
         inst.batch.clear();
         for _ in 0..size {

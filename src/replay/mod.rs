@@ -29,7 +29,6 @@
 
 pub mod data;
 pub mod real;
-pub mod validate;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,21 +43,16 @@ use serde::Serialize;
 
 use crate::core::{RngStreams, SimDuration, SimTime};
 use crate::gateway::{Backends, CostTable, EarlyExitAnswer, Execution, FailReason, Flow, Gateway, Wake};
+use crate::hw::backend::stats::{self, ServerSnapshot};
 use crate::hw::backend::{BackendError, InferenceBackend};
 use crate::hw::meter::{EnergyMeter, MeterInfo};
+use crate::hw::probe::{self, HostProbe, ProbeSummary};
 use crate::metrics::RunOutput;
 use crate::model::arrivals::{ArrivalGen, ArrivalSpec};
 use crate::model::request::QueuedRequest;
 use crate::spec::SimSpec;
 
 pub use data::Dataset;
-
-/// Triton-style batch counters of a remotely batched model (cumulative).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BatchCounts {
-    /// (batch size, executions) pairs.
-    pub by_size: Vec<(u64, u64)>,
-}
 
 /// Opens the backends a replay runs on.
 pub trait BackendFactory: Send + Sync {
@@ -68,8 +62,8 @@ pub trait BackendFactory: Send + Sync {
     fn batches_remotely(&self, backend: &str) -> bool {
         backend == "triton"
     }
-    /// Cumulative batch counters of a remotely batched model, if the backend exposes them.
-    fn batch_counts(&self, _model: &str, _backend: &str) -> Option<BatchCounts> {
+    /// Cumulative statistics of a remotely batched model, if the backend exposes them.
+    fn server_snapshot(&self, _model: &str, _backend: &str) -> Option<ServerSnapshot> {
         None
     }
 }
@@ -90,6 +84,9 @@ pub struct ReplayOptions {
     pub spin: Duration,
     /// The backend the early-exit model runs on (the experiment's `early_exit.backend`).
     pub early_exit_backend: String,
+    /// The backends are controlled-service models whose answers are placeholders: confidence
+    /// and correctness come from the quality table (validation level 1).
+    pub modelled_answers: bool,
 }
 
 impl Default for ReplayOptions {
@@ -101,6 +98,7 @@ impl Default for ReplayOptions {
             stop: Arc::new(AtomicBool::new(false)),
             spin: Duration::from_micros(150),
             early_exit_backend: "onnxruntime".into(),
+            modelled_answers: false,
         }
     }
 }
@@ -132,11 +130,17 @@ pub struct ReplayExtras {
     pub ignored_reconfigs: u64,
     /// Requests whose correctness came from a real model output against the data set label.
     pub scored_requests: u64,
+    /// The host speed probe over the run (empty on a virtual clock).
+    pub host_probe: ProbeSummary,
 }
 
 pub struct ReplayResult {
     pub output: RunOutput,
     pub extras: ReplayExtras,
+    /// Per server: the remote server's statistics over the run (Path B, where it exposes them).
+    pub remote_stats: Vec<Option<ServerSnapshot>>,
+    /// The run's time zero on `CLOCK_MONOTONIC` (ns): the clock Triton's batch logs use.
+    pub started_monotonic_ns: u64,
 }
 
 /// The spec a replay (and the simulation it is compared with) runs: the experiment's workload
@@ -656,8 +660,11 @@ pub fn run(
 ) -> Result<ReplayResult> {
     let (tx, rx) = mpsc::channel();
     let backends = Executors::open(spec, factory, data.clone(), opts, tx)?;
-    let gateway = Gateway::new(spec, seed, true, &backends).map_err(anyhow::Error::msg)?;
-    let counts_before = remote_batch_counts(spec, factory);
+    let mut gateway = Gateway::new(spec, seed, true, &backends).map_err(anyhow::Error::msg)?;
+    if opts.modelled_answers {
+        gateway.model_answers();
+    }
+    let snapshots_before = remote_snapshots(spec, factory);
     let r0 = meter.read().map_err(|e| anyhow::anyhow!("reading the energy meter ({}): {e}", meter.info().name))?;
     let info = meter.info().clone();
     let meter = MeterState {
@@ -669,26 +676,32 @@ pub fn run(
         next_sample: SimTime::ZERO + spec.interval,
     };
     let clock = WallClock { t0: Instant::now(), rx, spin: opts.spin };
+    let started_monotonic_ns = monotonic_ns();
+    let host_probe = HostProbe::start(clock.t0)?;
     let mut driver = Driver { gateway, clock, backends, meter: Some(meter), data, stats: LoopStats::default() };
     driver.run(&opts.stop, opts.drain_timeout, spec.interval);
     let now = driver.clock.now();
+    let probe_samples = host_probe.finish();
     let Driver { mut gateway, meter, stats, backends, .. } = driver;
     // closing the job queues ends the worker threads
     drop(backends);
     let mut meter = meter.expect("a real replay has a meter");
     meter.close(&mut gateway);
-    let counts_after = remote_batch_counts(spec, factory);
-    for (a, b) in counts_before.iter().zip(&counts_after) {
-        if let (Some(a), Some(b)) = (a, b) {
-            for &(size, n) in &b.by_size {
-                let before = a.by_size.iter().find(|x| x.0 == size).map_or(0, |x| x.1);
-                gateway.remote_batches(std::iter::repeat_n(size as u32, n.saturating_sub(before) as usize));
-            }
+    let remote_stats: Vec<Option<ServerSnapshot>> = remote_snapshots(spec, factory)
+        .iter()
+        .zip(&snapshots_before)
+        .map(|(after, before)| Some(stats::diff(after.as_ref()?, before.as_ref()?)))
+        .collect();
+    for d in remote_stats.iter().flatten() {
+        for (size, n) in d.executions_by_size() {
+            gateway.remote_batches(std::iter::repeat_n(size as u32, n as usize));
         }
     }
     let end = if stats.interrupted { now } else { now.max(spec.arrivals.end()) };
     let mut totals = gateway.finish(end, "replay", Some(meter.total_j), info.estimated);
     totals.output.summary.seed = seed;
+    let ts = &mut totals.output.timeseries;
+    ts.host_probe_us = Some(probe::per_interval(&probe_samples, &ts.t_s, spec.interval.as_secs_f64()));
     let last_arrival_s = spec.arrivals.end().as_secs_f64().min(end.as_secs_f64()).max(1e-9);
     Ok(ReplayResult {
         output: RunOutput { events: 0, ..totals.output },
@@ -699,8 +712,19 @@ pub fn run(
             interrupted: stats.interrupted,
             ignored_reconfigs: totals.ignored_reconfigs,
             scored_requests: totals.scored_requests,
+            host_probe: probe::summarize(&probe_samples),
         },
+        remote_stats,
+        started_monotonic_ns,
     })
+}
+
+/// `CLOCK_MONOTONIC` now, ns (what `Instant` reads on Linux, and Python's `time.monotonic_ns`).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC always exists on Linux
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Runs `spec` through the replay's loop on a virtual clock, with backends that execute every
@@ -732,14 +756,19 @@ pub fn run_virtual(spec: &SimSpec, seed: u64) -> Result<ReplayResult> {
             interrupted: false,
             ignored_reconfigs: totals.ignored_reconfigs,
             scored_requests: 0,
+            host_probe: ProbeSummary::default(),
         },
+        remote_stats: vec![None; spec.servers.len()],
+        started_monotonic_ns: 0,
     })
 }
 
-fn remote_batch_counts(spec: &SimSpec, factory: &dyn BackendFactory) -> Vec<Option<BatchCounts>> {
+fn remote_snapshots(spec: &SimSpec, factory: &dyn BackendFactory) -> Vec<Option<ServerSnapshot>> {
     spec.servers
         .iter()
-        .map(|s| if factory.batches_remotely(&s.backend) { factory.batch_counts(s.variants[0].model.as_str(), &s.backend) } else { None })
+        .map(
+            |s| if factory.batches_remotely(&s.backend) { factory.server_snapshot(s.variants[0].model.as_str(), &s.backend) } else { None },
+        )
         .collect()
 }
 

@@ -8,8 +8,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::BackendFactory;
-#[cfg(feature = "triton")]
-use super::BatchCounts;
 use crate::hw::backend::{BackendError, InferenceBackend};
 
 fn default_model_dir() -> String {
@@ -151,7 +149,7 @@ impl BackendFactory for RealBackends {
     }
 
     #[cfg(feature = "triton")]
-    fn batch_counts(&self, model: &str, backend: &str) -> Option<BatchCounts> {
+    fn server_snapshot(&self, model: &str, backend: &str) -> Option<crate::hw::backend::stats::ServerSnapshot> {
         use crate::hw::backend::triton::{Timeouts, TritonClient};
         if backend != "triton" {
             return None;
@@ -159,7 +157,7 @@ impl BackendFactory for RealBackends {
         let c = TritonClient::new(&self.triton_stats_url, Timeouts { connect: Duration::from_secs(2), request: Duration::from_secs(5) })
             .ok()?;
         match c.model_stats(model) {
-            Ok(s) => Some(BatchCounts { by_size: s.batch_stats.iter().map(|b| (b.batch_size, b.compute_infer.count)).collect() }),
+            Ok(s) => Some((&s).into()),
             Err(e) => {
                 tracing::warn!("Triton statistics of `{model}` unavailable: {e}");
                 None

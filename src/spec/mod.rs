@@ -127,6 +127,7 @@ pub mod build {
             instance_standby_power_w: 0.0,
             request_overhead: SimDuration::ZERO,
             load: None,
+            observed_service: None,
         }
     }
 

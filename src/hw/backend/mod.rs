@@ -19,8 +19,10 @@
 //! clock around the run for real backends; the configured latency for the mock, whose waiting
 //! goes through a [`Sleeper`] so tests never depend on the wall clock).
 
+pub mod controlled;
 #[cfg(feature = "ort")]
 pub mod onnx;
+pub mod stats;
 #[cfg(feature = "triton")]
 pub mod triton;
 

@@ -1,0 +1,432 @@
+//! `basin validate`: the simulator against the real system, in levels (`crate::validate`).
+//!
+//! `basin validate --experiment EXP.toml --level controlled|conditioned|predicted [--repeats N]`
+//! starts the Triton the level needs on loopback (controlled-service models for level 1, the
+//! real models otherwise; through `scripts/start-triton.sh`), replays N times, simulates, compares
+//! and stops what it started — also on an error or Ctrl-C. Everything is written under a
+//! temporary name and renamed into `--out` at the end, so a failed validation leaves nothing
+//! half-written. `basin validate SIM_DIR REPLAY_DIR` compares two existing runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::json;
+
+use super::replay::{self as cli_replay, Prepared, ScaleArgs};
+use crate::core::SimDuration;
+use crate::hw::probe;
+use crate::io::outputs;
+use crate::metrics::RunOutput;
+use crate::plot::{self, FigureSpec, Panel, Width};
+use crate::replay::real::RealBackends;
+use crate::replay::{BackendFactory, ReplayResult};
+use crate::validate::{self, Level, ReplayRun, Validation, compare, conditioned, controlled};
+
+/// Simulation against replays of the same experiment.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// SIM_DIR REPLAY_DIR: compare two existing runs (omit with --experiment).
+    pub dirs: Vec<PathBuf>,
+    /// Validate this experiment: start what the level needs, replay, simulate, compare.
+    #[arg(long)]
+    pub experiment: Option<PathBuf>,
+    /// controlled (level 1: compute replaced by holding the cost table's time), conditioned
+    /// (level 2: the simulation takes every observed execution time), or predicted (level 3).
+    #[arg(long, default_value = "predicted")]
+    pub level: String,
+    /// Replays (default 5 for predicted, 3 otherwise).
+    #[arg(long)]
+    pub repeats: Option<usize>,
+    /// The HTTP port of the Triton this command starts (gRPC and metrics take the next two).
+    #[arg(long, default_value_t = 8700)]
+    pub triton_port: u16,
+    /// Use the Triton already running at `[replay] triton_url` instead of starting one (its
+    /// models and batcher must match the experiment; level 1 needs controlled models).
+    #[arg(long)]
+    pub external_triton: bool,
+    /// Report directory (default: REPLAY_DIR/validation, or runs/validate/<name>-<level>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub scale: ScaleArgs,
+}
+
+pub fn run(a: ValidateArgs) -> Result<()> {
+    match (&a.experiment, a.dirs.as_slice()) {
+        (Some(exp), []) => run_levels(&a, exp),
+        (None, [s, r]) => {
+            let report = a.out.clone().unwrap_or_else(|| r.join("validation"));
+            let v = compare::compare(s, r)?;
+            print!("{}", compare::table(&v));
+            compare::write_report(&v, s, r, &report)?;
+            println!("report: {}", report.display());
+            Ok(())
+        }
+        _ => bail!("give SIM_DIR REPLAY_DIR, or --experiment EXP.toml (not both)"),
+    }
+}
+
+/// The repository holding `scripts/start-triton.sh`: the nearest ancestor of the working
+/// directory or of the experiment file that has it, else the source tree basin was built from.
+fn scripts_root(experiment: &Path) -> Result<PathBuf> {
+    let cwd = std::env::current_dir()?;
+    let exp = std::fs::canonicalize(experiment).unwrap_or_else(|_| experiment.to_path_buf());
+    for start in [cwd.as_path(), exp.parent().unwrap_or(Path::new("."))] {
+        if let Some(root) = start.ancestors().find(|d| d.join("scripts/start-triton.sh").is_file()) {
+            return Ok(root.to_path_buf());
+        }
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if built.join("scripts/start-triton.sh").is_file() {
+        return Ok(built.to_path_buf());
+    }
+    bail!("cannot find scripts/start-triton.sh above {} or {}: run basin validate from the basin repository", cwd.display(), exp.display())
+}
+
+/// A Triton server this command started; stopped when dropped (also on errors).
+struct StartedTriton {
+    root: PathBuf,
+    url: String,
+    pid_file: PathBuf,
+}
+
+impl StartedTriton {
+    fn start(root: &Path, args: &[String], port: u16) -> Result<Self> {
+        let out = Command::new(root.join("scripts/start-triton.sh"))
+            .args(args)
+            .args(["--http-port", &port.to_string(), "--grpc-port", &(port + 1).to_string(), "--metrics-port", &(port + 2).to_string()])
+            .current_dir(root)
+            .output()
+            .context("running scripts/start-triton.sh")?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+            bail!("scripts/start-triton.sh {} failed:\n{}", args.join(" "), tail.join("\n"));
+        }
+        let cache = std::env::var_os("BASIN_CACHE").map_or_else(|| root.join(".cache"), PathBuf::from);
+        Ok(StartedTriton { root: root.to_path_buf(), url: format!("http://127.0.0.1:{port}"), pid_file: cache.join("triton/triton.pid") })
+    }
+}
+
+impl Drop for StartedTriton {
+    fn drop(&mut self) {
+        match Command::new(self.root.join("scripts/stop-triton.sh")).current_dir(&self.root).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("warning: scripts/stop-triton.sh: {}", String::from_utf8_lossy(&o.stderr).trim()),
+            Err(e) => eprintln!("warning: cannot run scripts/stop-triton.sh: {e}"),
+        }
+    }
+}
+
+/// The `start-triton.sh` arguments for the experiment's Triton servers (real models): they
+/// share one server, so they must share its batcher knobs.
+fn real_triton_args(p: &Prepared, remote: &[usize], batch_log: Option<&Path>) -> Result<Vec<String>> {
+    let servers: Vec<_> = remote.iter().map(|&i| &p.spec.servers[i]).collect();
+    let first = servers[0];
+    let knobs = |s: &crate::model::server::ServerSpec| (s.max_batch_size, s.max_queue_delay, s.instances, s.preferred_batch_sizes.clone());
+    if let Some(other) = servers.iter().find(|s| knobs(s) != knobs(first)) {
+        bail!(
+            "servers `{}` and `{}` run on Triton with different batchers; basin validate starts one Triton for all: start it yourself and pass --external-triton",
+            first.name,
+            other.name
+        );
+    }
+    let mut models: Vec<String> = servers.iter().flat_map(|s| s.variants.iter().map(|v| v.model.clone())).collect();
+    models.sort();
+    models.dedup();
+    let mut args = vec!["--models".to_string()];
+    args.extend(models);
+    args.extend([
+        "--max-batch-size".into(),
+        first.max_batch_size.to_string(),
+        "--max-queue-delay-us".into(),
+        (first.max_queue_delay.0 / 1000).to_string(),
+        "--instances".into(),
+        first.instances.to_string(),
+        "--ort-threads".into(),
+        p.section.ort_threads.to_string(),
+    ]);
+    if !first.preferred_batch_sizes.is_empty() {
+        args.push("--preferred-batch-sizes".into());
+        args.extend(first.preferred_batch_sizes.iter().map(u32::to_string));
+    }
+    if let Some(d) = batch_log {
+        args.extend(["--batch-log".into(), d.display().to_string()]);
+    }
+    Ok(args)
+}
+
+/// A replay and what the simulation may take from it.
+struct Replayed {
+    result: ReplayResult,
+    dir: String,
+}
+
+fn replay_run(r: &Replayed) -> ReplayRun {
+    let x = &r.result.extras;
+    ReplayRun {
+        dir: r.dir.clone(),
+        host_drift: x.host_probe.host_drift,
+        median_probe_us: x.host_probe.median_kernel_us,
+        schedule_error_p99_ms: x.schedule_error_ms.p99,
+        failed: r.result.output.summary.failed,
+    }
+}
+
+/// Each remote server's transport in replay `r` (ms).
+fn transports(p: &Prepared, r: &ReplayResult) -> Vec<Option<f64>> {
+    (0..p.spec.servers.len())
+        .map(|i| {
+            let stats = r.remote_stats.get(i)?.as_ref()?;
+            conditioned::transport_ms(r.output.requests.as_ref()?, i as u16, stats)
+        })
+        .collect()
+}
+
+fn mean_per_server(v: &[Vec<Option<f64>>]) -> Vec<Option<f64>> {
+    let n = v.first().map_or(0, Vec::len);
+    (0..n)
+        .map(|i| {
+            let xs: Vec<f64> = v.iter().filter_map(|r| r[i]).collect();
+            (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+        })
+        .collect()
+}
+
+/// The observed execution times of every server in replay `k` (level 2).
+fn observed(
+    p: &Prepared,
+    runs: &[Replayed],
+    k: usize,
+    batch_log: Option<&Path>,
+    remote: &[usize],
+) -> Result<Vec<Option<Vec<SimDuration>>>> {
+    let r = &runs[k].result;
+    let from = r.started_monotonic_ns;
+    let to = runs.get(k + 1).map_or(u64::MAX, |n| n.result.started_monotonic_ns);
+    p.spec
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if remote.contains(&i) {
+                let Some(dir) = batch_log else { return Ok(None) };
+                let log = conditioned::read_batch_logs(dir, &s.variants[0].model)?;
+                let d = conditioned::durations_within(&log, from, to);
+                if d.is_empty() {
+                    bail!("Triton's batch log in {} has no batch of `{}` during replay {}", dir.display(), s.variants[0].model, k + 1);
+                }
+                Ok(Some(d))
+            } else {
+                Ok(r.output.batches.as_ref().map(|b| conditioned::recorded_durations(b, i as u16)))
+            }
+        })
+        .collect()
+}
+
+fn cdf_points(out: &RunOutput) -> Vec<(f64, f64)> {
+    let mut v: Vec<f64> = out.requests.as_ref().map(|r| r.latency_ms.iter().flatten().copied().collect()).unwrap_or_default();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let step = (n / 400).max(1);
+    let mut pts: Vec<(f64, f64)> = (0..n).step_by(step).map(|i| (v[i], (i + 1) as f64 / n as f64)).collect();
+    if let Some(&last) = v.last() {
+        pts.push((last, 1.0));
+    }
+    pts
+}
+
+/// latency_cdf.png (the simulation and every replay) and timeseries.png (the simulation over the
+/// first replay).
+fn figures(dir: &Path, name: &str, sims: &[&RunOutput], replays: &[&RunOutput]) -> Result<()> {
+    let mut runs: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for (i, s) in sims.iter().enumerate() {
+        runs.push((if sims.len() == 1 { "simulation".into() } else { format!("simulation {}", i + 1) }, cdf_points(s)));
+    }
+    for (i, r) in replays.iter().enumerate() {
+        runs.push((format!("replay {}", i + 1), cdf_points(r)));
+    }
+    runs.retain(|(_, p)| !p.is_empty());
+    if !runs.is_empty() {
+        let p = dir.join("latency_cdf.png");
+        plot::latency_cdf_figure(&p, &FigureSpec::for_path(&p, Width::Single)?, &runs, true)?;
+    }
+    let (Some(s), Some(r)) = (sims.first(), replays.first()) else { return Ok(()) };
+    let series = |o: &RunOutput, f: fn(&crate::metrics::TimeSeries, usize) -> f64| -> Vec<(f64, f64)> {
+        (0..o.timeseries.len()).map(|i| (o.timeseries.t_s[i], f(&o.timeseries, i))).collect()
+    };
+    let panel = |label: &str, f: fn(&crate::metrics::TimeSeries, usize) -> f64| Panel {
+        y_label: label.into(),
+        series: vec![("simulation".into(), series(s, f)), ("replay 1".into(), series(r, f))],
+    };
+    let panels = vec![
+        panel("completed per interval", |t, i| t.completed[i] as f64),
+        panel("queue length (requests)", |t, i| t.queue_len[i]),
+        panel("in service (requests)", |t, i| t.in_service[i]),
+        panel("power (W)", |t, i| t.power_w[i]),
+    ];
+    let p = dir.join("timeseries.png");
+    plot::timeseries_figure(
+        &p,
+        &FigureSpec::for_path(&p, Width::Double)?.with_title(format!("{name}: simulation vs replay 1")),
+        "time (s)",
+        &panels,
+    )?;
+    Ok(())
+}
+
+/// Refuses to replace a directory that is not a validation report.
+fn check_out(out: &Path) -> Result<()> {
+    if out.exists() && !(out.join("validation.json").is_file() || std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_none())) {
+        bail!("{} exists and is not a validation report; refusing to replace it", out.display());
+    }
+    Ok(())
+}
+
+fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
+    let level: Level = a.level.parse().map_err(anyhow::Error::msg).context("--level")?;
+    let repeats = a.repeats.unwrap_or(if level == Level::Predicted { 5 } else { 3 });
+    if repeats == 0 {
+        bail!("--repeats must be at least 1 (a comparison needs a replay; 3 or more give a confidence band)");
+    }
+    let mut p = cli_replay::prepare(exp, &a.scale)?;
+    // KS, transport, utilisation and observed batches need the records
+    p.spec.record_requests = true;
+    p.spec.record_batches = true;
+    let out =
+        a.out.clone().unwrap_or_else(|| PathBuf::from("runs/validate").join(format!("{}-{}", p.loaded.experiment.name, level.as_str())));
+    check_out(&out)?;
+    let base = std::env::current_dir()?;
+    let probe_factory = RealBackends::new(&p.section, &base);
+    let remote: Vec<usize> = (0..p.spec.servers.len()).filter(|&i| probe_factory.batches_remotely(&p.spec.servers[i].backend)).collect();
+    let stop = cli_replay::stop_flag();
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("cannot replace {}", out.display()))?;
+    }
+    outputs::write_dir_atomic(&out, |tmp| {
+        let batch_log = (level == Level::Conditioned && !remote.is_empty()).then(|| tmp.join("triton-batches"));
+        let _triton = if remote.is_empty() || a.external_triton {
+            None
+        } else {
+            let root = scripts_root(exp)?;
+            let args = match level {
+                Level::Controlled => {
+                    let f = tmp.join("controlled-models.json");
+                    outputs::write_json(&f, &controlled::triton_config(&p.spec, p.loaded.experiment.seed, &probe_factory))?;
+                    vec!["--controlled".into(), f.display().to_string()]
+                }
+                _ => real_triton_args(&p, &remote, batch_log.as_deref())?,
+            };
+            if let Some(d) = &batch_log {
+                std::fs::create_dir_all(d)?;
+            }
+            eprintln!("validate: starting Triton on 127.0.0.1:{} ({})", a.triton_port, args.join(" "));
+            let t = StartedTriton::start(&root, &args, a.triton_port)?;
+            p.section.triton_url = t.url.clone();
+            p.section.triton_stats_url = None;
+            p.section.server_pid_file = Some(t.pid_file.display().to_string());
+            Some(t)
+        };
+        let real = RealBackends::new(&p.section, &base);
+        let data = cli_replay::load_dataset(&p, &real, &base)?;
+        let controlled_factory = controlled::ControlledFactory::new(&p.spec, p.loaded.experiment.seed, &real);
+        let factory: &dyn BackendFactory = if level == Level::Controlled { &controlled_factory } else { &real };
+        let mut opts = cli_replay::replay_options(&p, stop.clone());
+        opts.modelled_answers = level == Level::Controlled;
+        let mut runs = Vec::new();
+        for k in 0..repeats {
+            if stop.load(Ordering::Relaxed) {
+                bail!("interrupted before replay {} of {repeats}", k + 1);
+            }
+            // a short re-measurement of the host between replays, kept with the report
+            let t = probe::HostProbe::start(Instant::now())?;
+            std::thread::sleep(Duration::from_secs(1));
+            let between = probe::summarize(&t.finish());
+            let name = format!("replay-{}", k + 1);
+            eprintln!("validate: {name} of {repeats} (host probe before it: {:?} µs)", between.median_kernel_us);
+            let result = cli_replay::replay_on(&p, &tmp.join(&name), &a.scale, factory, data.clone(), &opts)?;
+            cli_replay::print_replay(&result, &tmp.join(&name));
+            if result.extras.interrupted {
+                bail!("interrupted during {name}");
+            }
+            runs.push(Replayed { result, dir: name });
+        }
+        let mut inputs = BTreeMap::new();
+        let per_run_transport: Vec<Vec<Option<f64>>> = runs.iter().map(|r| transports(&p, &r.result)).collect();
+        let names: Vec<&str> = p.spec.servers.iter().map(|s| s.name.as_str()).collect();
+        let sims: Vec<RunOutput> = match level {
+            Level::Predicted => vec![cli_replay::simulate(&p, &tmp.join("sim"), &a.scale)?],
+            Level::Controlled => {
+                let t = mean_per_server(&per_run_transport);
+                for &i in &remote {
+                    inputs.insert(format!("{}.transport_ms", names[i]), json!(t[i]));
+                }
+                let q = Prepared { spec: conditioned::conditioned_spec(&p.spec, &t, &[]), ..p.clone() };
+                vec![cli_replay::simulate(&q, &tmp.join("sim"), &a.scale)?]
+            }
+            Level::Conditioned => {
+                let mut sims = Vec::new();
+                for (k, t) in per_run_transport.iter().enumerate() {
+                    let o = observed(&p, &runs, k, batch_log.as_deref(), &remote)?;
+                    for (i, n) in names.iter().enumerate() {
+                        let e = inputs.entry(format!("{n}.observed_batches")).or_insert_with(|| json!([]));
+                        e.as_array_mut().expect("an array").push(json!(o[i].as_ref().map(Vec::len)));
+                        if remote.contains(&i) {
+                            let e = inputs.entry(format!("{n}.transport_ms")).or_insert_with(|| json!([]));
+                            e.as_array_mut().expect("an array").push(json!(t[i]));
+                        }
+                    }
+                    let q = Prepared { spec: conditioned::conditioned_spec(&p.spec, t, &o), ..p.clone() };
+                    sims.push(cli_replay::simulate(&q, &tmp.join(format!("sim-{}", k + 1)), &a.scale)?);
+                }
+                sims
+            }
+        };
+        let sim_refs: Vec<&RunOutput> = sims.iter().collect();
+        let rep_refs: Vec<&RunOutput> = runs.iter().map(|r| &r.result.output).collect();
+        let metrics = validate::metrics(&sim_refs, &rep_refs);
+        let host_drift = runs.iter().filter_map(|r| r.result.extras.host_probe.host_drift).reduce(f64::max);
+        let instances: u32 = p.spec.servers.iter().map(|s| s.instances).sum();
+        let v = Validation {
+            level,
+            name: p.loaded.experiment.name.clone(),
+            experiment: exp.display().to_string(),
+            repeats,
+            host_drift,
+            unreliable: runs.iter().any(|r| validate::drift_unreliable(r.result.extras.host_probe.host_drift)),
+            taken_from_run: level.taken_from_run(),
+            inputs,
+            sim_utilisation: validate::utilisation(&sims[0], instances),
+            targets: (level == Level::Controlled).then(|| validate::controlled_targets(&metrics)),
+            metrics,
+            replays: runs.iter().map(replay_run).collect(),
+            date: crate::io::manifest::now_rfc3339(),
+            host: crate::io::manifest::Host::describe().hostname,
+        };
+        outputs::write_json(&tmp.join("validation.json"), &v)?;
+        let md = validate::markdown(&v);
+        std::fs::write(tmp.join("validation.md"), &md)?;
+        figures(tmp, &v.name, &sim_refs, &rep_refs)?;
+        print!("{md}");
+        Ok(())
+    })?;
+    println!("report: {}", out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_server_means_skip_missing_values() {
+        let v = vec![vec![Some(1.0), None], vec![Some(3.0), None]];
+        assert_eq!(mean_per_server(&v), vec![Some(2.0), None]);
+        assert_eq!(mean_per_server(&[]), Vec::<Option<f64>>::new());
+    }
+}

@@ -1,30 +1,55 @@
 #!/usr/bin/env bash
-# Simulation-vs-replay validation of the four IPA replay experiments × {open_loop, bio_threshold}
-# against ONE Triton server (start it first, with the experiments' batcher knobs):
+# Simulation-vs-replay validation in levels (basin validate --level) of the four IPA replay
+# experiments × {open_loop, bio_threshold}, plus a trace none of the experiments uses
+# (twitter/fluctuating_undamped.csv through the bursty experiment's server, open loop), then
+# experiments/replay/VALIDATION.md from the JSON (scripts/validation_report.py):
 #
 #   scripts/calibrate-replay.sh        # tables, gateway energy and load profile (once per host)
-#   scripts/start-triton.sh --models digits_large --max-batch-size 8 --max-queue-delay-us 2000 \
-#       --instances 1 --ort-threads 1 --http-port 8700 --grpc-port 8701 --metrics-port 8702
-#   scripts/validate-replay.sh [OUT_DIR]
-#   python3 scripts/validation_table.py OUT_DIR   # the table of experiments/replay/VALIDATION.md
+#   scripts/validate-replay.sh [OUT_DIR] [--write]
 #
-# Each replay is time-compressed 20× and cut to 45 s. Environment: BASIN (binary, default
-# target/debug/basin), TRITON_PORT (8700), TRITON_PID_FILE (.cache/triton/triton.pid; the
-# process-set energy estimate charges the server's session, as the calibration does).
+# basin validate starts and stops the Triton each level needs (controlled-service models for
+# level 1, the real digits_large otherwise) on TRITON_PORT. --write replaces
+# experiments/replay/VALIDATION.md. Environment: BASIN (binary, default target/release/basin),
+# LEVELS ("controlled conditioned predicted"), REPEATS (3), DURATION_S (20 s of each replay after
+# 20× time compression), TRITON_PORT (8700).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-out="${1:-runs/validate-replay}"
-bin="${BASIN:-target/debug/basin}"
-port="${TRITON_PORT:-8700}"
-pidf="$(realpath -m "${TRITON_PID_FILE:-.cache/triton/triton.pid}")"
-mkdir -p "$out"
-for w in steady_low bursty fluctuating steady_high; do
-    for c in open_loop bio_threshold; do
-        "$bin" validate --experiment "experiments/replay/$w.toml" --time-scale 20 --duration-s 45 \
-            --set "controller.kind=\"$c\"" --set "replay.triton_url=\"http://127.0.0.1:$port\"" \
-            --set "replay.server_pid_file=\"$pidf\"" --out "$out/$w-$c" >"$out/$w-$c.log" 2>&1 \
-            || { echo "validate-replay: $w $c failed, see $out/$w-$c.log" >&2; exit 1; }
-        echo "$w $c: $out/$w-$c/report/validation.json"
-    done
+out="runs/validate-replay"
+write=""
+for a in "$@"; do
+    case "$a" in
+        --write) write=1 ;;
+        *) out="$a" ;;
+    esac
 done
+bin="${BASIN:-target/release/basin}"
+[[ -x "$bin" ]] || { echo "validate-replay: no basin binary at $bin (cargo build --release, or set BASIN)" >&2; exit 1; }
+port="${TRITON_PORT:-8700}"
+repeats="${REPEATS:-3}"
+duration="${DURATION_S:-20}"
+mkdir -p "$out"
+run() { # level name experiment [--set ...]
+    local level="$1" name="$2" exp="$3"; shift 3
+    mkdir -p "$out/$level"
+    "$bin" validate --experiment "$exp" --level "$level" --repeats "$repeats" --time-scale 20 --duration-s "$duration" \
+        --triton-port "$port" --out "$out/$level/$name" "$@" >"$out/$level/$name.log" 2>&1 \
+        || { echo "validate-replay: $level $name failed, see $out/$level/$name.log" >&2; exit 1; }
+    echo "$level $name: $out/$level/$name/validation.md"
+}
+for level in ${LEVELS:-controlled conditioned predicted}; do
+    for w in steady_low bursty fluctuating steady_high; do
+        for c in open_loop bio_threshold; do
+            run "$level" "$w-$c" "experiments/replay/$w.toml" --set "controller.kind=\"$c\""
+        done
+    done
+    run "$level" own-open_loop experiments/replay/bursty.toml \
+        --set 'workload.trace="${BASIN_TRACES_DIR}/twitter/fluctuating_undamped.csv"' --set 'controller.kind="open_loop"'
+done
+if [[ -n "$write" ]]; then
+    .venv/bin/python scripts/validation_report.py "$out" >experiments/replay/VALIDATION.md.tmp
+    mv experiments/replay/VALIDATION.md.tmp experiments/replay/VALIDATION.md
+    echo "wrote experiments/replay/VALIDATION.md"
+else
+    .venv/bin/python scripts/validation_report.py "$out"
+fi

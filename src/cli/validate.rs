@@ -18,13 +18,13 @@ use clap::Args;
 use serde_json::json;
 
 use super::replay::{self as cli_replay, Prepared, ScaleArgs};
-use crate::core::SimDuration;
 use crate::hw::probe;
 use crate::io::outputs;
 use crate::metrics::RunOutput;
 use crate::plot::{self, FigureSpec, Panel, Width};
 use crate::replay::real::RealBackends;
 use crate::replay::{BackendFactory, ReplayResult};
+use crate::validate::conditioned::TakenFromRun;
 use crate::validate::{self, Level, ReplayRun, Validation, compare, conditioned, controlled};
 
 /// Simulation against replays of the same experiment.
@@ -198,35 +198,35 @@ fn mean_per_server(v: &[Vec<Option<f64>>]) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// The observed execution times of every server in replay `k` (level 2).
-fn observed(
-    p: &Prepared,
-    runs: &[Replayed],
-    k: usize,
-    batch_log: Option<&Path>,
-    remote: &[usize],
-) -> Result<Vec<Option<Vec<SimDuration>>>> {
+/// What the simulation takes from replay `k`: each remote server's transport and per-execution
+/// overhead, and (level 2) every server's observed execution times.
+fn taken_from(p: &Prepared, runs: &[Replayed], k: usize, batch_log: Option<&Path>, remote: &[usize], level: Level) -> Result<TakenFromRun> {
     let r = &runs[k].result;
     let from = r.started_monotonic_ns;
     let to = runs.get(k + 1).map_or(u64::MAX, |n| n.result.started_monotonic_ns);
-    p.spec
-        .servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            if remote.contains(&i) {
-                let Some(dir) = batch_log else { return Ok(None) };
-                let log = conditioned::read_batch_logs(dir, &s.variants[0].model)?;
-                let d = conditioned::durations_within(&log, from, to);
-                if d.is_empty() {
-                    bail!("Triton's batch log in {} has no batch of `{}` during replay {}", dir.display(), s.variants[0].model, k + 1);
-                }
-                Ok(Some(d))
-            } else {
-                Ok(r.output.batches.as_ref().map(|b| conditioned::recorded_durations(b, i as u16)))
+    let mut taken = TakenFromRun { transport_ms: transports(p, r), ..TakenFromRun::default() };
+    for (i, s) in p.spec.servers.iter().enumerate() {
+        let executed = if remote.contains(&i) {
+            let Some(dir) = batch_log else {
+                taken.execution_overhead_ms.push(None);
+                taken.observed.push(None);
+                continue;
+            };
+            let log = conditioned::read_batch_logs(dir, &s.variants[0].model)?;
+            let d = conditioned::durations_within(&log, from, to);
+            if d.is_empty() {
+                bail!("Triton's batch log in {} has no batch of `{}` during replay {}", dir.display(), s.variants[0].model, k + 1);
             }
-        })
-        .collect()
+            let stats = r.remote_stats.get(i).and_then(Option::as_ref);
+            taken.execution_overhead_ms.push(stats.and_then(|st| conditioned::execution_overhead_ms(st, &d)));
+            Some(d)
+        } else {
+            taken.execution_overhead_ms.push(None);
+            r.output.batches.as_ref().map(|b| conditioned::recorded_durations(b, i as u16))
+        };
+        taken.observed.push(if level == Level::Conditioned { executed } else { None });
+    }
+    Ok(taken)
 }
 
 fn cdf_points(out: &RunOutput) -> Vec<(f64, f64)> {
@@ -309,7 +309,8 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
         std::fs::remove_dir_all(&out).with_context(|| format!("cannot replace {}", out.display()))?;
     }
     outputs::write_dir_atomic(&out, |tmp| {
-        let batch_log = (level == Level::Conditioned && !remote.is_empty()).then(|| tmp.join("triton-batches"));
+        // what Triton's models executed (levels 1-2 take the per-execution overhead from it, level 2 every execution time)
+        let batch_log = (level != Level::Predicted && !remote.is_empty()).then(|| tmp.join("triton-batches"));
         let _triton = if remote.is_empty() || a.external_triton {
             None
         } else {
@@ -318,7 +319,11 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
                 Level::Controlled => {
                     let f = tmp.join("controlled-models.json");
                     outputs::write_json(&f, &controlled::triton_config(&p.spec, p.loaded.experiment.seed, &probe_factory))?;
-                    vec!["--controlled".into(), f.display().to_string()]
+                    let mut args = vec!["--controlled".to_string(), f.display().to_string()];
+                    if let Some(d) = &batch_log {
+                        args.extend(["--batch-log".into(), d.display().to_string()]);
+                    }
+                    args
                 }
                 _ => real_triton_args(&p, &remote, batch_log.as_deref())?,
             };
@@ -357,31 +362,44 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
             runs.push(Replayed { result, dir: name });
         }
         let mut inputs = BTreeMap::new();
-        let per_run_transport: Vec<Vec<Option<f64>>> = runs.iter().map(|r| transports(&p, &r.result)).collect();
         let names: Vec<&str> = p.spec.servers.iter().map(|s| s.name.as_str()).collect();
+        let taken: Vec<TakenFromRun> = if level == Level::Predicted {
+            Vec::new()
+        } else {
+            (0..runs.len()).map(|k| taken_from(&p, &runs, k, batch_log.as_deref(), &remote, level)).collect::<Result<_>>()?
+        };
+        // per server and replay: what was taken, kept in the report
+        for (i, n) in names.iter().enumerate() {
+            if remote.contains(&i) && !taken.is_empty() {
+                inputs.insert(format!("{n}.transport_ms"), json!(taken.iter().map(|t| t.transport_ms[i]).collect::<Vec<_>>()));
+                inputs.insert(
+                    format!("{n}.execution_overhead_ms"),
+                    json!(taken.iter().map(|t| t.execution_overhead_ms[i]).collect::<Vec<_>>()),
+                );
+            }
+            if level == Level::Conditioned {
+                inputs.insert(
+                    format!("{n}.observed_batches"),
+                    json!(taken.iter().map(|t| t.observed[i].as_ref().map(Vec::len)).collect::<Vec<_>>()),
+                );
+            }
+        }
         let sims: Vec<RunOutput> = match level {
             Level::Predicted => vec![cli_replay::simulate(&p, &tmp.join("sim"), &a.scale)?],
             Level::Controlled => {
-                let t = mean_per_server(&per_run_transport);
-                for &i in &remote {
-                    inputs.insert(format!("{}.transport_ms", names[i]), json!(t[i]));
-                }
-                let q = Prepared { spec: conditioned::conditioned_spec(&p.spec, &t, &[]), ..p.clone() };
+                // one simulation: the replays' mean transport and overhead
+                let mean = TakenFromRun {
+                    transport_ms: mean_per_server(&taken.iter().map(|t| t.transport_ms.clone()).collect::<Vec<_>>()),
+                    execution_overhead_ms: mean_per_server(&taken.iter().map(|t| t.execution_overhead_ms.clone()).collect::<Vec<_>>()),
+                    observed: Vec::new(),
+                };
+                let q = Prepared { spec: conditioned::conditioned_spec(&p.spec, &mean), ..p.clone() };
                 vec![cli_replay::simulate(&q, &tmp.join("sim"), &a.scale)?]
             }
             Level::Conditioned => {
                 let mut sims = Vec::new();
-                for (k, t) in per_run_transport.iter().enumerate() {
-                    let o = observed(&p, &runs, k, batch_log.as_deref(), &remote)?;
-                    for (i, n) in names.iter().enumerate() {
-                        let e = inputs.entry(format!("{n}.observed_batches")).or_insert_with(|| json!([]));
-                        e.as_array_mut().expect("an array").push(json!(o[i].as_ref().map(Vec::len)));
-                        if remote.contains(&i) {
-                            let e = inputs.entry(format!("{n}.transport_ms")).or_insert_with(|| json!([]));
-                            e.as_array_mut().expect("an array").push(json!(t[i]));
-                        }
-                    }
-                    let q = Prepared { spec: conditioned::conditioned_spec(&p.spec, t, &o), ..p.clone() };
+                for (k, t) in taken.iter().enumerate() {
+                    let q = Prepared { spec: conditioned::conditioned_spec(&p.spec, t), ..p.clone() };
                     sims.push(cli_replay::simulate(&q, &tmp.join(format!("sim-{}", k + 1)), &a.scale)?);
                 }
                 sims

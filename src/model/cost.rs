@@ -234,6 +234,25 @@ impl ServiceDist {
         }
     }
 
+    /// The same distribution `d` later (a fixed per-execution overhead added), at the row's power.
+    /// An exponential row has no shifted form in this enum and is returned unchanged.
+    pub fn shifted(&self, d: SimDuration) -> ServiceDist {
+        let s = d.as_secs_f64();
+        match self {
+            ServiceDist::Deterministic { latency, .. } => {
+                let to = SimDuration(latency.0 + d.0);
+                ServiceDist::Deterministic { latency: to, energy: self.energy_for(to) }
+            }
+            ServiceDist::Exponential { .. } => self.clone(),
+            ServiceDist::Quantiles { knots, power_w } => {
+                ServiceDist::Quantiles { knots: knots.iter().map(|&(p, v)| (p, v + s)).collect(), power_w: *power_w }
+            }
+            ServiceDist::Samples { samples_s, power_w } => {
+                ServiceDist::Samples { samples_s: samples_s.iter().map(|v| v + s).collect(), power_w: *power_w }
+            }
+        }
+    }
+
     /// The energy of a batch that took `d` (an observed execution time): the row's power × `d`.
     pub fn energy_for(&self, d: SimDuration) -> Joules {
         match self {

@@ -107,18 +107,44 @@ pub fn transport_ms(requests: &RequestRecords, server: u16, stats: &ServerSnapsh
     (n > 0).then(|| (sum / n as f64 * 1e3 - inside).max(0.0))
 }
 
+/// The mean time Triton spends per execution outside the model's own `execute` (ms): its
+/// statistics' compute per execution minus the model's logged execution time (the Python
+/// backend's IPC between the server and the model's stub process).
+pub fn execution_overhead_ms(stats: &ServerSnapshot, logged: &[SimDuration]) -> Option<f64> {
+    let server = stats.mean_execution_ms()?;
+    (!logged.is_empty()).then(|| server - logged.iter().map(|d| d.0 as f64).sum::<f64>() / logged.len() as f64 / 1e6)
+}
+
+/// What a level-1/2 simulation takes from the run, per server (`None`: nothing).
+#[derive(Clone, Debug, Default)]
+pub struct TakenFromRun {
+    /// Mean transport per request (ms): replaces the server's `request_overhead`.
+    pub transport_ms: Vec<Option<f64>>,
+    /// Per-execution overhead outside the model (ms): added to every batch's service time.
+    pub execution_overhead_ms: Vec<Option<f64>>,
+    /// Observed execution times in execution order (level 2): replace the cost table's draws.
+    pub observed: Vec<Option<Vec<SimDuration>>>,
+}
+
 /// `spec` for a level-1/2 simulation: no load profiles (the service time comes by construction
-/// or from the run), each server's transport as measured (`None`: kept), and each server's
-/// observed execution times (`None`: the cost table).
-pub fn conditioned_spec(spec: &SimSpec, transport_ms: &[Option<f64>], observed: &[Option<Vec<SimDuration>>]) -> SimSpec {
+/// or from the run) and what `taken` holds.
+pub fn conditioned_spec(spec: &SimSpec, taken: &TakenFromRun) -> SimSpec {
     let mut s = spec.clone();
     for (i, srv) in s.servers.iter_mut().enumerate() {
         srv.load = None;
-        if let Some(Some(t)) = transport_ms.get(i) {
+        if let Some(Some(t)) = taken.transport_ms.get(i) {
             srv.request_overhead = SimDuration::from_millis_f64(*t);
         }
-        if let Some(Some(o)) = observed.get(i) {
-            srv.observed_service = Some(Arc::from(o.as_slice()));
+        let overhead =
+            taken.execution_overhead_ms.get(i).copied().flatten().map_or(SimDuration::ZERO, |o| SimDuration::from_millis_f64(o.max(0.0)));
+        match taken.observed.get(i) {
+            Some(Some(o)) => srv.observed_service = Some(Arc::from(o.iter().map(|&d| SimDuration(d.0 + overhead.0)).collect::<Vec<_>>())),
+            _ if overhead.0 > 0 => {
+                for v in &mut srv.variants {
+                    v.costs = v.costs.iter().map(|c| c.shifted(overhead)).collect();
+                }
+            }
+            _ => {}
         }
     }
     s

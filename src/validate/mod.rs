@@ -58,9 +58,11 @@ impl Level {
     pub fn taken_from_run(self) -> &'static str {
         match self {
             Level::Controlled => {
-                "service times by construction (the real run holds the cost table's times); each remote server's mean transport (client round trip − Triton's queue + compute)"
+                "service times by construction (the real run holds the cost table's times); each remote server's mean transport (client round trip − Triton's queue + compute) and mean per-execution overhead outside the model (Triton's compute per execution − the model's logged execution)"
             }
-            Level::Conditioned => "every batch's observed execution time, in execution order; each remote server's mean transport",
+            Level::Conditioned => {
+                "every batch's observed execution time, in execution order; each remote server's mean transport and per-execution overhead outside the model"
+            }
             Level::Predicted => "nothing: cost tables and load profile were measured before, independently",
         }
     }

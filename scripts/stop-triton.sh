@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Stop the Triton server started by scripts/start-triton.sh.
 #
-# Sends SIGINT to the server process (PyTriton then shuts tritonserver down cleanly), waits up
-# to TRITON_STOP_TIMEOUT seconds (default 30), then SIGKILLs the server's process group (the
-# session start-triton.sh created with setsid: the Python process, tritonserver and its
-# Python-backend stubs). No-op when nothing is running.
+# Sends SIGINT to tritonserver (it unloads the models, stopping their Python-backend stubs, and
+# exits), waits up to TRITON_STOP_TIMEOUT seconds (default 30), then SIGKILLs the server's
+# process group (the session start-triton.sh created with setsid: tritonserver and its stubs).
+# Removes the pid and ready files. No-op when nothing is running.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${BASIN_CACHE:-$REPO/.cache}/triton"
 PIDFILE="$DIR/triton.pid"
+READYFILE="$DIR/ready"
 TIMEOUT="${TRITON_STOP_TIMEOUT:-30}"
 
 log() { printf 'stop-triton: %s\n' "$*" >&2; }
@@ -20,7 +21,7 @@ fi
 pid="$(<"$PIDFILE")"
 if ! [[ "$pid" =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
     log "pid '$pid' is not running; removing stale pid file"
-    rm -f "$PIDFILE"
+    rm -f "$PIDFILE" "$READYFILE"
     exit 0
 fi
 
@@ -35,6 +36,6 @@ else
     # Stragglers of the same session (e.g. a stub that ignored the shutdown).
     kill -KILL -- "-$pid" 2>/dev/null || true
 fi
-rm -f "$PIDFILE"
+rm -f "$PIDFILE" "$READYFILE"
 t1=$(date +%s.%N)
 log "stopped pid $pid in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"

@@ -16,8 +16,8 @@
 # library + CUDA provider in .cache/onnxruntime-gpu/; a wheel already in .cache/wheels/ needs no
 # network). (3) scripts/build-models.sh (resnet18 224x224, bert6 seq 128, digits). (4) the basin
 # binary: $BASIN, else target/release/basin, else `cargo build --release --features cuda`.
-# (5) Triton rows: scripts/start-triton.sh --cuda when its Python stack is there (skipped, with
-# the reason, otherwise). (6) basin calibrate calibration/cal-gpu.toml. (7) basin simulate
+# (5) Triton rows: scripts/start-triton.sh --cuda (ONNX Runtime's CUDA provider inside each
+# model.py) when the venv has tritonserver and onnxruntime-gpu (skipped, with the reason, otherwise). (6) basin calibrate calibration/cal-gpu.toml. (7) basin simulate
 # experiments/efficiency-boundary/batched.toml on the new tables (resnet18 on the GPU).
 # CUDA/cuDNN libraries installed as nvidia-* Python wheels are put on LD_LIBRARY_PATH.
 set -euo pipefail
@@ -147,7 +147,7 @@ calibrate-gpu plan (dry run: nothing is installed, built or measured)
   2. scripts/build-models.sh         resnet18 (N x 3 x 224 x 224), bert6 (N x 128 tokens), digits_{tiny,small,medium,large} -> $CACHE/models
                                      (with no venv and all of them present: used as they are, so a host without network can bring them)
   3. basin:                          $BASIN_CMD
-  4. Triton rows:                    $( ((TRITON)) && echo "scripts/start-triton.sh --cuda --max-batch-size 64 when pytriton and onnxruntime-gpu import in the venv; skipped (with the reason) otherwise" || echo "off (--no-triton)")
+  4. Triton rows:                    $( ((TRITON)) && echo "scripts/start-triton.sh --cuda --max-batch-size 64 (ORT's CUDA provider inside each model.py) when the venv has the nvidia-pytriton wheel's tritonserver and onnxruntime-gpu; skipped (with the reason) otherwise" || echo "off (--no-triton)")
   5. basin calibrate $CAL
        ONNX Runtime, CUDA execution provider (device 0), IoBinding; models: $N_MODELS; batch sizes: $(sed -n 's/^batch_sizes *= *\(.*\)/\1/p' "$CAL")
        energy: NVML total-energy counter of GPU 0 (mJ), windows >= 0.25 s, >= min_time_s per point, stop rule over 3 windows;
@@ -195,8 +195,10 @@ TRITON_SETS=()
 TRITON_NOTE="off (--no-triton)"
 if ((TRITON)); then
     venv_py="${BASIN_VENV:-$REPO/.venv}/bin/python"
-    if ! "$venv_py" -c 'import pytriton, onnxruntime; assert "CUDAExecutionProvider" in onnxruntime.get_available_providers()' 2>/dev/null; then
-        TRITON=0 TRITON_NOTE="skipped: the venv lacks pytriton or onnxruntime-gpu with the CUDA provider"
+    if ! "$venv_py" -c 'import pathlib, sysconfig, onnxruntime
+assert "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+assert (pathlib.Path(sysconfig.get_paths()["purelib"]) / "pytriton/tritonserver/bin/tritonserver").is_file()' 2>/dev/null; then
+        TRITON=0 TRITON_NOTE="skipped: the venv lacks the nvidia-pytriton wheel's tritonserver or onnxruntime-gpu with the CUDA provider"
     elif "$REPO/scripts/start-triton.sh" --cuda --max-batch-size 64 --http-port 8000 >&2; then
         trap '"$REPO/scripts/stop-triton.sh" >/dev/null 2>&1 || true' EXIT
         TRITON_SETS=(--set 'backends.triton.url="http://127.0.0.1:8000"' --set 'backends.triton.device="cuda:0"' --set 'backends.triton.request_timeout_s=30.0')

@@ -4,7 +4,8 @@
 # Sets up (idempotent, project-local): the Python venv (.venv), the ONNX Runtime shared library
 # from the onnxruntime wheel (.cache/onnxruntime) and the ONNX models (.cache/models). Then,
 # against REAL components on this machine:
-#   1. a real Triton server on loopback (pytriton), a CI calibration of both backends at batch
+#   1. a real Triton server on loopback (the wheel's tritonserver on a generated model
+#      repository), a CI calibration of both backends at batch
 #      sizes 1-16 (basin calibrate calibration/cal-ci.toml), and a simulation on those tables;
 #   2. the replay fault test (kills a real Triton mid-replay), a load profile and a short level-1
 #      validation (basin validate --level controlled, which starts its own Triton);

@@ -1,6 +1,6 @@
 //! CPU-time **estimate** over a set of processes: this process plus a server's whole session
-//! (e.g. the Triton server that `scripts/start-triton.sh` starts with `setsid`: the PyTriton
-//! process, `tritonserver` and its Python-backend stubs), so that a client/server calibration on
+//! (e.g. the Triton server that `scripts/start-triton.sh` starts with `setsid`: `tritonserver`,
+//! the session leader, and its Python-backend stubs), so that a client/server calibration on
 //! a host without energy counters charges the server's CPU time too, and not the unrelated load
 //! of other processes (which [`super::CpuScope::Host`] would).
 //!

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use basin::hw::backend::InferenceBackend;
 use basin::hw::backend::triton::{TritonBackend, TritonClient, TritonOptions};
+use basin::model::cost::{CostRow, ServiceDist};
 use basin::replay::Dataset;
 
 /// One Triton at a time: two servers competing for this host's cores would blur the timings.
@@ -271,4 +272,30 @@ fn bad_input_fails_with_a_clear_message_and_leaves_nothing_running() {
         "something already answers on 127.0.0.1:8931",
     );
     drop(listener);
+}
+
+#[test]
+fn controlled_quantile_draws_follow_the_simulators_inverse_cdf() {
+    if !triton_installed(false) {
+        return;
+    }
+    // Knots without the 0 and 1 ends, so both constant tails count.
+    let mut row = CostRow::fixed("m", "triton", "cpu", 1, 12.0, 0.1);
+    (row.latency_p50_ms, row.latency_p90_ms, row.latency_p99_ms) = (Some(10.0), Some(14.0), Some(20.0));
+    let dist = row.service_dist().unwrap();
+    let ServiceDist::Quantiles { knots, .. } = &dist else { panic!("a quantiles row: {dist:?}") };
+    let knots: Vec<[f64; 2]> = knots.iter().map(|&(p, v)| [p, v]).collect();
+    // The mean of model_support.inverse_cdf over u (midpoint rule) against the simulator's mean.
+    let script = "import json, sys; sys.path.insert(0, 'scripts/triton_models')\n\
+                  from model_support import inverse_cdf\n\
+                  k = json.loads(sys.argv[1]); n = 200000\n\
+                  print(sum(inverse_cdf(k, (i + 0.5) / n) for i in range(n)) / n)";
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .current_dir(repo())
+        .args(["-c", script, &serde_json::to_string(&knots).unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let python_mean: f64 = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+    assert!((python_mean - dist.mean_s()).abs() < 1e-9, "model_support {python_mean} s vs basin {} s", dist.mean_s());
 }

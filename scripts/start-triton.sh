@@ -78,6 +78,7 @@ done
 if [[ -n "$repository" ]]; then
     ((${#repo_args[@]} == 0)) || die "--repository serves a prepared repository; it takes no repository options (${repo_args[*]})"
     [[ -d "$repository" ]] || die "--repository $repository is not a directory"
+    repository="$(cd "$repository" && pwd)"
     models=()
     for config in "$repository"/*/config.pbtxt; do
         [[ -f "$config" ]] && models+=("$(basename "$(dirname "$config")")")

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use basin::hw::backend::InferenceBackend;
 use basin::hw::backend::triton::{TritonBackend, TritonClient, TritonOptions};
+use basin::model::cost::{CostRow, ServiceDist};
 use basin::replay::Dataset;
 
 /// One Triton at a time: two servers competing for this host's cores would blur the timings.
@@ -27,10 +28,11 @@ fn models_dir() -> PathBuf {
 
 /// Whether the venv and the wheel's tritonserver are there (a failure under BASIN_REQUIRE_HW=1).
 fn triton_installed(need_models: bool) -> bool {
-    let venv = repo().join(".venv/lib/python3.11/site-packages/pytriton/tritonserver/bin/tritonserver");
+    let lib = repo().join(".venv/lib");
+    let server = |python: std::fs::DirEntry| python.path().join("site-packages/pytriton/tritonserver/bin/tritonserver");
     let mut missing = Vec::new();
-    if !venv.is_file() {
-        missing.push(format!("the venv's tritonserver ({})", venv.display()));
+    if !std::fs::read_dir(&lib).is_ok_and(|mut d| d.any(|p| p.is_ok_and(|p| server(p).is_file()))) {
+        missing.push(format!("the venv's tritonserver ({}/python3.*/site-packages/pytriton)", lib.display()));
     }
     if need_models && !models_dir().join("digits_large.onnx").is_file() {
         missing.push(format!("the digits models ({})", models_dir().display()));
@@ -111,7 +113,7 @@ fn check_log_matches_stats(batches: &[(u64, u64, u64)], client: &TritonClient, m
 }
 
 const CONTROLLED: &str = r#"{"spin_us": 1000,
- "models": [{"name": "held", "max_batch_size": 2, "max_queue_delay_us": 3000,
+ "models": [{"name": "held", "max_batch_size": 2, "max_queue_delay_us": 1000,
              "preferred_batch_sizes": [], "instances": 1, "max_queue_size": 1000, "seed": 11,
              "service": [{"batch_size": 1, "kind": "deterministic", "latency_s": 0.002},
                          {"batch_size": 2, "kind": "quantiles", "knots": [[0.0, 0.003], [0.5, 0.004], [1.0, 0.006]]}]}]}"#;
@@ -148,22 +150,25 @@ fn controlled_model_holds_each_batch_for_the_tables_time_and_logs_it() {
     let (t, l) = (table.display().to_string(), log_dir.display().to_string());
     let triton = Triton::start(cache, 8910, &["--controlled", &t, "--batch-log", &l]);
 
+    // One client alone makes batches of one; four at once fill batches of two.
     let before = monotonic_ns();
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let url = triton.url.clone();
-            std::thread::spawn(move || {
-                let mut b = TritonBackend::open(&url, "held", TritonOptions::default()).unwrap();
-                b.prepare(1).unwrap();
-                for _ in 0..25 {
-                    let out = b.infer().unwrap();
-                    assert_eq!((out.batch_size, out.num_classes), (1, 10));
-                    assert_eq!(out.argmax(0), 0, "the controlled model answers class 0");
-                }
+    for (clients, requests) in [(1, 15), (4, 20)] {
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                let url = triton.url.clone();
+                std::thread::spawn(move || {
+                    let mut b = TritonBackend::open(&url, "held", TritonOptions::default()).unwrap();
+                    b.prepare(1).unwrap();
+                    for _ in 0..requests {
+                        let out = b.infer().unwrap();
+                        assert_eq!((out.batch_size, out.num_classes), (1, 10));
+                        assert_eq!(out.argmax(0), 0, "the controlled model answers class 0");
+                    }
+                })
             })
-        })
-        .collect();
-    clients.into_iter().for_each(|c| c.join().unwrap());
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    }
     let after = monotonic_ns();
 
     let batches = read_batch_log(&log_dir.join("held.held_0_0.csv"));
@@ -184,8 +189,8 @@ fn controlled_model_holds_each_batch_for_the_tables_time_and_logs_it() {
         }
     }
     // The hold never ends early; it may end late when this shared host preempts the holding
-    // process, which a busy machine does now and then, but not to most batches.
-    assert!(late.len() * 20 <= batches.len(), "{} of {} batches over +0.3 ms: {late:?}", late.len(), batches.len());
+    // process, which a busy machine does now and then, but to no more than a tenth of them.
+    assert!(late.len() * 10 <= batches.len(), "{} of {} batches over +0.3 ms: {late:?}", late.len(), batches.len());
     eprintln!("{} batches, {} over +0.3 ms: {late:?}", batches.len(), late.len());
 }
 
@@ -267,4 +272,30 @@ fn bad_input_fails_with_a_clear_message_and_leaves_nothing_running() {
         "something already answers on 127.0.0.1:8931",
     );
     drop(listener);
+}
+
+#[test]
+fn controlled_quantile_draws_follow_the_simulators_inverse_cdf() {
+    if !triton_installed(false) {
+        return;
+    }
+    // Knots without the 0 and 1 ends, so both constant tails count.
+    let mut row = CostRow::fixed("m", "triton", "cpu", 1, 12.0, 0.1);
+    (row.latency_p50_ms, row.latency_p90_ms, row.latency_p99_ms) = (Some(10.0), Some(14.0), Some(20.0));
+    let dist = row.service_dist().unwrap();
+    let ServiceDist::Quantiles { knots, .. } = &dist else { panic!("a quantiles row: {dist:?}") };
+    let knots: Vec<[f64; 2]> = knots.iter().map(|&(p, v)| [p, v]).collect();
+    // The mean of model_support.inverse_cdf over u (midpoint rule) against the simulator's mean.
+    let script = "import json, sys; sys.path.insert(0, 'scripts/triton_models')\n\
+                  from model_support import inverse_cdf\n\
+                  k = json.loads(sys.argv[1]); n = 200000\n\
+                  print(sum(inverse_cdf(k, (i + 0.5) / n) for i in range(n)) / n)";
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .current_dir(repo())
+        .args(["-c", script, &serde_json::to_string(&knots).unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let python_mean: f64 = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+    assert!((python_mean - dist.mean_s()).abs() < 1e-9, "model_support {python_mean} s vs basin {} s", dist.mean_s());
 }

@@ -90,7 +90,7 @@ log "pip install -r ${REQ#"$REPO"/}"
 rm -f "$STAMP"
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQ"
 "$VENV/bin/python" -c 'import simpy, numpy, polars, matplotlib, nbclient, nbformat, ipykernel
-import onnx, onnxruntime, sklearn, pytriton.triton'
+import onnx, onnxruntime, sklearn, pytriton.triton, prometheus_client'
 
 printf '%s\n' "$want" >"$STAMP.tmp" && mv "$STAMP.tmp" "$STAMP"
 t1=$(date +%s.%N)

@@ -8,6 +8,8 @@ pub mod new;
 pub mod pareto;
 pub mod plot;
 pub mod replay;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod simulate;
 pub mod sweep;
 pub mod trace;
@@ -59,6 +61,9 @@ pub enum Command {
     },
     /// The same experiment in real time on real backends (ONNX Runtime, Triton).
     Replay(replay::ReplayArgs),
+    /// The experiment's gateway, live: a KServe v2 HTTP server with Prometheus metrics.
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
     /// Simulation error against a replay.
     Validate(replay::ValidateArgs),
     /// Measure how a Triton server's service and transport times grow with load (open-loop
@@ -97,6 +102,8 @@ pub fn main() -> ExitCode {
         Command::Landscape(a) => landscape::run(a),
         Command::Plot { cmd } => plot::run(cmd),
         Command::Replay(a) => replay::run_replay(a),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => serve::run(a),
         Command::Validate(a) => replay::run_validate(a),
         Command::LoadProfile(a) => replay::run_load_profile(a),
         Command::Calibrate(a) => calibrate::run(a),

@@ -71,10 +71,10 @@ pub struct ValidateArgs {
 }
 
 #[derive(Clone)]
-struct Prepared {
-    loaded: Loaded,
-    spec: SimSpec,
-    section: ReplaySection,
+pub(crate) struct Prepared {
+    pub(crate) loaded: Loaded,
+    pub(crate) spec: SimSpec,
+    pub(crate) section: ReplaySection,
 }
 
 fn prepare(file: &Path, scale: &ScaleArgs) -> Result<Prepared> {
@@ -92,19 +92,33 @@ fn prepare_with(file: &Path, scale: &ScaleArgs, without_load_profiles: bool) -> 
         }
     }
     let loaded = experiment::resolve(file, table, scale.seed)?;
-    let section: ReplaySection = match &loaded.experiment.replay {
-        Some(t) => crate::config::from_table(file, t.clone()).with_context(|| format!("{}: [replay]", file.display()))?,
-        None => ReplaySection::default(),
-    };
+    let section = replay_section(&loaded)?;
     let spec = replay::scaled_spec(&loaded.spec, loaded.experiment.seed, scale.time_scale, scale.rate_scale, scale.duration_s)?;
     Ok(Prepared { loaded, spec, section })
+}
+
+/// The experiment's `[replay]` section (where the real backends are), or the defaults.
+pub(crate) fn replay_section(loaded: &Loaded) -> Result<ReplaySection> {
+    let file = &loaded.file;
+    Ok(match &loaded.experiment.replay {
+        Some(t) => crate::config::from_table(file, t.clone()).with_context(|| format!("{}: [replay]", file.display()))?,
+        None => ReplaySection::default(),
+    })
 }
 
 fn scale_json(scale: &ScaleArgs) -> serde_json::Value {
     serde_json::json!({ "time_scale": scale.time_scale, "rate_scale": scale.rate_scale, "duration_s": scale.duration_s })
 }
 
-fn write_run(dir: &Path, p: &Prepared, out: &RunOutput, mode: &str, started: String, wall: f64, extra: serde_json::Value) -> Result<()> {
+pub(crate) fn write_run(
+    dir: &Path,
+    p: &Prepared,
+    out: &RunOutput,
+    mode: &str,
+    started: String,
+    wall: f64,
+    extra: serde_json::Value,
+) -> Result<()> {
     let mut manifest = crate::cli::simulate::manifest_for(&p.loaded, mode, started, wall, out.events)?;
     manifest.mode = mode.into();
     let mut summary = serde_json::to_value(&out.summary)?;
@@ -139,6 +153,23 @@ fn do_replay(p: &Prepared, dir: &Path, scale: &ScaleArgs, stop: Arc<AtomicBool>)
             if d.is_file() { Some(Arc::new(Dataset::load_csv(&d)?)) } else { None }
         }
     };
+    let mut meter = open_meter(p, &base)?;
+    let opts = ReplayOptions {
+        drain_timeout: Duration::from_secs_f64(p.section.drain_timeout_s.max(0.0)),
+        client_threads: p.section.client_threads,
+        stop,
+        early_exit_backend: p.loaded.experiment.early_exit.as_ref().map_or("onnxruntime".into(), |e| e.backend.clone()),
+        ..ReplayOptions::default()
+    };
+    let started = manifest::now_rfc3339();
+    let t0 = Instant::now();
+    let res = replay::run(&p.spec, p.loaded.experiment.seed, &backends, data, meter.as_mut(), &opts)?;
+    write_replay(p, dir, scale, res, "replay", started, t0)
+}
+
+/// The experiment's energy meter; with the CPU-time estimate and a `server_pid_file`, the
+/// Triton server's processes are charged too.
+pub(crate) fn open_meter(p: &Prepared, base: &Path) -> Result<Box<dyn crate::hw::meter::EnergyMeter>> {
     let mut meter = crate::hw::meter::open(p.section.meter.clone()).context("opening the energy meter")?;
     if let Some(pf) = &p.section.server_pid_file
         && meter.info().kind == crate::hw::meter::MeterKind::Estimate
@@ -166,17 +197,7 @@ fn do_replay(p: &Prepared, dir: &Path, scale: &ScaleArgs, stop: Arc<AtomicBool>)
             }
         }
     }
-    let opts = ReplayOptions {
-        drain_timeout: Duration::from_secs_f64(p.section.drain_timeout_s.max(0.0)),
-        client_threads: p.section.client_threads,
-        stop,
-        early_exit_backend: p.loaded.experiment.early_exit.as_ref().map_or("onnxruntime".into(), |e| e.backend.clone()),
-        ..ReplayOptions::default()
-    };
-    let started = manifest::now_rfc3339();
-    let t0 = Instant::now();
-    let res = replay::run(&p.spec, p.loaded.experiment.seed, &backends, data, meter.as_mut(), &opts)?;
-    write_replay(p, dir, scale, res, "replay", started, t0)
+    Ok(meter)
 }
 
 /// `basin replay --virtual`: the replay driver on a virtual clock with cost-table backends.
@@ -211,7 +232,7 @@ fn write_replay(
     Ok(res)
 }
 
-fn stop_flag() -> Arc<AtomicBool> {
+pub(crate) fn stop_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {

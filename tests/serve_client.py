@@ -3,6 +3,8 @@
     serve_client.py traffic URL MODELS_DIR MODEL N OUT.json   # N requests, answers checked
     serve_client.py bad URL MODEL                             # malformed requests -> 4xx
     serve_client.py final RUN_DIR MIN MAX                     # the written run: MIN..MAX requests
+    serve_client.py burst URL MODELS_DIR MODEL N STATUS       # N requests, each answered STATUS
+    serve_client.py ready URL true|false SECONDS              # /v2/health/ready turns so in time
 
 Each mode exits non-zero with a message when a check fails.
 """
@@ -196,6 +198,35 @@ def final(run_dir, least, most):
     print(f"serve_client: run {run}: {summary['requests']} requests, {summary['energy_j']:.3f} J == metric, co2 {summary['co2_g']:.5f} g")
 
 
+def burst(url, models_dir, model, n, want):
+    labels, features, _ = load_digits(models_dir)
+    with urllib.request.urlopen(f"http://{url}/v2/models/{model}", timeout=10) as r:
+        name = json.load(r)["inputs"][0]["name"]
+    for i in range(n):
+        x = features[i % len(labels)]
+        body = json.dumps({"inputs": [{"name": name, "shape": [1, len(x)], "datatype": "FP32", "data": x.tolist()}]}).encode()
+        status, data = post(url, f"/v2/models/{model}/infer", body)
+        check(status == want, f"request {i}: HTTP {status}, wanted {want}: {data[:300]!r}")
+        if status != 200:
+            check(json.loads(data).get("error"), f"request {i}: HTTP {status} without a reason")
+    print(f"serve_client: {n} requests answered HTTP {want}" + ("" if want == 200 else f", e.g. {data[:200]!r}"))
+
+
+def ready(url, want, seconds):
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        try:
+            with urllib.request.urlopen(f"http://{url}/v2/health/ready", timeout=5) as r:
+                is_ready = r.status == 200
+        except urllib.error.HTTPError as e:
+            is_ready = e.code == 200
+        if is_ready == want:
+            print(f"serve_client: ready = {want} after {time.time() - t0:.1f} s")
+            return
+        time.sleep(0.1)
+    fail(f"/v2/health/ready did not turn {want} within {seconds} s")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "traffic":
@@ -204,5 +235,9 @@ if __name__ == "__main__":
         bad(sys.argv[2], sys.argv[3])
     elif mode == "final":
         final(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif mode == "burst":
+        burst(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+    elif mode == "ready":
+        ready(sys.argv[2], sys.argv[3] == "true", float(sys.argv[4]))
     else:
         fail(f"unknown mode {mode}")

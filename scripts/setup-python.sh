@@ -90,7 +90,7 @@ log "pip install -r ${REQ#"$REPO"/}"
 rm -f "$STAMP"
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQ"
 "$VENV/bin/python" -c 'import simpy, numpy, polars, matplotlib, nbclient, nbformat, ipykernel
-import onnx, onnxruntime, sklearn, pathlib, sysconfig
+import onnx, onnxruntime, sklearn, pathlib, sysconfig, prometheus_client
 # the tritonserver binary of the nvidia-pytriton wheel (scripts/start-triton.sh runs it directly)
 assert (pathlib.Path(sysconfig.get_paths()["purelib"]) / "pytriton/tritonserver/bin/tritonserver").is_file()'
 

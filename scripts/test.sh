@@ -9,6 +9,7 @@
 #      sizes 1-16 (basin calibrate calibration/cal-ci.toml), and a simulation on those tables;
 #   2. the replay fault test (kills a real Triton mid-replay), a load profile and a short level-1
 #      validation (basin validate --level controlled, which starts its own Triton);
+#      basin serve's Path B test (kills and restarts a real Triton under a live gateway);
 #   3. the notebook, executed headless with nbclient (it reads a recorded sweep);
 #   4. a sharded sweep on a private one-node Slurm (job array + merge == unsharded run);
 #   0. cargo fmt --check and cargo clippy --all-targets -- -D warnings (before anything runs);
@@ -52,6 +53,8 @@ stamp
 
 echo "== replay: fault test (Triton killed mid-run) and a short real replay + validation"
 BASIN="$BIN" TRITON_PORT=8500 scripts/test-replay-faults.sh
+echo "== serve: Path B through a real Triton, Triton killed and restarted mid-run"
+BASIN="$BIN" TRITON_PORT=8820 SERVE_PORT=8812 scripts/test-serve-triton.sh
 scripts/start-triton.sh --models digits_large --max-batch-size 8 --max-queue-delay-us 2000 --instances 1 \
     --ort-threads 1 --http-port 8600 --grpc-port 8601 --metrics-port 8602 >/dev/null
 "$BIN" load-profile experiments/replay/steady_low.toml --rates 50,200 --duration-s 3 --warmup-s 1 --gateway-rates 100 \

@@ -112,6 +112,8 @@ pub mod metrics;
 pub mod model;
 pub mod plot;
 pub mod replay;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod sim;
 pub mod spec;
 pub mod sweep;

@@ -8,6 +8,8 @@ pub mod new;
 pub mod pareto;
 pub mod plot;
 pub mod replay;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod simulate;
 pub mod sweep;
 pub mod trace;
@@ -60,6 +62,9 @@ pub enum Command {
     },
     /// The same experiment in real time on real backends (ONNX Runtime, Triton).
     Replay(replay::ReplayArgs),
+    /// The experiment's gateway, live: a KServe v2 HTTP server with Prometheus metrics.
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
     /// The simulator against repeated replays, in levels (controlled, conditioned, predicted).
     Validate(validate::ValidateArgs),
     /// Measure how a Triton server's service and transport times grow with load (open-loop
@@ -98,6 +103,8 @@ pub fn main() -> ExitCode {
         Command::Landscape(a) => landscape::run(a),
         Command::Plot { cmd } => plot::run(cmd),
         Command::Replay(a) => replay::run_replay(a),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => serve::run(a),
         Command::Validate(a) => validate::run(a),
         Command::LoadProfile(a) => replay::run_load_profile(a),
         Command::Calibrate(a) => calibrate::run(a),

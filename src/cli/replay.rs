@@ -77,19 +77,33 @@ fn prepare_with(file: &Path, scale: &ScaleArgs, without_load_profiles: bool) -> 
         }
     }
     let loaded = experiment::resolve(file, table, scale.seed)?;
-    let section: ReplaySection = match &loaded.experiment.replay {
-        Some(t) => crate::config::from_table(file, t.clone()).with_context(|| format!("{}: [replay]", file.display()))?,
-        None => ReplaySection::default(),
-    };
+    let section = replay_section(&loaded)?;
     let spec = replay::scaled_spec(&loaded.spec, loaded.experiment.seed, scale.time_scale, scale.rate_scale, scale.duration_s)?;
     Ok(Prepared { loaded, spec, section })
+}
+
+/// The experiment's `[replay]` section (where the real backends are), or the defaults.
+pub(crate) fn replay_section(loaded: &Loaded) -> Result<ReplaySection> {
+    let file = &loaded.file;
+    Ok(match &loaded.experiment.replay {
+        Some(t) => crate::config::from_table(file, t.clone()).with_context(|| format!("{}: [replay]", file.display()))?,
+        None => ReplaySection::default(),
+    })
 }
 
 fn scale_json(scale: &ScaleArgs) -> serde_json::Value {
     serde_json::json!({ "time_scale": scale.time_scale, "rate_scale": scale.rate_scale, "duration_s": scale.duration_s })
 }
 
-fn write_run(dir: &Path, p: &Prepared, out: &RunOutput, mode: &str, started: String, wall: f64, extra: serde_json::Value) -> Result<()> {
+pub(crate) fn write_run(
+    dir: &Path,
+    p: &Prepared,
+    out: &RunOutput,
+    mode: &str,
+    started: String,
+    wall: f64,
+    extra: serde_json::Value,
+) -> Result<()> {
     let mut manifest = crate::cli::simulate::manifest_for(&p.loaded, mode, started, wall, out.events)?;
     manifest.mode = mode.into();
     let mut summary = serde_json::to_value(&out.summary)?;

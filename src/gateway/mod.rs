@@ -115,6 +115,41 @@ pub struct EarlyExitAnswer {
     pub confidence: f64,
 }
 
+/// How a request placed with [`Gateway::arrive`] ended (`basin serve` answers its client with
+/// it): taken with [`Gateway::take_outcomes`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientOutcome {
+    /// Answered by `server`'s model.
+    Served {
+        server: u16,
+    },
+    /// Answered by the early-exit model (the controller skipped the full model).
+    Skipped,
+    Rejected(RejectReason),
+    Failed(FailReason),
+}
+
+/// A request placed with [`Gateway::arrive`] has ended: its `sample` (the driver's ticket) and
+/// how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ended {
+    pub sample: u32,
+    pub outcome: ClientOutcome,
+}
+
+/// What a live driver shows while the run goes on (`basin serve`'s /metrics).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveLevels {
+    /// Per server: queued requests, requests in service.
+    pub queue_len: Vec<usize>,
+    pub in_service: Vec<u32>,
+    /// The controller's threshold τ now, if it has one.
+    pub tau: Option<f64>,
+    /// Grid intensity now (g/kWh) and facility CO₂ so far (g).
+    pub carbon_g_per_kwh: f64,
+    pub co2_g: f64,
+}
+
 /// A request parked outside the server queues: in the early-exit model, at a remote server, or
 /// on its way back from a batch.
 #[derive(Clone, Copy, Debug)]
@@ -175,6 +210,10 @@ pub struct Gateway<'a> {
     /// Real backends' answers carry no information (controlled-service backends): confidence
     /// and correctness come from the quality table, as in simulation.
     modelled_answers: bool,
+    /// Requests come from [`Gateway::arrive`] (live clients), not from the workload, and how
+    /// each ended is kept for the driver.
+    external: bool,
+    ended: Vec<Ended>,
 }
 
 /// What a controller may look at (a free function: the controller is borrowed mutably while
@@ -247,6 +286,8 @@ impl<'a> Gateway<'a> {
             ignored_reconfigs: 0,
             scored_requests: 0,
             modelled_answers: false,
+            external: false,
+            ended: Vec::new(),
         };
         g.schedule_next_arrival();
         if let Some(iv) = g.controller.tick_interval() {
@@ -367,17 +408,66 @@ impl<'a> Gateway<'a> {
         Flow::Continue
     }
 
+    /// From now on requests come only from [`Gateway::arrive`]: the workload's arrivals are
+    /// ignored, and how each request ends is kept for [`Gateway::take_outcomes`]. The run goes
+    /// on (controller ticks included) until [`Gateway::stop_arrivals`].
+    pub fn open_to_clients(&mut self) {
+        self.external = true;
+    }
+
+    /// A client's request, received at `at`, enters at `now` (≥ `at`); `sample` is the
+    /// driver's ticket for its payload (what its backends read the inputs from). Its end comes
+    /// back through [`Gateway::take_outcomes`].
+    pub fn arrive<B: Backends + ?Sized>(&mut self, at: SimTime, now: SimTime, sample: u32, backends: &mut B) {
+        self.last_activity = now;
+        self.advance(now);
+        self.enter(at, now, sample, backends);
+    }
+
+    /// The requests that ended since the last call (clients' requests only).
+    pub fn take_outcomes(&mut self) -> std::vec::Drain<'_, Ended> {
+        self.ended.drain(..)
+    }
+
+    /// The levels a live driver shows.
+    pub fn live_levels(&self) -> LiveLevels {
+        LiveLevels {
+            queue_len: self.views.iter().map(|v| v.queue_len).collect(),
+            in_service: self.views.iter().map(|v| v.in_service).collect(),
+            tau: self.controller.tau(self.metrics.series.last_time()),
+            carbon_g_per_kwh: self.metrics.series.intensity(),
+            co2_g: self.metrics.series.co2_total_g(),
+        }
+    }
+
+    /// Keeps how a client's request ended (a no-op for the workload's requests).
+    #[inline]
+    fn tell(&mut self, r: &QueuedRequest, outcome: impl FnOnce() -> ClientOutcome) {
+        if self.external {
+            self.ended.push(Ended { sample: r.sample, outcome: outcome() });
+        }
+    }
+
     fn on_arrival<B: Backends + ?Sized>(&mut self, at: SimTime, now: SimTime, backends: &mut B) {
+        if self.external {
+            return;
+        }
         self.schedule_next_arrival();
-        self.metrics.arrival();
-        self.router.observe_arrival(at);
-        let id = self.next_id;
-        self.next_id += 1;
         let sample = match self.spec.quality.as_ref().map(|q| q.samples()) {
             Some(Some(n)) => self.quality_rng.random_range(0..n as u32),
             Some(None) => self.quality_rng.random::<u32>(),
             None => 0,
         };
+        self.enter(at, now, sample, backends);
+    }
+
+    /// A request enters the gateway: the early-exit model, or the controller's decision.
+    #[inline]
+    fn enter<B: Backends + ?Sized>(&mut self, at: SimTime, now: SimTime, sample: u32, backends: &mut B) {
+        self.metrics.arrival();
+        self.router.observe_arrival(at);
+        let id = self.next_id;
+        self.next_id += 1;
         let mut r = QueuedRequest { id, arrival: at, enqueued: at, sample, pre_energy_j: 0.0 };
         let Some(ee) = &self.spec.early_exit else {
             return self.decide(r, now, None, backends);
@@ -386,7 +476,7 @@ impl<'a> Gateway<'a> {
             let slot = self.flights.insert(Flight { r, server: 0, variant: 0, start: now, size: 1, share: 0.0 });
             if let Err(e) = backends.run_early_exit(slot, &r) {
                 self.flights.take(slot);
-                self.metrics.fail(&r, now, None, &e);
+                self.fail(&r, now, None, &e);
             }
             return;
         }
@@ -416,7 +506,7 @@ impl<'a> Gateway<'a> {
         let Some(f) = self.flights.take(slot) else { return };
         match answer {
             Ok(a) => self.decide(f.r, now, (!self.modelled_answers).then_some(a), backends),
-            Err(e) => self.metrics.fail(&f.r, now, Some(self.early_exit_path), &e),
+            Err(e) => self.fail(&f.r, now, Some(self.early_exit_path), &e),
         }
     }
 
@@ -443,13 +533,13 @@ impl<'a> Gateway<'a> {
                     None => self.modelled_correct(self.spec.early_exit.as_ref().and_then(|e| e.quality_index), r.sample),
                 };
                 self.metrics.skip(&r, now, self.early_exit_path, self.early_exit_model, correct);
-                return;
+                return self.tell(&r, || ClientOutcome::Skipped);
             }
-            Decision::Skip => return self.metrics.reject(&r, None, RejectReason::SkipWithoutEarlyExit),
-            Decision::Reject => return self.metrics.reject(&r, None, RejectReason::Controller),
+            Decision::Skip => return self.reject(&r, None, RejectReason::SkipWithoutEarlyExit),
+            Decision::Reject => return self.reject(&r, None, RejectReason::Controller),
             Decision::Admit => self.router.route(now, &self.views),
             Decision::AdmitTo(s) if s < self.servers.len() => s,
-            Decision::AdmitTo(_) => return self.metrics.reject(&r, None, RejectReason::NoSuchServer),
+            Decision::AdmitTo(_) => return self.reject(&r, None, RejectReason::NoSuchServer),
         };
         r.enqueued = now;
         if self.remote[target].is_some() {
@@ -462,8 +552,18 @@ impl<'a> Gateway<'a> {
                 self.metrics.series_mut().set_queue_len(self.queued);
                 self.pump(target, now, backends);
             }
-            Err(_) => self.metrics.reject(&r, Some(target as u16), RejectReason::QueueFull),
+            Err(_) => self.reject(&r, Some(target as u16), RejectReason::QueueFull),
         }
+    }
+
+    fn reject(&mut self, r: &QueuedRequest, path: Option<u16>, reason: RejectReason) {
+        self.metrics.reject(r, path, reason);
+        self.tell(r, || ClientOutcome::Rejected(reason));
+    }
+
+    fn fail(&mut self, r: &QueuedRequest, now: SimTime, path: Option<u16>, reason: &FailReason) {
+        self.metrics.fail(r, now, path, reason);
+        self.tell(r, || ClientOutcome::Failed(reason.clone()));
     }
 
     fn modelled_correct(&self, quality_index: Option<usize>, sample: u32) -> Option<bool> {
@@ -476,7 +576,7 @@ impl<'a> Gateway<'a> {
     fn send_remote<B: Backends + ?Sized>(&mut self, s: usize, r: QueuedRequest, now: SimTime, backends: &mut B) {
         let srv = &mut self.servers[s];
         if srv.spec.max_queue_size.is_some_and(|m| self.views[s].queue_len >= m) {
-            return self.metrics.reject(&r, Some(s as u16), RejectReason::QueueFull);
+            return self.reject(&r, Some(s as u16), RejectReason::QueueFull);
         }
         self.metrics.admitted();
         srv.note_arrival(now);
@@ -488,7 +588,7 @@ impl<'a> Gateway<'a> {
         if let Err(e) = backends.send_remote(s, slot, variant, &r) {
             self.flights.take(slot);
             self.remote_answered(s);
-            return self.metrics.fail(&r, now, Some(s as u16), &e);
+            return self.fail(&r, now, Some(s as u16), &e);
         }
         self.in_service += 1;
         self.refresh_remote(s);
@@ -537,7 +637,7 @@ impl<'a> Gateway<'a> {
                 let f = Flight { size: 1, share, ..f };
                 self.respond(&f, now, (!self.modelled_answers).then_some(correct));
             }
-            Err(e) => self.metrics.fail(&f.r, now, Some(s as u16), &e),
+            Err(e) => self.fail(&f.r, now, Some(s as u16), &e),
         }
     }
 
@@ -679,7 +779,7 @@ impl<'a> Gateway<'a> {
             }
             Err(e) => {
                 for f in &batch {
-                    self.metrics.fail(&f.r, now, Some(s as u16), &e);
+                    self.fail(&f.r, now, Some(s as u16), &e);
                 }
             }
         }
@@ -703,6 +803,7 @@ impl<'a> Gateway<'a> {
         let batch_size = self.remote[s].is_none().then_some(f.size);
         let served = Served { path: s as u16, model: self.variant_models[s][variant], batch_size, start: f.start };
         self.metrics.complete(&f.r, now, served, f.share, correct);
+        self.tell(&f.r, || ClientOutcome::Served { server: s as u16 });
         let cv = CompletionView { server: s, arrival: f.r.arrival, completion: now, batch_size: f.size, energy_j: f.share };
         let power_w = self.power_w();
         self.controller.on_completion(&cv, &view(now, &self.views, &self.metrics, power_w, self.spec.slo));
@@ -778,10 +879,10 @@ impl<'a> Gateway<'a> {
     /// Fails every request still in flight, queued or in service (a driver's drain deadline).
     pub fn fail_all(&mut self, now: SimTime, reason: &FailReason) {
         for f in self.flights.drain() {
-            self.metrics.fail(&f.r, now, None, reason);
+            self.fail(&f.r, now, None, reason);
         }
         for f in self.in_transit.drain() {
-            self.metrics.fail(&f.r, now, Some(f.server as u16), reason);
+            self.fail(&f.r, now, Some(f.server as u16), reason);
         }
         for s in 0..self.servers.len() {
             let srv = &mut self.servers[s];
@@ -794,7 +895,7 @@ impl<'a> Gateway<'a> {
             }
             stuck.extend(srv.drain_queue());
             for r in &stuck {
-                self.metrics.fail(r, now, Some(s as u16), reason);
+                self.fail(r, now, Some(s as u16), reason);
             }
             if let Some(remote) = &mut self.remote[s] {
                 remote.outstanding = 0;

@@ -233,6 +233,14 @@ impl SeriesAccumulator {
     pub fn intensity(&self) -> f64 {
         self.intensity
     }
+    /// The time integrated up to.
+    pub fn last_time(&self) -> SimTime {
+        SimTime(self.last)
+    }
+    /// Facility CO₂ so far (g).
+    pub fn co2_total_g(&self) -> f64 {
+        self.co2_total_g
+    }
 
     // Point events in the current interval.
     #[inline]

@@ -44,7 +44,7 @@ use serde::Serialize;
 use crate::core::{RngStreams, SimDuration, SimTime};
 use crate::gateway::{Backends, CostTable, EarlyExitAnswer, Execution, FailReason, Flow, Gateway, Wake};
 use crate::hw::backend::stats::{self, ServerSnapshot};
-use crate::hw::backend::{BackendError, InferenceBackend};
+use crate::hw::backend::{BackendError, InferOutput, InferenceBackend, InputData, TensorSpec};
 use crate::hw::meter::{EnergyMeter, MeterInfo};
 use crate::hw::probe::{self, HostProbe, ProbeSummary};
 use crate::metrics::RunOutput;
@@ -182,11 +182,36 @@ pub fn scaled_spec(spec: &SimSpec, seed: u64, time_scale: f64, rate_scale: f64, 
 // worker threads
 
 #[derive(Clone, Copy, Debug)]
-enum Tag {
-    EarlyExit { slot: u32 },
-    Batch { server: usize, instance: u32 },
-    Remote { server: usize, slot: u32 },
+pub(crate) enum Tag {
+    EarlyExit {
+        slot: u32,
+    },
+    Batch {
+        server: usize,
+        instance: u32,
+    },
+    Remote {
+        server: usize,
+        slot: u32,
+    },
+    /// No answer: another thread put work in the driver's inbox (`basin serve`'s clients).
+    Wake,
 }
+
+/// Where workers find the inputs of the samples they run: the labelled data set (replay), or
+/// the clients' tensors (`basin serve`, where a sample is the driver's ticket).
+pub(crate) trait InputSource: Send + Sync {
+    /// The batch for `samples`, if this source has inputs for the model's `specs`.
+    fn input_for(&self, specs: &[TensorSpec], samples: &[u32]) -> Option<InputData>;
+}
+
+impl InputSource for Dataset {
+    fn input_for(&self, specs: &[TensorSpec], samples: &[u32]) -> Option<InputData> {
+        Dataset::input_for(self, specs, samples)
+    }
+}
+
+type Inputs = Option<Arc<dyn InputSource>>;
 
 struct Job {
     tag: Tag,
@@ -196,19 +221,28 @@ struct Job {
 }
 
 /// (predicted class, confidence) per sample; `scored` when the inputs were the real samples.
-struct JobResult {
-    preds: Vec<(u32, f32)>,
+pub(crate) struct JobResult {
+    pub(crate) preds: Vec<(u32, f32)>,
     scored: bool,
+    /// The class probabilities themselves (what `basin serve` answers with).
+    pub(crate) output: InferOutput,
 }
 
 /// A backend's answer, back at the gateway thread.
-struct Msg {
-    tag: Tag,
-    samples: Vec<u32>,
-    res: Result<JobResult, String>,
+pub(crate) struct Msg {
+    pub(crate) tag: Tag,
+    pub(crate) samples: Vec<u32>,
+    pub(crate) res: Result<JobResult, String>,
 }
 
-fn run_job(backends: &mut [Box<dyn InferenceBackend>], data: Option<&Dataset>, job: &Job) -> Result<JobResult, String> {
+impl Msg {
+    /// Wakes the driver to look at its inbox.
+    pub(crate) fn wake() -> Msg {
+        Msg { tag: Tag::Wake, samples: Vec::new(), res: Err(String::new()) }
+    }
+}
+
+fn run_job(backends: &mut [Box<dyn InferenceBackend>], data: Option<&dyn InputSource>, job: &Job) -> Result<JobResult, String> {
     let b = backends.get_mut(job.variant).ok_or("no backend for this model variant")?;
     let n = job.samples.len();
     let input = data.and_then(|d| d.input_for(b.inputs(), &job.samples));
@@ -221,14 +255,14 @@ fn run_job(backends: &mut [Box<dyn InferenceBackend>], data: Option<&Dataset>, j
     if out.batch_size != n {
         return Err(format!("the backend answered {} rows for a batch of {n}", out.batch_size));
     }
-    Ok(JobResult { preds: (0..n).map(|i| (out.argmax(i) as u32, out.confidence(i))).collect(), scored })
+    Ok(JobResult { preds: (0..n).map(|i| (out.argmax(i) as u32, out.confidence(i))).collect(), scored, output: out })
 }
 
 /// A thread owning `backends` that serves jobs from `rx` (shared by a pool, or its own).
 fn spawn_worker(
     name: String,
     mut backends: Vec<Box<dyn InferenceBackend>>,
-    data: Option<Arc<Dataset>>,
+    data: Inputs,
     rx: Arc<Mutex<Receiver<Job>>>,
     tx: Sender<Msg>,
 ) -> Result<()> {
@@ -261,7 +295,7 @@ fn pool(
     f: &dyn BackendFactory,
     models: &[String],
     backend: &str,
-    data: Option<Arc<Dataset>>,
+    data: Inputs,
     tx: &Sender<Msg>,
 ) -> Result<Sender<Job>> {
     let (jtx, jrx) = mpsc::channel();
@@ -283,9 +317,9 @@ enum Exec {
 }
 
 /// Worker threads and client pools executing what the gateway hands them.
-struct Executors<'a> {
+pub(crate) struct Executors<'a> {
     factory: &'a dyn BackendFactory,
-    data: Option<Arc<Dataset>>,
+    data: Inputs,
     servers: Vec<Exec>,
     early_exit: Option<Sender<Job>>,
     tx: Sender<Msg>,
@@ -293,10 +327,10 @@ struct Executors<'a> {
 
 impl<'a> Executors<'a> {
     /// Opens every backend (before the clock starts).
-    fn open(
+    pub(crate) fn open(
         spec: &SimSpec,
         factory: &'a dyn BackendFactory,
-        data: Option<Arc<Dataset>>,
+        data: Inputs,
         opts: &ReplayOptions,
         tx: Sender<Msg>,
     ) -> Result<Self> {
@@ -337,7 +371,7 @@ fn local_worker(
     f: &dyn BackendFactory,
     models: &[String],
     backend: &str,
-    data: Option<Arc<Dataset>>,
+    data: Inputs,
     tx: &Sender<Msg>,
 ) -> Result<Sender<Job>> {
     pool(&format!("s{server}-w{k}"), 1, f, models, backend, data, tx)
@@ -476,18 +510,31 @@ impl Clock for VirtualClock {
 // the loop
 
 /// The meter as the loop reads it, once per interval.
-struct MeterState<'a> {
+pub(crate) struct MeterState<'a> {
     meter: &'a mut dyn EnergyMeter,
     last_j: f64,
     last_t: SimTime,
-    total_j: f64,
-    power_w: f64,
-    next_sample: SimTime,
+    pub(crate) total_j: f64,
+    pub(crate) power_w: f64,
+    pub(crate) next_sample: SimTime,
 }
 
-impl MeterState<'_> {
+impl<'a> MeterState<'a> {
+    /// Starts reading `meter` (its first sample `interval` after the clock's zero).
+    pub(crate) fn start(meter: &'a mut dyn EnergyMeter, interval: SimDuration) -> Result<Self> {
+        let r0 = meter.read().map_err(|e| anyhow::anyhow!("reading the energy meter ({}): {e}", meter.info().name))?;
+        Ok(MeterState {
+            meter,
+            last_j: r0.energy_j,
+            last_t: SimTime::ZERO,
+            total_j: 0.0,
+            power_w: 0.0,
+            next_sample: SimTime::ZERO + interval,
+        })
+    }
+
     /// The energy of the interval ending at `at` goes into that interval.
-    fn sample(&mut self, gateway: &mut Gateway<'_>, at: SimTime) {
+    pub(crate) fn sample(&mut self, gateway: &mut Gateway<'_>, at: SimTime) {
         match self.meter.read() {
             Ok(r) => {
                 let d = (r.energy_j - self.last_j).max(0.0);
@@ -508,7 +555,7 @@ impl MeterState<'_> {
     }
 
     /// The last partial interval's energy.
-    fn close(&mut self, gateway: &mut Gateway<'_>) {
+    pub(crate) fn close(&mut self, gateway: &mut Gateway<'_>) {
         match self.meter.read() {
             Ok(r) => {
                 let d = (r.energy_j - self.last_j).max(0.0);
@@ -603,49 +650,54 @@ impl<C: Clock, B: Backends> Driver<'_, '_, C, B> {
         self.stats.schedule_error_sum_ns += ns as u128;
     }
 
-    /// Whether each prediction is right, where the inputs were the labelled samples.
-    fn correctness(&self, samples: &[u32], j: &JobResult) -> Vec<Option<bool>> {
-        match (&self.data, j.scored) {
-            (Some(d), true) => samples.iter().zip(&j.preds).map(|(&s, &(p, _))| Some(d.label(s) == p)).collect(),
-            _ => vec![None; samples.len()],
-        }
-    }
-
     fn deliver(&mut self, m: Msg) {
-        let now = self.clock.now();
-        match m.tag {
-            Tag::EarlyExit { slot } => {
-                let answer = match m.res {
-                    Ok(j) => {
-                        let correct = self.correctness(&m.samples, &j)[0];
-                        Ok(EarlyExitAnswer { correct, confidence: j.preds[0].1 as f64 })
-                    }
-                    Err(e) => Err(FailReason::EarlyExit(e)),
-                };
-                self.gateway.early_exit_done(slot, now, answer, &mut self.backends);
-            }
-            Tag::Remote { server, slot } => {
-                let answer = match m.res {
-                    Ok(j) => Ok(self.correctness(&m.samples, &j)[0]),
-                    Err(e) => Err(self.backend_failure(server, e)),
-                };
-                self.gateway.remote_done(slot, now, answer);
-            }
-            Tag::Batch { server, instance } => match m.res {
-                Ok(j) => {
-                    let correct = self.correctness(&m.samples, &j);
-                    self.gateway.batch_done(server, instance, now, Ok(&correct), &mut self.backends);
-                }
-                Err(e) => {
-                    let reason = self.backend_failure(server, e);
-                    self.gateway.batch_done(server, instance, now, Err(reason), &mut self.backends);
-                }
-            },
-        }
+        deliver(&mut self.gateway, &mut self.backends, self.data.as_deref(), self.clock.now(), m);
     }
+}
 
-    fn backend_failure(&self, server: usize, error: String) -> FailReason {
-        FailReason::Backend { backend: self.gateway.servers()[server].spec.backend.clone(), error }
+/// Whether each prediction is right, where the inputs were the labelled samples.
+fn correctness(data: Option<&Dataset>, samples: &[u32], j: &JobResult) -> Vec<Option<bool>> {
+    match (data, j.scored) {
+        (Some(d), true) => samples.iter().zip(&j.preds).map(|(&s, &(p, _))| Some(d.label(s) == p)).collect(),
+        _ => vec![None; samples.len()],
+    }
+}
+
+/// Hands a backend's answer to the gateway at `now` (`data`: the labels that score it).
+pub(crate) fn deliver<B: Backends>(gateway: &mut Gateway<'_>, backends: &mut B, data: Option<&Dataset>, now: SimTime, m: Msg) {
+    let backend_failure = |gateway: &Gateway<'_>, server: usize, error: String| FailReason::Backend {
+        backend: gateway.servers()[server].spec.backend.clone(),
+        error,
+    };
+    match m.tag {
+        Tag::EarlyExit { slot } => {
+            let answer = match m.res {
+                Ok(j) => {
+                    let correct = correctness(data, &m.samples, &j)[0];
+                    Ok(EarlyExitAnswer { correct, confidence: j.preds[0].1 as f64 })
+                }
+                Err(e) => Err(FailReason::EarlyExit(e)),
+            };
+            gateway.early_exit_done(slot, now, answer, backends);
+        }
+        Tag::Remote { server, slot } => {
+            let answer = match m.res {
+                Ok(j) => Ok(correctness(data, &m.samples, &j)[0]),
+                Err(e) => Err(backend_failure(gateway, server, e)),
+            };
+            gateway.remote_done(slot, now, answer);
+        }
+        Tag::Batch { server, instance } => match m.res {
+            Ok(j) => {
+                let correct = correctness(data, &m.samples, &j);
+                gateway.batch_done(server, instance, now, Ok(&correct), backends);
+            }
+            Err(e) => {
+                let reason = backend_failure(gateway, server, e);
+                gateway.batch_done(server, instance, now, Err(reason), backends);
+            }
+        },
+        Tag::Wake => {}
     }
 }
 
@@ -659,22 +711,14 @@ pub fn run(
     opts: &ReplayOptions,
 ) -> Result<ReplayResult> {
     let (tx, rx) = mpsc::channel();
-    let backends = Executors::open(spec, factory, data.clone(), opts, tx)?;
+    let backends = Executors::open(spec, factory, data.clone().map(|d| d as Arc<dyn InputSource>), opts, tx)?;
     let mut gateway = Gateway::new(spec, seed, true, &backends).map_err(anyhow::Error::msg)?;
     if opts.modelled_answers {
         gateway.model_answers();
     }
     let snapshots_before = remote_snapshots(spec, factory);
-    let r0 = meter.read().map_err(|e| anyhow::anyhow!("reading the energy meter ({}): {e}", meter.info().name))?;
     let info = meter.info().clone();
-    let meter = MeterState {
-        meter,
-        last_j: r0.energy_j,
-        last_t: SimTime::ZERO,
-        total_j: 0.0,
-        power_w: 0.0,
-        next_sample: SimTime::ZERO + spec.interval,
-    };
+    let meter = MeterState::start(meter, spec.interval)?;
     let clock = WallClock { t0: Instant::now(), rx, spin: opts.spin };
     let started_monotonic_ns = monotonic_ns();
     let host_probe = HostProbe::start(clock.t0)?;

@@ -34,7 +34,7 @@ idle="$(sed -n '2p' "$tmp/cal/devices.csv" | cut -d, -f2)"
     --set "replay.triton_url=\"http://127.0.0.1:$port\"" \
     --set "replay.server_pid_file=\"$pidf\"" --set "cost_table.path=\"$tmp/cal/cost.csv\"" \
     --set "device[0].idle_power_w=$idle" --set "early_exit.overhead_energy_j=0.0" --out "$tmp/load"
-cp "$tmp/load/load.csv" "$tmp/load/load-batches.csv" "$tmp/load/load-passes.csv" "$tmp/load/gateway.csv" "$tmp/cal/"
+cp "$tmp/load/load.csv" "$tmp/load/load-batches.csv" "$tmp/load/load-passes.csv" "$tmp/load/gateway.csv" "$tmp/load/load-profile.json" "$tmp/cal/"
 rm -rf "$out.tmp" && mv "$tmp/cal" "$out.tmp" && rm -rf "$out" && mv "$out.tmp" "$out"
 rm -rf "$tmp"
 echo "calibrate-replay: wrote $out. For experiments/replay/*.toml: [[device]] idle_power_w = $idle W (devices.csv,"

@@ -230,15 +230,7 @@ fn taken_from(p: &Prepared, runs: &[Replayed], k: usize, batch_log: Option<&Path
 }
 
 fn cdf_points(out: &RunOutput) -> Vec<(f64, f64)> {
-    let mut v: Vec<f64> = out.requests.as_ref().map(|r| r.latency_ms.iter().flatten().copied().collect()).unwrap_or_default();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let step = (n / 400).max(1);
-    let mut pts: Vec<(f64, f64)> = (0..n).step_by(step).map(|i| (v[i], (i + 1) as f64 / n as f64)).collect();
-    if let Some(&last) = v.last() {
-        pts.push((last, 1.0));
-    }
-    pts
+    compare::cdf_points(out.requests.as_ref().map(|r| r.latency_ms.iter().flatten().copied().collect()).unwrap_or_default())
 }
 
 /// latency_cdf.png (the simulation and every replay) and timeseries.png (the simulation over the

@@ -119,22 +119,27 @@ fn column_f64(df: &polars::prelude::DataFrame, name: &str) -> Vec<f64> {
     (0..ca.len()).map(|i| ca.get(i).unwrap_or(f64::NAN)).collect()
 }
 
+/// A latency CDF drawn through at most ~400 points (every value's rank, thinned).
+pub fn cdf_points(mut v: Vec<f64>) -> Vec<(f64, f64)> {
+    v.retain(|x| x.is_finite());
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let step = (n / 400).max(1);
+    let mut pts: Vec<(f64, f64)> = (0..n).step_by(step).map(|i| (v[i], (i + 1) as f64 / n as f64)).collect();
+    if let Some(&last) = v.last() {
+        pts.push((last, 1.0));
+    }
+    pts
+}
+
 fn cdf(dir: &Path) -> Option<Vec<(f64, f64)>> {
     let p = dir.join(outputs::REQUESTS);
     if !p.is_file() {
         return None;
     }
     let df = outputs::read_parquet(&p).ok()?;
-    let mut v: Vec<f64> = column_f64(&df, "latency_ms").into_iter().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let step = (n / 400).max(1);
-    let mut pts: Vec<(f64, f64)> = (0..n).step_by(step).map(|i| (v[i], (i + 1) as f64 / n as f64)).collect();
-    pts.push((v[n - 1], 1.0));
-    Some(pts)
+    let pts = cdf_points(column_f64(&df, "latency_ms"));
+    (!pts.is_empty()).then_some(pts)
 }
 
 /// Writes validation.json, the time-series overlay (timeseries.png) and latency CDFs (latency_cdf.png).

@@ -218,7 +218,7 @@ struct Job {
 
 /// (predicted class, confidence) per sample; `scored` when the inputs were the real samples.
 pub(crate) struct JobResult {
-    pub(crate) preds: Vec<(u32, f32)>,
+    preds: Vec<(u32, f32)>,
     scored: bool,
     /// The class probabilities themselves (what `basin serve` answers with).
     pub(crate) output: InferOutput,

@@ -191,6 +191,7 @@ pub(crate) enum Tag {
         slot: u32,
     },
     /// No answer: another thread put work in the driver's inbox (`basin serve`'s clients).
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
     Wake,
 }
 
@@ -221,6 +222,7 @@ pub(crate) struct JobResult {
     preds: Vec<(u32, f32)>,
     scored: bool,
     /// The class probabilities themselves (what `basin serve` answers with).
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
     pub(crate) output: InferOutput,
 }
 
@@ -233,6 +235,7 @@ pub(crate) struct Msg {
 
 impl Msg {
     /// Wakes the driver to look at its inbox.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
     pub(crate) fn wake() -> Msg {
         Msg { tag: Tag::Wake, samples: Vec::new(), res: Err(String::new()) }
     }

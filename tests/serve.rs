@@ -1,5 +1,5 @@
 //! `basin serve` end to end: the debug binary on a loopback port with real ONNX Runtime models
-//! (the digits cascade under the bio controller), a real KServe v2 client (tritonclient from
+//! (experiments/serve/digits-cascade.toml: the digits cascade under the bio controller), a real KServe v2 client (tritonclient from
 //! the project venv, tests/serve_client.py) checking every answer and /metrics, malformed and
 //! random requests, then SIGTERM and the written run. Skipped with a reason unless the venv,
 //! ONNX Runtime and the models exist (BASIN_REQUIRE_HW=1 makes that a failure).
@@ -49,66 +49,6 @@ fn setup() -> Option<Setup> {
         }
         None => Some(Setup { python, ort_lib, models }),
     }
-}
-
-/// The digits cascade: digits_tiny answers first, the bio controller skips or admits to
-/// digits_large on ONNX Runtime, batched by the gateway.
-fn experiment(s: &Setup) -> String {
-    let mut costs = String::new();
-    for b in 1..=4 {
-        costs.push_str(&format!(
-            "[[cost]]\nmodel = \"digits_large\"\nbackend = \"onnxruntime\"\ndevice = \"cpu\"\nbatch_size = {b}\nlatency_ms = 0.3\nenergy_j = 0.002\n"
-        ));
-    }
-    format!(
-        r#"
-name = "serve-cascade"
-seed = 5
-slo_ms = 100
-[[device]]
-name = "cpu"
-idle_power_w = 0
-{costs}
-[[cost]]
-model = "digits_tiny"
-backend = "onnxruntime"
-device = "cpu"
-batch_size = 1
-latency_ms = 0.1
-energy_j = 0.0005
-[[server]]
-name = "full"
-kind = "batched"
-model = "digits_large"
-backend = "onnxruntime"
-device = "cpu"
-instances = 1
-max_batch_size = 4
-max_queue_delay_us = 1000
-[early_exit]
-model = "digits_tiny"
-backend = "onnxruntime"
-device = "cpu"
-[quality]
-path = "{quality}"
-[controller]
-kind = "bio_threshold"
-tau0 = 0.5
-tau_inf = 0.1
-k = 0.01
-[energy]
-carbon_g_per_kwh = 400
-[output]
-interval_s = 0.25
-requests = true
-[replay]
-model_dir = "{models}"
-ort_lib = "{ort}"
-"#,
-        quality = s.models.join("quality.csv").display(),
-        models = s.models.display(),
-        ort = s.ort_lib.display(),
-    )
 }
 
 /// The server process, killed if the test fails before it stops it.
@@ -173,8 +113,8 @@ fn random_bodies(addr: &str) {
 fn serve_answers_a_kserve_client_through_the_cascade_and_writes_the_run() {
     let Some(s) = setup() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let exp = dir.path().join("serve.toml");
-    std::fs::write(&exp, experiment(&s)).unwrap();
+    // the deploy page's experiment: the digits cascade under the bio controller, Path A
+    let exp = repo().join("experiments/serve/digits-cascade.toml");
     let run_dir = dir.path().join("run");
     let addr = "127.0.0.1:8810";
     let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
@@ -183,6 +123,12 @@ fn serve_answers_a_kserve_client_through_the_cascade_and_writes_the_run() {
         .arg(&exp)
         .args(["--listen", addr, "--out"])
         .arg(&run_dir)
+        .arg("--set")
+        .arg(format!("replay.model_dir={:?}", s.models.display().to_string()))
+        .arg("--set")
+        .arg(format!("replay.ort_lib={:?}", s.ort_lib.display().to_string()))
+        .arg("--set")
+        .arg(format!("quality.path={:?}", s.models.join("quality.csv").display().to_string()))
         .current_dir(repo())
         .stdout(Stdio::null())
         .stderr(log)

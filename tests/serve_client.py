@@ -220,6 +220,8 @@ def ready(url, want, seconds):
                 is_ready = r.status == 200
         except urllib.error.HTTPError as e:
             is_ready = e.code == 200
+        except OSError:  # not listening (yet, or any more)
+            is_ready = False
         if is_ready == want:
             print(f"serve_client: ready = {want} after {time.time() - t0:.1f} s")
             return

@@ -77,6 +77,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         "failed_reasons": res.failed_reasons,
         "ignored_reconfigs": res.ignored_reconfigs,
         "listen": a.listen.to_string(),
+        "gateway_overhead_ms": res.gateway_overhead_ms,
     });
     let mut output = res.output;
     output.summary.mode = "serve".into();

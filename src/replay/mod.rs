@@ -195,6 +195,7 @@ pub(crate) enum Tag {
         slot: u32,
     },
     /// No answer: another thread put work in the driver's inbox (`basin serve`'s clients).
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
     Wake,
 }
 
@@ -222,9 +223,10 @@ struct Job {
 
 /// (predicted class, confidence) per sample; `scored` when the inputs were the real samples.
 pub(crate) struct JobResult {
-    pub(crate) preds: Vec<(u32, f32)>,
+    preds: Vec<(u32, f32)>,
     scored: bool,
     /// The class probabilities themselves (what `basin serve` answers with).
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
     pub(crate) output: InferOutput,
 }
 
@@ -237,6 +239,7 @@ pub(crate) struct Msg {
 
 impl Msg {
     /// Wakes the driver to look at its inbox.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
     pub(crate) fn wake() -> Msg {
         Msg { tag: Tag::Wake, samples: Vec::new(), res: Err(String::new()) }
     }

@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use tokio::sync::oneshot;
 
-use super::Shared;
 use super::payloads::Payloads;
+use super::{Overhead, Shared};
 use crate::core::{SimDuration, SimTime};
 use crate::gateway::{ClientOutcome, Ended, FailReason, Flow, Gateway, GatewayTotals};
 use crate::hw::backend::InputData;
@@ -78,10 +79,12 @@ pub struct GatewayThread<'a, 'm> {
     pub early_exit_model: String,
 }
 
-/// What the loop leaves: the run in the simulation's schema, and whether it was stopped.
+/// What the loop leaves: the run in the simulation's schema, its energy, and the gateway's own
+/// added latency.
 pub struct Served {
     pub totals: GatewayTotals,
     pub energy_j: f64,
+    pub overhead: Overhead,
 }
 
 impl GatewayThread<'_, '_> {
@@ -91,7 +94,8 @@ impl GatewayThread<'_, '_> {
 
     /// Serves until `stop`, then drains in-flight requests for at most `drain` and closes the run.
     pub fn run(mut self, stop: &AtomicBool, drain: Duration) -> Served {
-        let mut state = LoopState { pending: HashMap::new(), next_ticket: 0 };
+        let mut state =
+            LoopState { pending: HashMap::new(), next_ticket: 0, overhead: Histogram::new(3).expect("3 significant figures is valid") };
         let mut drain_deadline: Option<SimTime> = None;
         let mut next_levels = SimTime::ZERO;
         loop {
@@ -155,10 +159,11 @@ impl GatewayThread<'_, '_> {
             self.payloads.remove(ticket);
             let _ = p.reply.send(Reply::Failed(FailReason::DrainTimeout.to_string()));
         }
-        self.close()
+        let overhead = Overhead::of(&state.overhead);
+        self.close(overhead)
     }
 
-    fn close(self) -> Served {
+    fn close(self, overhead: Overhead) -> Served {
         let GatewayThread { mut gateway, backends, mut meter, shared, pue, meter_estimated, t0, .. } = self;
         // closing the job queues ends the worker threads
         drop(backends);
@@ -168,7 +173,7 @@ impl GatewayThread<'_, '_> {
         shared.metrics.levels(&gateway.live_levels());
         let end = SimTime(t0.elapsed().as_nanos() as u64);
         let totals = gateway.finish(end, "serve", Some(meter.total_j), meter_estimated);
-        Served { totals, energy_j }
+        Served { totals, energy_j, overhead }
     }
 
     fn admit(&mut self, state: &mut LoopState, a: Inbound, stopping: bool) {
@@ -240,6 +245,10 @@ impl GatewayThread<'_, '_> {
                 ClientOutcome::Failed(reason) => ("failed", Reply::Failed(reason.to_string())),
             };
             let overhead_s = matches!(reply, Reply::Answer { .. }).then(|| (latency_s - p.backend_ms / 1e3).max(0.0));
+            if let Some(o) = overhead_s {
+                // auto-resizing histogram: `record` grows the range instead of clamping
+                let _ = state.overhead.record(((o * 1e9) as u64).max(1));
+            }
             self.shared.metrics.answered(decision, &p.model, latency_s, overhead_s);
             // a client that went away no longer waits for its answer
             let _ = p.reply.send(reply);
@@ -250,4 +259,6 @@ impl GatewayThread<'_, '_> {
 struct LoopState {
     pending: HashMap<u32, Pending>,
     next_ticket: u32,
+    /// The gateway's own latency per answered request (ns).
+    overhead: Histogram<u64>,
 }

@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn wrong_shape_datatype_and_batch_are_refused_with_a_reason() {
         let bad = [
-            (r#"{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#, "expected"),
+            (r#"{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#, "expects"),
             (r#"{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP64","data":[1,2,3]}]}"#, "not supported"),
             (r#"{"inputs":[{"name":"x","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]}]}"#, "one sample"),
             (r#"{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2]}]}"#, "values for a shape"),

@@ -28,6 +28,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
+use serde::Serialize;
 
 use crate::gateway::Gateway;
 use crate::hw::backend::TensorSpec;
@@ -80,6 +82,24 @@ pub struct ServeResult {
     pub energy_j: f64,
     /// `/metrics` as it stood when the run closed.
     pub final_metrics: String,
+    pub gateway_overhead_ms: Overhead,
+}
+
+/// The gateway's own latency over answered requests: from the HTTP handler's receipt of the
+/// parsed request to the answer handed back to it, minus the backends' time (ms).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overhead {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub n: u64,
+}
+
+impl Overhead {
+    pub(crate) fn of(h: &Histogram<u64>) -> Overhead {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        Overhead { p50: ms(h.value_at_quantile(0.5)), p99: ms(h.value_at_quantile(0.99)), max: ms(h.max()), n: h.len() }
+    }
 }
 
 /// Inputs and class count of every model a client may name, from one opened backend each.
@@ -176,6 +196,7 @@ pub fn run(
         meter: info,
         energy_j: served.energy_j,
         final_metrics,
+        gateway_overhead_ms: served.overhead,
     })
 }
 

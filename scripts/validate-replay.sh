@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Simulation-vs-replay validation in levels (basin validate --level) of the four IPA replay
 # experiments × {open_loop, bio_threshold}, plus a trace none of the experiments uses
-# (twitter/fluctuating_undamped.csv through the bursty experiment's server, open loop), then
+# (twitter/fluctuating_undamped.csv at a tenth of its rate, about the bursty trace's load, through
+# the bursty experiment's server, open loop), then
 # experiments/replay/VALIDATION.md from the JSON (scripts/validation_report.py):
 #
 #   scripts/calibrate-replay.sh        # tables, gateway energy and load profile (once per host)
@@ -11,7 +12,8 @@
 # level 1, the real digits_large otherwise) on TRITON_PORT. --write replaces
 # experiments/replay/VALIDATION.md. Environment: BASIN (binary, default target/release/basin),
 # LEVELS ("controlled conditioned predicted"), REPEATS (3), DURATION_S (20 s of each replay after
-# 20× time compression), TRITON_PORT (8700).
+# 20× time compression), TRITON_PORT (8700), WORKLOADS (the four; empty: only the own trace),
+# SKIP_OWN (set: not the own trace).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -38,12 +40,12 @@ run() { # level name experiment [--set ...]
     echo "$level $name: $out/$level/$name/validation.md"
 }
 for level in ${LEVELS:-controlled conditioned predicted}; do
-    for w in steady_low bursty fluctuating steady_high; do
+    for w in ${WORKLOADS-steady_low bursty fluctuating steady_high}; do
         for c in open_loop bio_threshold; do
             run "$level" "$w-$c" "experiments/replay/$w.toml" --set "controller.kind=\"$c\""
         done
     done
-    run "$level" own-open_loop experiments/replay/bursty.toml \
+    [[ -n "${SKIP_OWN:-}" ]] || run "$level" own-open_loop experiments/replay/bursty.toml --rate-scale 0.1 \
         --set 'workload.trace="${BASIN_TRACES_DIR}/twitter/fluctuating_undamped.csv"' --set 'controller.kind="open_loop"'
 done
 if [[ -n "$write" ]]; then

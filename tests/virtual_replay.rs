@@ -192,6 +192,8 @@ fn cli_virtual_replay_equals_simulate() {
             "interrupted",
             "ignored_reconfigs",
             "scored_requests",
+            "host_drift",
+            "host_probe",
             "replay_scaling",
         ] {
             m.remove(k);

@@ -7,7 +7,8 @@
 # added latency).
 #
 #   scripts/bench-serve.sh              (BASIN: basin binary; RATE 1000, SECONDS 30, REPEAT 3,
-#                                        THREADS 16, SERVE_PORT 8830)
+#                                        THREADS 16, SERVE_PORT 8830; SERVER_CPUS / CLIENT_CPUS
+#                                        pin the server and the load generator apart, e.g. 0 and 1)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -24,10 +25,10 @@ cleanup() {
 }
 trap cleanup EXIT
 for run in $(seq 1 "$repeat"); do
-    "${BASIN_CMD[@]}" serve experiments/serve/digits-cascade.toml --set 'controller={kind="static_threshold", threshold=2.0}' --listen "127.0.0.1:$port" --out "$work/run$run" >"$work/serve$run.log" 2>&1 &
+    ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "${BASIN_CMD[@]}" serve experiments/serve/digits-cascade.toml --set 'controller={kind="static_threshold", threshold=2.0}' --listen "127.0.0.1:$port" --out "$work/run$run" >"$work/serve$run.log" 2>&1 &
     spid=$!
     "$REPO/.venv/bin/python" tests/serve_client.py ready "127.0.0.1:$port" true 60 >/dev/null
-    "$REPO/.venv/bin/python" scripts/bench_serve.py "127.0.0.1:$port" digits_large "$rate" "$seconds" "$threads"
+    ${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} "$REPO/.venv/bin/python" scripts/bench_serve.py "127.0.0.1:$port" digits_large "$rate" "$seconds" "$threads"
     kill -TERM "$spid"
     wait "$spid"
     spid=""

@@ -10,20 +10,7 @@
 
 use serde::Serialize;
 
-/// One-sided 95% (`alpha = 0.05`) and two-sided 95% (`0.975`) Student t quantiles for 1..=30
-/// degrees of freedom; beyond 30 the normal quantile is within 2%.
-const T_95: [f64; 30] = [
-    6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782, 1.771, 1.761, 1.753, 1.746, 1.740, 1.734, 1.729,
-    1.725, 1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697,
-];
-const T_975: [f64; 30] = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093,
-    2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-];
-
-fn t_quantile(table: &[f64; 30], normal: f64, df: usize) -> f64 {
-    if df == 0 { f64::INFINITY } else { table.get(df - 1).copied().unwrap_or(normal) }
-}
+use crate::analysis::stats::{mean_ci95, student_t_quantile};
 
 /// The N replays of one metric.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -40,10 +27,9 @@ impl Sample {
         if v.is_empty() {
             return None;
         }
-        let n = v.len();
-        let mean = v.iter().sum::<f64>() / n as f64;
-        let sd = if n > 1 { (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
-        Some(Sample { mean, sd, n })
+        // the seed aggregation's mean and sd (NaN sd for one value: no spread measured)
+        let m = mean_ci95(&v);
+        Some(Sample { mean: m.mean, sd: if m.n > 1 { m.std } else { 0.0 }, n: m.n })
     }
 
     fn se(&self) -> f64 {
@@ -52,8 +38,11 @@ impl Sample {
 
     /// The 95% confidence interval of the mean; unbounded for one replay.
     pub fn ci95(&self) -> [f64; 2] {
-        let h = t_quantile(&T_975, 1.960, self.n - 1) * self.se();
-        if h.is_nan() { [f64::NEG_INFINITY, f64::INFINITY] } else { [self.mean - h, self.mean + h] }
+        if self.n < 2 {
+            return [f64::NEG_INFINITY, f64::INFINITY];
+        }
+        let h = student_t_quantile(0.975, (self.n - 1) as f64) * self.se();
+        [self.mean - h, self.mean + h]
     }
 
     /// Coefficient of variation: sd / |mean| (0 when the mean is 0 and so is the spread).
@@ -74,7 +63,7 @@ impl Sample {
         if se == 0.0 {
             return self.mean > lo && self.mean < hi;
         }
-        let t = t_quantile(&T_95, 1.645, self.n - 1);
+        let t = student_t_quantile(0.95, (self.n - 1) as f64);
         (self.mean - lo) / se > t && (hi - self.mean) / se > t
     }
 }
@@ -104,6 +93,16 @@ pub fn ks_distance(a: &[f64], b: &[f64]) -> Option<f64> {
     Some(d)
 }
 
+/// (sim − reference) / reference; 0 when both are 0, `None` when either is missing or only
+/// the reference is 0.
+pub fn rel_error(sim: Option<f64>, reference: Option<f64>) -> Option<f64> {
+    match (sim, reference) {
+        (Some(a), Some(b)) if b != 0.0 => Some((a - b) / b),
+        (Some(a), Some(b)) if a == b => Some(0.0),
+        _ => None,
+    }
+}
+
 /// One metric of a validation (`validation.json`'s `metrics` map).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MetricStats {
@@ -128,11 +127,7 @@ impl MetricStats {
     pub fn new(sim: Option<f64>, replays: &[Option<f64>], ks: Option<f64>) -> Self {
         let values: Vec<f64> = replays.iter().flatten().copied().collect();
         let s = Sample::of(&values);
-        let rel_error = match (sim, &s) {
-            (Some(a), Some(s)) if s.mean != 0.0 => Some((a - s.mean) / s.mean),
-            (Some(a), Some(s)) if a == s.mean => Some(0.0),
-            _ => None,
-        };
+        let rel_error = rel_error(sim, s.as_ref().map(|s| s.mean));
         let ci = s.as_ref().map(Sample::ci95);
         MetricStats {
             sim,
@@ -157,9 +152,10 @@ mod tests {
     fn mean_interval_and_spread_of_three_replays() {
         let s = Sample::of(&[9.0, 10.0, 11.0]).unwrap();
         assert_eq!((s.mean, s.sd, s.n), (10.0, 1.0, 3));
-        // t(0.975, 2) = 4.303, se = 1/√3
+        // t(0.975, 2) = 4.302652729749464 (tabulated to 16 digits), se = 1/√3
         let [lo, hi] = s.ci95();
-        assert!((hi - 10.0 - 4.303 / 3f64.sqrt()).abs() < 1e-9 && (10.0 - lo - 4.303 / 3f64.sqrt()).abs() < 1e-9);
+        let h = 4.302_652_729_749_464 / 3f64.sqrt();
+        assert!((hi - 10.0 - h).abs() < 1e-9 && (10.0 - lo - h).abs() < 1e-9);
         assert!((s.cv() - 0.1).abs() < 1e-12);
         assert_eq!(Sample::of(&[]), None);
         assert_eq!(Sample::of(&[4.0]).unwrap().ci95(), [f64::NEG_INFINITY, f64::INFINITY]);

@@ -13,7 +13,10 @@
 # --max-queue-delay-us, --preferred-batch-sizes, --max-queue-size, --instances, --ort-threads,
 # --cuda), or controlled-service models (--controlled FILE.json); --batch-log DIR for both.
 # Server options: --http-port (default 8000), --grpc-port (8001), --metrics-port (8002),
-# --log-verbose N. Everything binds to 127.0.0.1, and the model control mode stays "none" (no
+# --log-verbose N, --trace-file FILE (Triton's per-request trace, TIMESTAMPS level, as JSON:
+# written to FILE.<n> every TRITON_TRACE_LOG_FREQUENCY traces, default 1000), --trace-rate N
+# (trace every N-th request, default 1; Triton 2.51 can crash when it traces more than about 100
+# requests a second: triton-inference-server/server#7795). Everything binds to 127.0.0.1, and the model control mode stays "none" (no
 # client can load or unload models).
 #
 # The backend directory ($BASIN_CACHE/triton-backends) is a copy of the wheel's backends with
@@ -37,13 +40,13 @@ TIMEOUT="${TRITON_START_TIMEOUT:-180}"
 log() { printf 'start-triton: %s\n' "$*" >&2; }
 die() { printf 'start-triton: error: %s\n' "$*" >&2; exit 1; }
 
-http_port=8000 grpc_port=8001 metrics_port=8002 log_verbose=0 repository=""
+http_port=8000 grpc_port=8001 metrics_port=8002 log_verbose=0 repository="" trace_file="" trace_rate=1
 repo_args=()
 while (($#)); do
     case "$1" in
-        --http-port=* | --grpc-port=* | --metrics-port=* | --log-verbose=* | --repository=*)
+        --http-port=* | --grpc-port=* | --metrics-port=* | --log-verbose=* | --repository=* | --trace-file=* | --trace-rate=*)
             option="${1%%=*}" value="${1#*=}"; shift ;;
-        --http-port | --grpc-port | --metrics-port | --log-verbose | --repository)
+        --http-port | --grpc-port | --metrics-port | --log-verbose | --repository | --trace-file | --trace-rate)
             (($# >= 2)) || die "$1 needs a value"
             option="$1" value="$2"; shift 2 ;;
         *) repo_args+=("$1"); shift; continue ;;
@@ -54,10 +57,12 @@ while (($#)); do
         --metrics-port) metrics_port="$value" ;;
         --log-verbose) log_verbose="$value" ;;
         --repository) repository="$value" ;;
+        --trace-file) trace_file="$value" ;;
+        --trace-rate) trace_rate="$value" ;;
     esac
 done
-for p in "$http_port" "$grpc_port" "$metrics_port" "$log_verbose"; do
-    [[ "$p" =~ ^[0-9]+$ ]] || die "bad port or --log-verbose value '$p'"
+for p in "$http_port" "$grpc_port" "$metrics_port" "$log_verbose" "$trace_rate"; do
+    [[ "$p" =~ ^[0-9]+$ ]] || die "bad port, --log-verbose or --trace-rate value '$p'"
 done
 url="http://127.0.0.1:$http_port"
 
@@ -111,6 +116,13 @@ if ! cmp -s "$stub" "$backends/python/triton_python_backend_stub" \
     mv "$backends.tmp" "$backends"
 fi
 
+trace_args=()
+if [[ -n "$trace_file" ]]; then
+    mkdir -p "$(dirname "$trace_file")"
+    trace_args=(--trace-config "triton,file=$trace_file" --trace-config "triton,log-frequency=${TRITON_TRACE_LOG_FREQUENCY:-1000}"
+        --trace-config "rate=$trace_rate" --trace-config count=-1 --trace-config level=TIMESTAMPS)
+fi
+
 t0=$(date +%s.%N)
 : >"$LOGFILE"
 rm -f "$READYFILE"
@@ -120,7 +132,7 @@ LD_LIBRARY_PATH="$site_packages/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBR
     setsid "$server_bin" --model-repository="$repository" --backend-directory="$backends" \
     --model-control-mode=none --disable-auto-complete-config --log-verbose="$log_verbose" \
     --http-address=127.0.0.1 --http-port="$http_port" --grpc-address=127.0.0.1 --grpc-port="$grpc_port" \
-    --metrics-address=127.0.0.1 --metrics-port="$metrics_port" \
+    --metrics-address=127.0.0.1 --metrics-port="$metrics_port" "${trace_args[@]}" \
     >>"$LOGFILE" 2>&1 </dev/null &
 pid=$!
 printf '%s\n' "$pid" >"$PIDFILE"

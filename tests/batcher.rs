@@ -153,3 +153,24 @@ fn observed_execution_times_replace_the_table_in_order_then_the_table_again() {
     let e = sim::run(&s, 1).batches.unwrap().energy_j;
     assert!((e[0] - 0.4).abs() < 1e-12 && (e[1] - 1.4).abs() < 1e-12 && (e[2] - 1.0).abs() < 1e-12, "{e:?}");
 }
+
+#[test]
+fn observed_transport_delays_each_request_into_the_queue_and_its_answer_back() {
+    // validation levels 1-2: request 0 reaches the queue 3 ms after its arrival, request 1 at
+    // once (2 ms arrival + 0), request 2 was not observed and takes the mean (1.5 ms there,
+    // 1 ms back). Max batch 2, no delay: request 1 runs alone 2-7 ms; 0 and 2 (at 3 and 5.5 ms)
+    // wait for the instance and run together 7-12 ms.
+    use basin::core::SimDuration;
+    use basin::model::transport::{ObservedTransport, Transport};
+    let t = |to: f64, from: f64| Transport { to_server: SimDuration::from_millis_f64(to), from_server: SimDuration::from_millis_f64(from) };
+    let mut srv = batched(1, 2, 0);
+    srv.observed_transport = Some(std::sync::Arc::new(ObservedTransport::new([(0, t(3.0, 0.5)), (1, t(0.0, 1.5))]).unwrap()));
+    let mut s = spec(times(&[0.0, 0.002, 0.004]), vec![srv], 10.0);
+    s.record_batches = true;
+    s.record_requests = true;
+    assert_eq!(batches(&s), vec![(0, 0, 2.0, 7.0, 1), (0, 0, 7.0, 12.0, 2)]);
+    let r = sim::run(&s, 1).requests.unwrap();
+    let latency: Vec<f64> = r.latency_ms.iter().map(|l| (l.unwrap() * 1e3).round() / 1e3).collect();
+    // 0: 12 + 0.5; 1: 7 - 2 + 1.5; 2: 12 - 4 + 1.0
+    assert_eq!(latency, vec![12.5, 6.5, 9.0]);
+}

@@ -105,7 +105,7 @@ fn level_one_on_controlled_workers_writes_a_complete_report() {
     let err = |m: &str| v["metrics"][m]["rel_error"].as_f64().unwrap().abs();
     assert!(err("throughput_rps") < 0.02, "throughput off by {}", err("throughput_rps"));
     assert!(err("mean_batch_size") < 0.25, "mean batch size off by {}", err("mean_batch_size"));
-    for f in ["validation.md", "latency_cdf.png", "timeseries.png", "sim/summary.json", "replay-3/summary.json"] {
+    for f in ["validation.md", "latency_cdf.png", "timeseries.png", "sim-1/summary.json", "sim-3/summary.json", "replay-3/summary.json"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let r: Value = serde_json::from_str(&std::fs::read_to_string(out.join("replay-1/summary.json")).unwrap()).unwrap();

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -18,13 +19,18 @@ use clap::Args;
 use serde_json::json;
 
 use super::replay::{self as cli_replay, Prepared, ScaleArgs};
+use crate::core::SimDuration;
+#[cfg(feature = "triton")]
+use crate::hw::backend::triton::{Timeouts, TritonClient};
 use crate::hw::probe;
 use crate::io::outputs;
 use crate::metrics::RunOutput;
+use crate::model::transport::{ObservedTransport, Transport};
 use crate::plot::{self, FigureSpec, Panel, Width};
 use crate::replay::real::RealBackends;
 use crate::replay::{BackendFactory, ReplayResult};
 use crate::validate::conditioned::TakenFromRun;
+use crate::validate::trace::{self, TracedRequest};
 use crate::validate::{self, Level, ReplayRun, Validation, compare, conditioned, controlled};
 
 /// Simulation against replays of the same experiment.
@@ -161,10 +167,100 @@ fn real_triton_args(p: &Prepared, remote: &[usize], batch_log: Option<&Path>) ->
     Ok(args)
 }
 
+/// Triton's trace files: `TRACE_STEM.<n>` in the trace directory.
+const TRACE_STEM: &str = "trace.json";
+/// Triton releases a request's trace just after its answer: wait this long after a replay's
+/// last answer, and again after asking Triton to write what it holds.
+const TRACE_SETTLE: Duration = Duration::from_millis(200);
+
+/// Triton 2.51 (the wheel's) can crash when it traces more requests a second than about 100
+/// (triton-inference-server/server#7795): trace every N-th request so that this many a second
+/// are traced on average; the others take the traced ones' mean transport.
+const TRACED_RPS: f64 = 80.0;
+
+/// Trace every N-th request (see [`TRACED_RPS`]).
+fn trace_rate(spec: &crate::spec::SimSpec) -> u64 {
+    let offered = spec.arrivals.expected_requests() / spec.arrivals.end().as_secs_f64().max(1e-9);
+    (offered / TRACED_RPS).ceil().max(1.0) as u64
+}
+
+/// Requests sent to every remote model before the first replay: a Python backend's first
+/// executions are slow (tens of ms), and a served model is warm.
+const WARM_UP_REQUESTS: usize = 20;
+
+fn warm_up(factory: &dyn BackendFactory, p: &Prepared, remote: &[usize]) -> Result<()> {
+    for &i in remote {
+        let s = &p.spec.servers[i];
+        for v in &s.variants {
+            let mut b = factory.open(&v.model, &s.backend).with_context(|| format!("warming up `{}` on {}", v.model, s.backend))?;
+            b.prepare(1).with_context(|| format!("warming up `{}`", v.model))?;
+            for _ in 0..WARM_UP_REQUESTS {
+                b.infer().with_context(|| format!("warming up `{}`", v.model))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes the Triton at `url` write its trace into `dir`, and reads (and removes) it.
+fn take_trace(url: &str, dir: &Path) -> Result<Vec<TracedRequest>> {
+    std::thread::sleep(TRACE_SETTLE);
+    #[cfg(feature = "triton")]
+    trace::flush(&TritonClient::new(url, Timeouts::default()).map_err(anyhow::Error::msg)?)?;
+    #[cfg(not(feature = "triton"))]
+    bail!("cannot read Triton's trace at {url}: basin was built without the `triton` feature");
+    std::thread::sleep(TRACE_SETTLE);
+    trace::take_traces(dir, TRACE_STEM)
+}
+
+/// `DIR/transport.csv`: each traced request's transport, as the simulation takes it (ms), and
+/// Triton's trace stamps of it (queue start, execution start and end; seconds since the replay's
+/// start, like the request records).
+fn write_transport_csv(dir: &Path, p: &Prepared, r: &ReplayResult, traced: &[TracedRequest]) -> Result<()> {
+    let Some(requests) = r.output.requests.as_ref() else { return Ok(()) };
+    let by_id: std::collections::HashMap<u64, &TracedRequest> = traced.iter().map(|t| (t.request_id, t)).collect();
+    let mut csv = String::from("server,request_id,to_server_ms,from_server_ms,queue_start_s,compute_start_s,compute_end_s\n");
+    for (i, s) in p.spec.servers.iter().enumerate() {
+        let Some(t) = trace::observed_transport(traced, requests, i as u16, r.started_monotonic_ns) else { continue };
+        for (id, t) in t.iter() {
+            let Some(tr) = by_id.get(&id) else { continue };
+            let since_start = |ns: u64| (ns as i128 - r.started_monotonic_ns as i128) as f64 / 1e9;
+            csv.push_str(&format!(
+                "{},{id},{},{},{},{},{}\n",
+                s.name,
+                t.to_server.as_millis_f64(),
+                t.from_server.as_millis_f64(),
+                since_start(tr.queue_start_ns),
+                since_start(tr.compute_start_ns),
+                since_start(tr.compute_end_ns)
+            ));
+        }
+    }
+    std::fs::write(dir.join("transport.csv"), csv).with_context(|| format!("writing {}", dir.join("transport.csv").display()))
+}
+
+/// How many requests were traced, and the mean and p99 of their transport each way (ms; the
+/// p99 is an HDR-histogram quantile, like the summary's).
+fn transport_summary(o: &ObservedTransport) -> serde_json::Value {
+    let stat = |way: fn(&Transport) -> SimDuration| {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits are valid");
+        let mut sum = 0.0;
+        for (_, t) in o.iter() {
+            let ns = way(&t).0;
+            sum += ns as f64;
+            let _ = h.record(ns.max(1));
+        }
+        json!({"mean": sum / o.observed().max(1) as f64 / 1e6, "p99": h.value_at_quantile(0.99) as f64 / 1e6})
+    };
+    json!({"traced": o.observed(), "to_server_ms": stat(|t| t.to_server), "from_server_ms": stat(|t| t.from_server)})
+}
+
 /// A replay and what the simulation may take from it.
 struct Replayed {
     result: ReplayResult,
     dir: String,
+    /// Triton's trace of its requests (empty without one).
+    traced: Vec<TracedRequest>,
 }
 
 fn replay_run(r: &Replayed) -> ReplayRun {
@@ -188,23 +284,34 @@ fn transports(p: &Prepared, r: &ReplayResult) -> Vec<Option<f64>> {
         .collect()
 }
 
-fn mean_per_server(v: &[Vec<Option<f64>>]) -> Vec<Option<f64>> {
-    let n = v.first().map_or(0, Vec::len);
-    (0..n)
-        .map(|i| {
-            let xs: Vec<f64> = v.iter().filter_map(|r| r[i]).collect();
-            (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
-        })
-        .collect()
-}
-
-/// What the simulation takes from replay `k`: each remote server's transport and per-execution
-/// overhead, and (level 2) every server's observed execution times.
+/// What the simulation takes from replay `k`: each remote server's transport (per request from
+/// Triton's trace, else its mean) and per-execution overhead, and (level 2) every server's
+/// observed execution times.
 fn taken_from(p: &Prepared, runs: &[Replayed], k: usize, batch_log: Option<&Path>, remote: &[usize], level: Level) -> Result<TakenFromRun> {
     let r = &runs[k].result;
     let from = r.started_monotonic_ns;
     let to = runs.get(k + 1).map_or(u64::MAX, |n| n.result.started_monotonic_ns);
     let mut taken = TakenFromRun { transport_ms: transports(p, r), ..TakenFromRun::default() };
+    taken.transport = (0..p.spec.servers.len())
+        .map(|i| {
+            let requests = r.output.requests.as_ref()?;
+            (remote.contains(&i) && !runs[k].traced.is_empty())
+                .then(|| trace::observed_transport(&runs[k].traced, requests, i as u16, from).map(Arc::new))
+                .flatten()
+        })
+        .collect();
+    taken.dispatch_lag_ms = p
+        .spec
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let requests = r.output.requests.as_ref()?;
+            let lag = (remote.contains(&i) && !runs[k].traced.is_empty())
+                .then(|| trace::dispatch_lag(&runs[k].traced, requests, i as u16, s.max_queue_delay));
+            lag.flatten().map(SimDuration::as_millis_f64)
+        })
+        .collect();
     for (i, s) in p.spec.servers.iter().enumerate() {
         let executed = if remote.contains(&i) {
             let Some(dir) = batch_log else {
@@ -290,6 +397,14 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
     // KS, transport, utilisation and observed batches need the records
     p.spec.record_requests = true;
     p.spec.record_batches = true;
+    if level != Level::Predicted {
+        // the load profile models how this host slows the real models down: levels 1-2 take the
+        // service from the run instead, and the replay's controller must see the same energy
+        // estimates as the simulation's
+        for s in &mut p.spec.servers {
+            s.load = None;
+        }
+    }
     let out =
         a.out.clone().unwrap_or_else(|| PathBuf::from("runs/validate").join(format!("{}-{}", p.loaded.experiment.name, level.as_str())));
     check_out(&out)?;
@@ -303,6 +418,8 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
     outputs::write_dir_atomic(&out, |tmp| {
         // what Triton's models executed (levels 1-2 take the per-execution overhead from it, level 2 every execution time)
         let batch_log = (level != Level::Predicted && !remote.is_empty()).then(|| tmp.join("triton-batches"));
+        // levels 1-2 take each request's transport from Triton's trace (the Triton this command starts)
+        let trace_dir = (batch_log.is_some() && !a.external_triton).then(|| tmp.join("triton-trace"));
         let _triton = if remote.is_empty() || a.external_triton {
             None
         } else {
@@ -319,6 +436,11 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
                 }
                 _ => real_triton_args(&p, &remote, batch_log.as_deref())?,
             };
+            let mut args = args;
+            if let Some(d) = &trace_dir {
+                args.extend(["--trace-file".into(), d.join(TRACE_STEM).display().to_string()]);
+                args.extend(["--trace-rate".into(), trace_rate(&p.spec).to_string()]);
+            }
             if let Some(d) = &batch_log {
                 std::fs::create_dir_all(d)?;
             }
@@ -333,6 +455,9 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
         let data = cli_replay::load_dataset(&p, &real, &base)?;
         let controlled_factory = controlled::ControlledFactory::new(&p.spec, p.loaded.experiment.seed, &real);
         let factory: &dyn BackendFactory = if level == Level::Controlled { &controlled_factory } else { &real };
+        if _triton.is_some() {
+            warm_up(factory, &p, &remote)?;
+        }
         let mut opts = cli_replay::replay_options(&p, stop.clone());
         opts.modelled_answers = level == Level::Controlled;
         let mut runs = Vec::new();
@@ -351,7 +476,15 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
             if result.extras.interrupted {
                 bail!("interrupted during {name}");
             }
-            runs.push(Replayed { result, dir: name });
+            let traced = match &trace_dir {
+                Some(d) => {
+                    let traced = take_trace(&p.section.triton_url, d)?;
+                    write_transport_csv(&tmp.join(&name), &p, &result, &traced)?;
+                    traced
+                }
+                None => Vec::new(),
+            };
+            runs.push(Replayed { result, dir: name, traced });
         }
         let mut inputs = BTreeMap::new();
         let names: Vec<&str> = p.spec.servers.iter().map(|s| s.name.as_str()).collect();
@@ -364,6 +497,11 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
         for (i, n) in names.iter().enumerate() {
             if remote.contains(&i) && !taken.is_empty() {
                 inputs.insert(format!("{n}.transport_ms"), json!(taken.iter().map(|t| t.transport_ms[i]).collect::<Vec<_>>()));
+                inputs.insert(
+                    format!("{n}.traced_transport"),
+                    json!(taken.iter().map(|t| t.transport.get(i).cloned().flatten().map(|o| transport_summary(&o))).collect::<Vec<_>>()),
+                );
+                inputs.insert(format!("{n}.dispatch_lag_ms"), json!(taken.iter().map(|t| t.dispatch_lag_ms[i]).collect::<Vec<_>>()));
                 inputs.insert(
                     format!("{n}.execution_overhead_ms"),
                     json!(taken.iter().map(|t| t.execution_overhead_ms[i]).collect::<Vec<_>>()),
@@ -378,17 +516,8 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
         }
         let sims: Vec<RunOutput> = match level {
             Level::Predicted => vec![cli_replay::simulate(&p, &tmp.join("sim"), &a.scale)?],
-            Level::Controlled => {
-                // one simulation: the replays' mean transport and overhead
-                let mean = TakenFromRun {
-                    transport_ms: mean_per_server(&taken.iter().map(|t| t.transport_ms.clone()).collect::<Vec<_>>()),
-                    execution_overhead_ms: mean_per_server(&taken.iter().map(|t| t.execution_overhead_ms.clone()).collect::<Vec<_>>()),
-                    observed: Vec::new(),
-                };
-                let q = Prepared { spec: conditioned::conditioned_spec(&p.spec, &mean), ..p.clone() };
-                vec![cli_replay::simulate(&q, &tmp.join("sim"), &a.scale)?]
-            }
-            Level::Conditioned => {
+            // one simulation per replay, on what that replay's transport and execution were
+            Level::Controlled | Level::Conditioned => {
                 let mut sims = Vec::new();
                 for (k, t) in taken.iter().enumerate() {
                     let q = Prepared { spec: conditioned::conditioned_spec(&p.spec, t), ..p.clone() };
@@ -427,16 +556,4 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
     })?;
     println!("report: {}", out.display());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn per_server_means_skip_missing_values() {
-        let v = vec![vec![Some(1.0), None], vec![Some(3.0), None]];
-        assert_eq!(mean_per_server(&v), vec![Some(2.0), None]);
-        assert_eq!(mean_per_server(&[]), Vec::<Option<f64>>::new());
-    }
 }

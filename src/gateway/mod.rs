@@ -57,6 +57,8 @@ pub enum Wake {
     Ready { server: u32, instance: u32 },
     /// The answer of the request parked in `slot` reaches the gateway (modelled transport).
     Respond { slot: u32 },
+    /// The request parked in `slot` reaches its server's queue (observed transport).
+    Deliver { slot: u32 },
 }
 
 /// How a backend executes work the gateway hands it.
@@ -163,6 +165,10 @@ struct Flight {
     share: f64,
 }
 
+/// The backend whose servers batch requests themselves (a real gateway sends each request on
+/// its own and sees only what it sent and what came back).
+pub const REMOTE_BATCHER: &str = "triton";
+
 /// The state of a remote server as the gateway sees it: requests sent and not answered.
 #[derive(Clone, Copy, Debug, Default)]
 struct Remote {
@@ -178,6 +184,10 @@ pub struct Gateway<'a> {
     arrivals_done: bool,
     servers: Vec<Server>,
     remote: Vec<Option<Remote>>,
+    /// Modelled servers that batch remotely in a real run (Triton): the controller sees them as
+    /// a real gateway sees a remote server (requests sent and not answered, and the cost table's
+    /// energy estimate per answer), not the simulated batcher's queue and batches.
+    seen_as_remote: Vec<Option<Remote>>,
     views: Vec<ServerView>,
     controller: Box<dyn Controller>,
     router: Router,
@@ -207,8 +217,8 @@ pub struct Gateway<'a> {
     ignored_reconfigs: u64,
     /// Answered requests whose correctness came from a real model output against the label.
     scored_requests: u64,
-    /// Real backends' answers carry no information (controlled-service backends): confidence
-    /// and correctness come from the quality table, as in simulation.
+    /// Real backends' answers carry no information (controlled-service backends): confidence,
+    /// correctness and the controller's power come from the model, as in simulation.
     modelled_answers: bool,
     /// Requests come from [`Gateway::arrive`] (live clients), not from the workload, and how
     /// each ended is kept for the driver.
@@ -248,7 +258,9 @@ impl<'a> Gateway<'a> {
         let servers: Vec<Server> =
             spec.servers.iter().enumerate().map(|(i, s)| Server::new(s.clone(), streams.stream_indexed("service", i as u64))).collect();
         let views = servers.iter().map(Server::view).collect();
-        let remote = (0..servers.len()).map(|i| backends.batches_remotely(i).then(Remote::default)).collect();
+        let remote: Vec<Option<Remote>> = (0..servers.len()).map(|i| backends.batches_remotely(i).then(Remote::default)).collect();
+        let seen_as_remote =
+            spec.servers.iter().zip(&remote).map(|(s, r)| (r.is_none() && s.backend == REMOTE_BATCHER).then(Remote::default)).collect();
         let ctx = spec.controller_context();
         let mut metrics = Metrics::new(spec, !metered);
         if !metered {
@@ -263,6 +275,7 @@ impl<'a> Gateway<'a> {
             arrivals_done: false,
             servers,
             remote,
+            seen_as_remote,
             views,
             controller: spec.controller.build(&ctx, &streams),
             router: Router::new(spec.routing.clone(), &ctx).map_err(|e| format!("routing: {e}"))?,
@@ -304,7 +317,9 @@ impl<'a> Gateway<'a> {
     }
 
     /// Takes every answer's confidence and correctness from the quality table instead of the
-    /// backends (validation level 1: controlled-service backends answer placeholders).
+    /// backends, and the power the controller sees from the energy model instead of the meter
+    /// (validation level 1: controlled-service backends answer placeholders and hold their
+    /// batches without computing, so what a meter reads of them is not the model's power).
     pub fn model_answers(&mut self) {
         self.modelled_answers = true;
     }
@@ -365,7 +380,11 @@ impl<'a> Gateway<'a> {
     /// The IT power a controller reads: the meter's, or the ledger's.
     #[inline]
     fn power_w(&self) -> f64 {
-        if self.metered { self.metered_power_w } else { self.metrics.series.power_w() }
+        match (self.metered, self.modelled_answers) {
+            (true, false) => self.metered_power_w,
+            (true, true) => self.ledger.power_w(),
+            (false, _) => self.metrics.series.power_w(),
+        }
     }
 
     /// Handles an agenda entry due at `due`, at `now` (≥ `due`; equal on a virtual clock).
@@ -396,6 +415,11 @@ impl<'a> Gateway<'a> {
             Wake::Respond { slot } => {
                 if let Some(f) = self.in_transit.take(slot) {
                     self.respond(&f, now, None);
+                }
+            }
+            Wake::Deliver { slot } => {
+                if let Some(f) = self.flights.take(slot) {
+                    self.enqueue(f.server as usize, f.r, now, backends);
                 }
             }
             Wake::Ready { server, instance } => {
@@ -541,10 +565,25 @@ impl<'a> Gateway<'a> {
             Decision::AdmitTo(s) if s < self.servers.len() => s,
             Decision::AdmitTo(_) => return self.reject(&r, None, RejectReason::NoSuchServer),
         };
-        r.enqueued = now;
         if self.remote[target].is_some() {
+            r.enqueued = now;
             return self.send_remote(target, r, now, backends);
         }
+        self.seen_sent(target);
+        if let Some(t) = &self.servers[target].spec.observed_transport {
+            let to_server = t.of(r.id).to_server;
+            if to_server.0 > 0 {
+                let slot = self.flights.insert(Flight { r, server: target as u32, variant: 0, start: now, size: 0, share: 0.0 });
+                self.agenda.schedule_at(now + to_server, Wake::Deliver { slot });
+                return;
+            }
+        }
+        self.enqueue(target, r, now, backends);
+    }
+
+    /// `r` enters local server `target`'s queue now.
+    fn enqueue<B: Backends + ?Sized>(&mut self, target: usize, mut r: QueuedRequest, now: SimTime, backends: &mut B) {
+        r.enqueued = now;
         match self.servers[target].enqueue(r) {
             Ok(()) => {
                 self.metrics.admitted();
@@ -552,7 +591,25 @@ impl<'a> Gateway<'a> {
                 self.metrics.series_mut().set_queue_len(self.queued);
                 self.pump(target, now, backends);
             }
-            Err(_) => self.reject(&r, Some(target as u16), RejectReason::QueueFull),
+            Err(_) => {
+                self.seen_answered(target);
+                self.reject(&r, Some(target as u16), RejectReason::QueueFull)
+            }
+        }
+    }
+
+    /// A request sent to local server `s` (counted when a real gateway would see it as remote).
+    #[inline]
+    fn seen_sent(&mut self, s: usize) {
+        if let Some(seen) = &mut self.seen_as_remote[s] {
+            seen.outstanding += 1;
+        }
+    }
+
+    #[inline]
+    fn seen_answered(&mut self, s: usize) {
+        if let Some(seen) = &mut self.seen_as_remote[s] {
+            seen.outstanding = seen.outstanding.saturating_sub(1);
         }
     }
 
@@ -562,6 +619,9 @@ impl<'a> Gateway<'a> {
     }
 
     fn fail(&mut self, r: &QueuedRequest, now: SimTime, path: Option<u16>, reason: &FailReason) {
+        if let Some(s) = path.map(usize::from).filter(|&s| s < self.servers.len()) {
+            self.seen_answered(s);
+        }
         self.metrics.fail(r, now, path, reason);
         self.tell(r, || ClientOutcome::Failed(reason.clone()));
     }
@@ -606,7 +666,7 @@ impl<'a> Gateway<'a> {
     /// answered, the first instances × max_batch_size are counted as in service, the rest as
     /// queued.
     fn refresh_remote(&mut self, s: usize) {
-        let Some(remote) = self.remote[s] else { return };
+        let Some(remote) = self.remote[s].or(self.seen_as_remote[s]) else { return };
         let srv = &self.servers[s];
         let cap = (srv.instances() * srv.max_batch_size()) as u64;
         let in_service = remote.outstanding.min(cap);
@@ -625,20 +685,25 @@ impl<'a> Gateway<'a> {
         let s = f.server as usize;
         self.in_service -= 1;
         self.metrics.series_mut().set_in_service(self.in_service);
-        let batch_estimate = self.views[s].in_service.clamp(1, self.views[s].max_batch_size.max(1));
+        let share = self.remote_energy_estimate(s, f.variant as usize, now);
         self.remote_answered(s);
         match answer {
             Ok(correct) => {
-                // the cost table's estimate, scaled like the simulator's by the load profile's
-                // energy factor at the current rate (the same controller input in both)
-                let factor = self.servers[s].load_at(now).map_or(1.0, |l| l.energy_factor);
-                let costs = &self.spec.servers[s].variants[f.variant as usize].costs;
-                let share = factor * costs[batch_estimate as usize - 1].mean_energy().0 / batch_estimate as f64;
                 let f = Flight { size: 1, share, ..f };
                 self.respond(&f, now, (!self.modelled_answers).then_some(correct));
             }
             Err(e) => self.fail(&f.r, now, Some(s as u16), &e),
         }
+    }
+
+    /// What a gateway can estimate of one answer's energy from a remote server: the cost table's
+    /// mean batch energy at the batch size its view suggests, per request, scaled by the load
+    /// profile's energy factor at the current rate.
+    fn remote_energy_estimate(&mut self, s: usize, variant: usize, now: SimTime) -> f64 {
+        let batch_estimate = self.views[s].in_service.clamp(1, self.views[s].max_batch_size.max(1));
+        let factor = self.servers[s].load_at(now).map_or(1.0, |l| l.energy_factor);
+        let costs = &self.spec.servers[s].variants[variant].costs;
+        factor * costs[batch_estimate as usize - 1].mean_energy().0 / batch_estimate as f64
     }
 
     /// Starts every batch the server's rule allows now, and arms its delay timer.
@@ -704,6 +769,9 @@ impl<'a> Gateway<'a> {
         if v.instances != srv.instances() || v.variant != srv.variant() || v.max_batch_size != srv.max_batch_size() {
             *v = srv.view();
         }
+        if self.seen_as_remote[s].is_some() {
+            self.refresh_remote(s);
+        }
     }
 
     /// Finishes the batch on `instance` of local server `s` in the batcher and the ledger;
@@ -743,8 +811,10 @@ impl<'a> Gateway<'a> {
 
     fn on_modelled_complete<B: Backends + ?Sized>(&mut self, s: usize, instance: u32, now: SimTime, backends: &mut B) {
         let (finished, _, _) = self.finish_batch(s, instance, now);
-        let overhead = self.servers[s].overhead(now);
+        let modelled = self.servers[s].overhead(now);
+        let observed = self.servers[s].spec.observed_transport.clone();
         for f in &finished {
+            let overhead = observed.as_ref().map_or(modelled, |t| t.of(f.r.id).from_server);
             if overhead.0 == 0 {
                 self.respond(f, now, None);
             } else {
@@ -804,7 +874,17 @@ impl<'a> Gateway<'a> {
         let served = Served { path: s as u16, model: self.variant_models[s][variant], batch_size, start: f.start };
         self.metrics.complete(&f.r, now, served, f.share, correct);
         self.tell(&f.r, || ClientOutcome::Served { server: s as u16 });
-        let cv = CompletionView { server: s, arrival: f.r.arrival, completion: now, batch_size: f.size, energy_j: f.share };
+        // a real gateway does not see a remote server's batches: its estimate, as in a replay
+        let seen_j = match self.seen_as_remote[s] {
+            Some(_) => {
+                let e = self.remote_energy_estimate(s, variant, now);
+                self.seen_answered(s);
+                self.refresh_remote(s);
+                e
+            }
+            None => f.share,
+        };
+        let cv = CompletionView { server: s, arrival: f.r.arrival, completion: now, batch_size: f.size, energy_j: seen_j };
         let power_w = self.power_w();
         self.controller.on_completion(&cv, &view(now, &self.views, &self.metrics, power_w, self.spec.slo));
     }

@@ -609,6 +609,7 @@ fn build_servers(
             request_overhead: SimDuration::from_millis_f64(s.request_overhead_ms),
             load,
             observed_service: None,
+            observed_transport: None,
         });
     }
     Ok(servers)

@@ -10,6 +10,7 @@ pub mod quality;
 pub mod request;
 pub mod routing;
 pub mod server;
+pub mod transport;
 
 /// A device with an idle power floor (SPEC: drawn whenever it runs no batch).
 #[derive(Clone, Debug, PartialEq)]

@@ -80,6 +80,10 @@ pub struct ServerSpec {
     /// server's batches take these instead of drawing from the cost table (neither the load
     /// profile nor the stream applies to them); once they run out, the table again.
     pub observed_service: Option<std::sync::Arc<[SimDuration]>>,
+    /// Transport observed per request in a real run (validation levels 1–2): each request
+    /// reaches the queue after its `to_server` time and its answer the gateway `from_server`
+    /// after its batch; replaces `request_overhead` and the load profile's overhead.
+    pub observed_transport: Option<std::sync::Arc<crate::model::transport::ObservedTransport>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -219,6 +219,8 @@ struct Job {
     /// Which of the worker's backends (model variant) runs it.
     variant: usize,
     samples: Vec<u32>,
+    /// The gateway's id of a request sent on its own (remote servers).
+    request_id: Option<u64>,
 }
 
 /// (predicted class, confidence) per sample; `scored` when the inputs were the real samples.
@@ -254,6 +256,7 @@ fn run_job(backends: &mut [Box<dyn InferenceBackend>], data: Option<&dyn InputSo
         Some(i) => b.set_inputs(i).map_err(|e| e.to_string())?,
         None => b.prepare(n).map_err(|e| e.to_string())?,
     }
+    b.set_request_id(job.request_id);
     let out = b.infer().map_err(|e| e.to_string())?;
     if out.batch_size != n {
         return Err(format!("the backend answered {} rows for a batch of {n}", out.batch_size));
@@ -407,7 +410,7 @@ impl Backends for Executors<'_> {
                 Err(e) => tracing::warn!("cannot start worker {i} of server {server}: {e}"),
             }
         }
-        let job = Job { tag, variant, samples };
+        let job = Job { tag, variant, samples, request_id: None };
         let unsent = match &workers[i] {
             Some(w) => w.send(job).err().map(|mpsc::SendError(job)| job),
             None => Some(job),
@@ -420,12 +423,12 @@ impl Backends for Executors<'_> {
 
     fn send_remote(&mut self, server: usize, slot: u32, variant: usize, r: &QueuedRequest) -> Result<(), FailReason> {
         let Some(Exec::Remote { clients }) = self.servers.get(server) else { return Err(FailReason::ClientPoolGone) };
-        let job = Job { tag: Tag::Remote { server, slot }, variant, samples: vec![r.sample] };
+        let job = Job { tag: Tag::Remote { server, slot }, variant, samples: vec![r.sample], request_id: Some(r.id) };
         clients.send(job).map_err(|_| FailReason::ClientPoolGone)
     }
 
     fn run_early_exit(&mut self, slot: u32, r: &QueuedRequest) -> Result<(), FailReason> {
-        let job = Job { tag: Tag::EarlyExit { slot }, variant: 0, samples: vec![r.sample] };
+        let job = Job { tag: Tag::EarlyExit { slot }, variant: 0, samples: vec![r.sample], request_id: None };
         match &self.early_exit {
             Some(p) => p.send(job).map_err(|_| FailReason::EarlyExitPoolGone),
             None => Err(FailReason::EarlyExitPoolGone),

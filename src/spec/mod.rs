@@ -128,6 +128,7 @@ pub mod build {
             request_overhead: SimDuration::ZERO,
             load: None,
             observed_service: None,
+            observed_transport: None,
         }
     }
 

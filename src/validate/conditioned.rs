@@ -1,9 +1,11 @@
 //! What validation levels 1 and 2 take from the real run they are compared with, and the
 //! simulation spec that takes it.
 //!
-//! - **Transport** (levels 1–2): per remote server, the mean client round trip of its requests
-//!   minus the mean time Triton says they spent inside it (queue + compute). It drifts with the
-//!   host (HTTP and (de)serialisation on shared cores), so it is measured, not validated.
+//! - **Transport** (levels 1–2): per request, from Triton's trace ([`crate::validate::trace`]):
+//!   handed to a client → in the model's queue, and execution end → answer at the gateway;
+//!   without a trace, per remote server the mean client round trip of its requests minus the
+//!   mean time Triton says they spent inside it (queue + compute). It drifts with the host (HTTP
+//!   and (de)serialisation on shared cores) and is heavy-tailed, so it is measured, not validated.
 //! - **Executed batches** (level 2): from the model side of the server — Path A: the replay's
 //!   own batch records (worker start to answer); Path B: the batch log Triton's models write
 //!   (`scripts/triton_repo.py`: `size,start_ns,end_ns` on `CLOCK_MONOTONIC`, one file per model
@@ -18,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use crate::core::SimDuration;
 use crate::hw::backend::stats::ServerSnapshot;
 use crate::metrics::{BatchRecords, RequestRecords};
+use crate::model::transport::ObservedTransport;
 use crate::spec::SimSpec;
 
 /// One batch a model executed (from its batch log).
@@ -122,8 +125,13 @@ pub struct TakenFromRun {
     pub transport_ms: Vec<Option<f64>>,
     /// Per-execution overhead outside the model (ms): added to every batch's service time.
     pub execution_overhead_ms: Vec<Option<f64>>,
+    /// How late the real batcher starts a batch (ms, [`crate::validate::trace::dispatch_lag`]):
+    /// added to every batch's service time too (the instance is held from the rule firing on).
+    pub dispatch_lag_ms: Vec<Option<f64>>,
     /// Observed execution times in execution order (level 2): replace the cost table's draws.
     pub observed: Vec<Option<Vec<SimDuration>>>,
+    /// Each request's transport (from Triton's trace): replaces `transport_ms` where present.
+    pub transport: Vec<Option<Arc<ObservedTransport>>>,
 }
 
 /// `spec` for a level-1/2 simulation: no load profiles (the service time comes by construction
@@ -135,8 +143,11 @@ pub fn conditioned_spec(spec: &SimSpec, taken: &TakenFromRun) -> SimSpec {
         if let Some(Some(t)) = taken.transport_ms.get(i) {
             srv.request_overhead = SimDuration::from_millis_f64(*t);
         }
-        let overhead =
-            taken.execution_overhead_ms.get(i).copied().flatten().map_or(SimDuration::ZERO, |o| SimDuration::from_millis_f64(o.max(0.0)));
+        if let Some(Some(t)) = taken.transport.get(i) {
+            srv.observed_transport = Some(t.clone());
+        }
+        let ms = |v: &Vec<Option<f64>>| v.get(i).copied().flatten().unwrap_or(0.0).max(0.0);
+        let overhead = SimDuration::from_millis_f64(ms(&taken.execution_overhead_ms) + ms(&taken.dispatch_lag_ms));
         match taken.observed.get(i) {
             Some(Some(o)) => srv.observed_service = Some(Arc::from(o.iter().map(|&d| SimDuration(d.0 + overhead.0)).collect::<Vec<_>>())),
             _ if overhead.0 > 0 => {

@@ -21,6 +21,7 @@ pub mod compare;
 pub mod conditioned;
 pub mod controlled;
 pub mod stats;
+pub mod trace;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -58,10 +59,10 @@ impl Level {
     pub fn taken_from_run(self) -> &'static str {
         match self {
             Level::Controlled => {
-                "service times by construction (the real run holds the cost table's times); each remote server's mean transport (client round trip − Triton's queue + compute) and mean per-execution overhead outside the model (Triton's compute per execution − the model's logged execution)"
+                "service times by construction (the real run holds the cost table's times); per remote server: each traced request's transport (handed to a client → in Triton's queue, execution end → answered; from Triton's trace, the traced mean for untraced requests, or without a trace the mean client round trip − Triton's queue + compute), Triton's batcher's dispatch lag (median wait beyond the batching delay) and mean per-execution overhead outside the model (Triton's compute per execution − the model's logged execution)"
             }
             Level::Conditioned => {
-                "every batch's observed execution time, in execution order; each remote server's mean transport and per-execution overhead outside the model"
+                "every batch's observed execution time, in execution order; per remote server: each traced request's transport, the batcher's dispatch lag and the per-execution overhead outside the model, as at level 1"
             }
             Level::Predicted => "nothing: cost tables and load profile were measured before, independently",
         }

@@ -612,4 +612,7 @@ pub trait InferenceBackend: Send {
     fn set_inputs(&mut self, data: &InputData) -> Result<(), BackendError>;
     /// Runs one batch on the kept inputs.
     fn infer(&mut self) -> Result<InferOutput, BackendError>;
+    /// Names the next `infer` with the gateway's request id, for a server that logs it (KServe
+    /// v2's `id`, in Triton's per-request trace); backends without one ignore it.
+    fn set_request_id(&mut self, _id: Option<u64>) {}
 }

@@ -354,6 +354,16 @@ impl EncodedRequest {
         }
         EncodedRequest { batch_size: inputs.batch_size(), header_len, body }
     }
+
+    /// The same request carrying KServe v2's `id` (Triton logs it in its trace).
+    pub fn with_id(&self, id: u64) -> EncodedRequest {
+        let field = format!("{{\"id\":\"{id}\",");
+        let mut body = Vec::with_capacity(self.body.len() + field.len());
+        body.extend_from_slice(field.as_bytes());
+        // the encoded header is a JSON object with at least "inputs": its `{` gives way to the field's
+        body.extend_from_slice(&self.body[1..]);
+        EncodedRequest { batch_size: self.batch_size, header_len: self.header_len.map(|n| n + field.len() - 1), body }
+    }
 }
 
 /// A blocking KServe v2 client with connect/overall timeouts on every call.
@@ -523,6 +533,18 @@ impl TritonClient {
         Ok(total)
     }
 
+    /// `POST /v2/trace/setting` (Triton's trace extension): updates the named settings, e.g.
+    /// `{"log_frequency": "1"}`, and returns the settings now in force.
+    pub fn update_trace_setting(&self, settings: &Value) -> Result<Value, BackendError> {
+        let what = "the trace setting";
+        let body = serde_json::to_vec(settings).unwrap_or_default();
+        let (status, _, body) = self.call(what, "/v2/trace/setting", Some((&body, None)))?;
+        if status != 200 {
+            return Err(self.http_error(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| BackendError::Protocol { url: self.base.clone(), message: format!("{what}: {e}") })
+    }
+
     /// Scrapes a Prometheus metrics endpoint (Triton's is `http://host:8002/metrics`).
     pub fn metrics(&self, metrics_url: &str) -> Result<Metrics, BackendError> {
         let resp = self.agent.get(metrics_url).call();
@@ -651,6 +673,7 @@ pub struct TritonBackend {
     prepared: HashMap<usize, EncodedRequest>,
     provided: Option<EncodedRequest>,
     current: Option<Option<usize>>,
+    request_id: Option<u64>,
 }
 
 impl TritonBackend {
@@ -682,7 +705,17 @@ impl TritonBackend {
             version: format!("{} {}", if server.name.is_empty() { "triton" } else { &server.name }, server.version),
             input_path: "pre_encoded".into(),
         };
-        Ok(TritonBackend { client, info, specs: meta.inputs, output, opts, prepared: HashMap::new(), provided: None, current: None })
+        Ok(TritonBackend {
+            client,
+            info,
+            specs: meta.inputs,
+            output,
+            opts,
+            prepared: HashMap::new(),
+            provided: None,
+            current: None,
+            request_id: None,
+        })
     }
 
     /// The underlying client (statistics, metrics).
@@ -715,6 +748,10 @@ impl InferenceBackend for TritonBackend {
         Ok(())
     }
 
+    fn set_request_id(&mut self, id: Option<u64>) {
+        self.request_id = id;
+    }
+
     fn infer(&mut self) -> Result<InferOutput, BackendError> {
         let model = &self.info.model;
         let req = match self.current {
@@ -723,8 +760,9 @@ impl InferenceBackend for TritonBackend {
             None => None,
         }
         .ok_or_else(|| BackendError::NotPrepared { model: model.clone() })?;
+        let tagged = self.request_id.take().map(|id| req.with_id(id));
         let t0 = Instant::now();
-        let outputs = self.client.infer_encoded(model, req)?;
+        let outputs = self.client.infer_encoded(model, tagged.as_ref().unwrap_or(req))?;
         let elapsed_ms = t0.elapsed().as_secs_f64() * 1e3;
         let out_err = |message: String| BackendError::Output { model: model.clone(), message };
         let out = outputs
@@ -745,5 +783,28 @@ impl InferenceBackend for TritonBackend {
             probs: to_probabilities(raw, classes, self.opts.probabilities),
             elapsed_ms,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hw::backend::Tensor;
+
+    #[test]
+    fn a_request_id_goes_into_the_json_header_and_keeps_the_binary_tensors() {
+        let inputs = InputData { tensors: vec![Tensor { name: "x".into(), shape: vec![1, 2], data: TensorData::F32(vec![0.5, 1.5]) }] };
+        for binary in [false, true] {
+            let plain = EncodedRequest::new(&inputs, &["y"], binary);
+            let tagged = plain.with_id(42);
+            let header_end = tagged.header_len.unwrap_or(tagged.body.len());
+            let header: Value = serde_json::from_slice(&tagged.body[..header_end]).unwrap();
+            assert_eq!(header["id"], "42");
+            assert_eq!(
+                header["inputs"],
+                serde_json::from_slice::<Value>(&plain.body[..plain.header_len.unwrap_or(plain.body.len())]).unwrap()["inputs"]
+            );
+            assert_eq!(&tagged.body[header_end..], &plain.body[plain.header_len.unwrap_or(plain.body.len())..]);
+        }
     }
 }

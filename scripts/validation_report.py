@@ -34,6 +34,35 @@ def cell(m, level):
     return f"{pct(m['rel_error'])}{mark} (cv {m['replay_cv'] * 100:.1f}%)" if m.get("replay_cv") is not None else pct(m["rel_error"])
 
 
+def mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def ms(x):
+    return "–" if x is None else f"{x:.3f}"
+
+
+def inputs_table(rows):
+    """What levels 1-2 took from each run (means over its replays), per remote server."""
+    print("Taken from the runs (means over the replays; transport from Triton's trace, p99 as HDR quantiles):\n")
+    print("| workload | controller | server | traced requests | to server mean / p99 ms | from server mean / p99 ms "
+          "| dispatch lag ms | per-execution overhead ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for w, c, v in rows:
+        inputs = v.get("inputs") or {}
+        for server in sorted({k.split(".")[0] for k in inputs}):
+            tr = [t for t in inputs.get(f"{server}.traced_transport") or [] if t]
+            way = lambda d, k: mean([t[d][k] for t in tr])
+            traced = mean([t["traced"] for t in tr])
+            print(f"| {w} | {c} | {server} | {'–' if traced is None else f'{traced:.0f}'} "
+                  f"| {ms(way('to_server_ms', 'mean'))} / {ms(way('to_server_ms', 'p99'))} "
+                  f"| {ms(way('from_server_ms', 'mean'))} / {ms(way('from_server_ms', 'p99'))} "
+                  f"| {ms(mean(inputs.get(f'{server}.dispatch_lag_ms') or []))} "
+                  f"| {ms(mean(inputs.get(f'{server}.execution_overhead_ms') or []))} |")
+    print()
+
+
 def main():
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/validate-replay")
     runs = {}
@@ -83,6 +112,8 @@ def main():
                 extra = f" | {'yes' if tm else 'no'} / {'yes' if te else 'no'} | {'–' if ks is None else f'{ks:.3f}'}"
             print(f"| {w} | {c} | {util} | {v['repeats']} | {drift} | " + " | ".join(cells) + extra + " |")
         print()
+        if lv in ("controlled", "conditioned"):
+            inputs_table(rows)
         if lv == "controlled":
             met = sum(1 for _, _, v in rows if (v.get("targets") or {}).get("all_met"))
             print(f"Level-1 targets (|error| mean ≤ 2%, p99 ≤ 5%, batch ≤ 2%, throughput ≤ 0.5%, average ≤ 1%) "

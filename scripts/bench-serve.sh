@@ -2,13 +2,16 @@
 # Benchmark of `basin serve` (issue 12; not a timed test): early-exit answers only (the deploy
 # page's digits cascade, experiments/serve/digits-cascade.toml, with a static threshold above 1
 # instead of the bio controller, so every request is skipped after digits_tiny) at
-# RATE requests/s for SECONDS, from scripts/bench_serve.py, REPEAT times back to back. Prints
-# one JSON line per run (errors, achieved rate, client latency, backend time, the gateway's
-# added latency).
+# RATE requests/s for SECONDS, REPEAT times back to back, from `basin bench load` (CLIENT=basin,
+# the default: a few persistent connections, light enough to share 2 vCPUs with the server) or
+# scripts/bench_serve.py (CLIENT=python: THREADS Python threads). Prints one JSON line per run
+# from the client (errors, achieved rate, client latency; the Python client also the backend
+# time and the added latency it sees) and the server's own gateway_overhead_ms (summary.json).
 #
-#   scripts/bench-serve.sh              (BASIN: basin binary; RATE 1000, SECONDS 30, REPEAT 3,
-#                                        THREADS 16, SERVE_PORT 8830; SERVER_CPUS / CLIENT_CPUS
-#                                        pin the server and the load generator apart, e.g. 0 and 1)
+#   scripts/bench-serve.sh              (BASIN: basin binary; RATE 1000, SECONDS_PER_RUN 30,
+#                                        REPEAT 3, CLIENT basin, CONNECTIONS 4, THREADS 16,
+#                                        SERVE_PORT 8830; SERVER_CPUS / CLIENT_CPUS pin the
+#                                        server and the load generator apart, e.g. 0 and 1)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -28,7 +31,12 @@ for run in $(seq 1 "$repeat"); do
     ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "${BASIN_CMD[@]}" serve experiments/serve/digits-cascade.toml --set 'controller={kind="static_threshold", threshold=2.0}' --listen "127.0.0.1:$port" --out "$work/run$run" >"$work/serve$run.log" 2>&1 &
     spid=$!
     "$REPO/.venv/bin/python" tests/serve_client.py ready "127.0.0.1:$port" true 60 >/dev/null
-    ${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} "$REPO/.venv/bin/python" scripts/bench_serve.py "127.0.0.1:$port" digits_large "$rate" "$seconds" "$threads"
+    case "${CLIENT:-basin}" in
+        basin) ${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} "${BASIN_CMD[@]}" bench load "http://127.0.0.1:$port" --model digits_large \
+            --rate "$rate" --seconds "$seconds" --connections "${CONNECTIONS:-4}" ;;
+        python) ${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} "$REPO/.venv/bin/python" scripts/bench_serve.py "127.0.0.1:$port" digits_large "$rate" "$seconds" "$threads" ;;
+        *) echo "bench-serve: CLIENT must be basin or python" >&2; exit 2 ;;
+    esac
     kill -TERM "$spid"
     wait "$spid"
     spid=""

@@ -6,6 +6,7 @@
 //!   records); with `--simpy`, the same M/M/1 run as a plain SimPy model, and the ratio.
 //! - `memory`: a 24-hour workload at 1,000 requests/s (86.4 M requests) without per-request
 //!   output; prints the peak resident set size (VmHWM).
+//! - `load`: open-loop KServe v2 load on a running server ([`super::bench_load`]).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,6 +33,9 @@ pub enum BenchCmd {
     Controllers(ControllersArgs),
     /// Sweep throughput: runs per second of a standard sweep at --jobs 1 and 2, and the speedup.
     Sweep(SweepBenchArgs),
+    /// Open-loop KServe v2 load on a server (e.g. `basin serve`): latency and errors.
+    #[cfg(feature = "triton")]
+    Load(super::bench_load::LoadArgs),
 }
 
 #[derive(Args, Debug)]
@@ -143,6 +147,8 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Memory(a) => memory(a),
         BenchCmd::Controllers(a) => controllers(a),
         BenchCmd::Sweep(a) => sweep_bench(a),
+        #[cfg(feature = "triton")]
+        BenchCmd::Load(a) => super::bench_load::run(a),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The command-line front end: one function per subcommand. `main.rs` only calls [`main`].
 
 pub mod bench;
+#[cfg(feature = "triton")]
+pub mod bench_load;
 pub mod calibrate;
 pub mod completions;
 pub mod landscape;

@@ -367,3 +367,21 @@ fn the_quickstart_declares_its_idle_power_as_an_assumption() {
     assert!(!stdout.contains("idle 0.0 J"), "{stdout}");
     assert!(stdout.contains("idle_power_w = 42.5 W: assumed:"), "{stdout}");
 }
+
+#[cfg(feature = "triton")]
+#[test]
+fn bench_load_names_an_unreachable_server_and_bad_rates() {
+    // a port nothing listens on: bound, then released
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let o = basin(&["bench", "load", &url, "--model", "digits_large", "--seconds", "1"], repo());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+    has(&err, &[&url, "digits_large"]);
+    for bad in [["--rate", "0"], ["--rate", "NaN"], ["--connections", "0"]] {
+        let o = basin(&["bench", "load", &url, "--model", "m", bad[0], bad[1]], repo());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && !err.contains("panicked"), "{bad:?}: {err}");
+        has(&err, &["--rate and --seconds must be finite and > 0"]);
+    }
+}

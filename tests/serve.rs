@@ -109,6 +109,32 @@ fn random_bodies(addr: &str) {
     assert!(live(addr), "the gateway died on random bodies");
 }
 
+/// Requests `basin bench load` sends in the serve test (100 req/s for 1 s).
+const BENCH_LOAD_REQUESTS: usize = 100;
+
+/// `basin bench load` (the serve benchmark's load generator) against the live gateway: every
+/// request answered, its JSON line complete. Returns how many it sent.
+fn bench_load(addr: &str, n: usize) -> usize {
+    let out = Command::new(env!("CARGO_BIN_EXE_basin"))
+        .args(["bench", "load", &format!("http://{addr}"), "--model", "digits_large", "--rate", &n.to_string(), "--seconds", "1"])
+        .args(["--connections", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "basin bench load failed: {}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bench load printed {stdout:?}: {e}"));
+    assert_eq!(line["sent"], n, "{line}");
+    assert_eq!(line["errors"], 0, "{line}");
+    let (p50, p99, max) = (
+        line["latency_ms"]["p50"].as_f64().unwrap(),
+        line["latency_ms"]["p99"].as_f64().unwrap(),
+        line["latency_ms"]["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{line}");
+    assert!(line["achieved_rps"].as_f64().unwrap() > 0.0, "{line}");
+    n
+}
+
 #[test]
 fn serve_answers_a_kserve_client_through_the_cascade_and_writes_the_run() {
     let Some(s) = setup() else { return };
@@ -140,6 +166,7 @@ fn serve_answers_a_kserve_client_through_the_cascade_and_writes_the_run() {
     python(&s, &["traffic", addr, &s.models.display().to_string(), "digits_large", &n.to_string(), &client_json.display().to_string()]);
     python(&s, &["bad", addr, "digits_large"]);
     random_bodies(addr);
+    let load = bench_load(addr, BENCH_LOAD_REQUESTS);
     // SAFETY: signalling our own child process.
     assert_eq!(unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) }, 0);
     let t0 = Instant::now();
@@ -155,6 +182,7 @@ fn serve_answers_a_kserve_client_through_the_cascade_and_writes_the_run() {
     assert!(!log.contains("panicked"), "a panic in basin serve:\n{log}");
     // the traffic, the good request of the bad-request checks, and the one whose client went
     // away (it reaches the gateway or not, depending on when the server sees the close)
-    python(&s, &["final", &run_dir.display().to_string(), &(n + 1).to_string(), &(n + 2).to_string()]);
+    let (least, most) = (n + 1 + load, n + 2 + load);
+    python(&s, &["final", &run_dir.display().to_string(), &least.to_string(), &most.to_string()]);
     assert!(Path::new(&run_dir).join("manifest.json").is_file());
 }

@@ -157,9 +157,9 @@ fn observed_execution_times_replace_the_table_in_order_then_the_table_again() {
 #[test]
 fn observed_transport_delays_each_request_into_the_queue_and_its_answer_back() {
     // validation levels 1-2: request 0 reaches the queue 3 ms after its arrival, request 1 at
-    // once (2 ms arrival + 0), request 2 was not observed and takes the mean (1.5 ms there,
-    // 1 ms back). Max batch 2, no delay: request 1 runs alone 2-7 ms; 0 and 2 (at 3 and 5.5 ms)
-    // wait for the instance and run together 7-12 ms.
+    // once (2 ms arrival + 0), request 2 was not observed and takes that of the nearest observed
+    // request, 1 (0 there, 1.5 ms back). Max batch 2, no delay: request 1 runs alone 2-7 ms;
+    // 0 and 2 (in the queue at 3 and 4 ms) wait for the instance and run together 7-12 ms.
     use basin::core::SimDuration;
     use basin::model::transport::{ObservedTransport, Transport};
     let t = |to: f64, from: f64| Transport { to_server: SimDuration::from_millis_f64(to), from_server: SimDuration::from_millis_f64(from) };
@@ -171,6 +171,28 @@ fn observed_transport_delays_each_request_into_the_queue_and_its_answer_back() {
     assert_eq!(batches(&s), vec![(0, 0, 2.0, 7.0, 1), (0, 0, 7.0, 12.0, 2)]);
     let r = sim::run(&s, 1).requests.unwrap();
     let latency: Vec<f64> = r.latency_ms.iter().map(|l| (l.unwrap() * 1e3).round() / 1e3).collect();
-    // 0: 12 + 0.5; 1: 7 - 2 + 1.5; 2: 12 - 4 + 1.0
-    assert_eq!(latency, vec![12.5, 6.5, 9.0]);
+    // 0: 12 + 0.5; 1: 7 - 2 + 1.5; 2: 12 - 4 + 1.5
+    assert_eq!(latency, vec![12.5, 6.5, 9.5]);
+}
+
+#[test]
+fn observed_overhead_lengthens_each_batch_by_the_one_observed_nearest_its_start() {
+    // validation levels 1-2: overheads of 1 ms observed on a batch at 0 and 3 ms on one at 10 ms.
+    // Request 0 runs alone 0-6 ms (5 + 1); 1 and 2 (at 2 and 4 ms) then start at 6 ms, nearer
+    // 10 than 0, so 5 + 3: 6-14 ms. The extra time draws the row's power as the service does.
+    use basin::core::{SimDuration, SimTime};
+    use basin::model::transport::ObservedOverhead;
+    let ms = |v: f64| SimDuration::from_millis_f64(v);
+    let mut srv = batched(1, 2, 0);
+    let observed = vec![(SimTime(0), ms(1.0)), (SimTime(10_000_000), ms(3.0))];
+    srv.observed_overhead = Some(std::sync::Arc::new(ObservedOverhead::new(observed).unwrap()));
+    let mut s = spec(times(&[0.0, 0.002, 0.004]), vec![srv.clone()], 10.0);
+    s.record_batches = true;
+    assert_eq!(batches(&s), vec![(0, 0, 0.0, 6.0, 1), (0, 0, 6.0, 14.0, 2)]);
+    let with = sim::run(&s, 1).batches.unwrap().energy_j;
+    srv.observed_overhead = None;
+    let mut s = spec(times(&[0.0, 0.002, 0.004]), vec![srv], 10.0);
+    s.record_batches = true;
+    let without = sim::run(&s, 1).batches.unwrap().energy_j;
+    assert!((with[0] / without[0] - 6.0 / 5.0).abs() < 1e-9 && (with[1] / without[1] - 8.0 / 5.0).abs() < 1e-9, "{with:?} {without:?}");
 }

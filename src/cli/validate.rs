@@ -25,7 +25,7 @@ use crate::hw::backend::triton::{Timeouts, TritonClient};
 use crate::hw::probe;
 use crate::io::outputs;
 use crate::metrics::RunOutput;
-use crate::model::transport::{ObservedTransport, Transport};
+use crate::model::transport::{ObservedOverhead, ObservedTransport, Transport};
 use crate::plot::{self, FigureSpec, Panel, Width};
 use crate::replay::real::RealBackends;
 use crate::replay::{BackendFactory, ReplayResult};
@@ -255,6 +255,15 @@ fn transport_summary(o: &ObservedTransport) -> serde_json::Value {
     json!({"traced": o.observed(), "to_server_ms": stat(|t| t.to_server), "from_server_ms": stat(|t| t.from_server)})
 }
 
+/// How many batches' overhead outside the model was traced, and its mean and p99 (ms; HDR).
+fn overhead_summary(o: &ObservedOverhead) -> serde_json::Value {
+    let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits are valid");
+    for d in o.iter() {
+        let _ = h.record(d.0.max(1));
+    }
+    json!({"batches": o.observed(), "mean_ms": o.mean().as_millis_f64(), "p99_ms": h.value_at_quantile(0.99) as f64 / 1e6})
+}
+
 /// A replay and what the simulation may take from it.
 struct Replayed {
     result: ReplayResult,
@@ -285,52 +294,36 @@ fn transports(p: &Prepared, r: &ReplayResult) -> Vec<Option<f64>> {
 }
 
 /// What the simulation takes from replay `k`: each remote server's transport (per request from
-/// Triton's trace, else its mean) and per-execution overhead, and (level 2) every server's
-/// observed execution times.
+/// Triton's trace, else its mean), dispatch lag and per-execution overhead (per traced batch,
+/// else the mean), and (level 2) every server's observed execution times.
 fn taken_from(p: &Prepared, runs: &[Replayed], k: usize, batch_log: Option<&Path>, remote: &[usize], level: Level) -> Result<TakenFromRun> {
-    let r = &runs[k].result;
+    let (r, traced) = (&runs[k].result, &runs[k].traced);
     let from = r.started_monotonic_ns;
     let to = runs.get(k + 1).map_or(u64::MAX, |n| n.result.started_monotonic_ns);
     let mut taken = TakenFromRun { transport_ms: transports(p, r), ..TakenFromRun::default() };
-    taken.transport = (0..p.spec.servers.len())
-        .map(|i| {
-            let requests = r.output.requests.as_ref()?;
-            (remote.contains(&i) && !runs[k].traced.is_empty())
-                .then(|| trace::observed_transport(&runs[k].traced, requests, i as u16, from).map(Arc::new))
-                .flatten()
-        })
-        .collect();
-    taken.dispatch_lag_ms = p
-        .spec
-        .servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let requests = r.output.requests.as_ref()?;
-            let lag = (remote.contains(&i) && !runs[k].traced.is_empty())
-                .then(|| trace::dispatch_lag(&runs[k].traced, requests, i as u16, s.max_queue_delay));
-            lag.flatten().map(SimDuration::as_millis_f64)
-        })
-        .collect();
     for (i, s) in p.spec.servers.iter().enumerate() {
-        let executed = if remote.contains(&i) {
-            let Some(dir) = batch_log else {
-                taken.execution_overhead_ms.push(None);
-                taken.observed.push(None);
-                continue;
-            };
-            let log = conditioned::read_batch_logs(dir, &s.variants[0].model)?;
-            let d = conditioned::durations_within(&log, from, to);
-            if d.is_empty() {
-                bail!("Triton's batch log in {} has no batch of `{}` during replay {}", dir.display(), s.variants[0].model, k + 1);
+        let server = i as u16;
+        let traced_here = r.output.requests.as_ref().filter(|_| remote.contains(&i) && !traced.is_empty());
+        taken.transport.push(traced_here.and_then(|q| trace::observed_transport(traced, q, server, from)).map(Arc::new));
+        taken
+            .dispatch_lag_ms
+            .push(traced_here.and_then(|q| trace::dispatch_lag(traced, q, server, s.max_queue_delay)).map(SimDuration::as_millis_f64));
+        let (executed, overhead_ms, overhead) = match (remote.contains(&i), batch_log) {
+            (true, None) => (None, None, None),
+            (true, Some(dir)) => {
+                let log = conditioned::read_batch_logs(dir, &s.variants[0].model)?;
+                let d = conditioned::durations_within(&log, from, to);
+                if d.is_empty() {
+                    bail!("Triton's batch log in {} has no batch of `{}` during replay {}", dir.display(), s.variants[0].model, k + 1);
+                }
+                let stats = r.remote_stats.get(i).and_then(Option::as_ref);
+                let per_batch = traced_here.and_then(|q| trace::observed_overhead(traced, q, server, &log, from));
+                (Some(d.clone()), stats.and_then(|st| conditioned::execution_overhead_ms(st, &d)), per_batch.map(Arc::new))
             }
-            let stats = r.remote_stats.get(i).and_then(Option::as_ref);
-            taken.execution_overhead_ms.push(stats.and_then(|st| conditioned::execution_overhead_ms(st, &d)));
-            Some(d)
-        } else {
-            taken.execution_overhead_ms.push(None);
-            r.output.batches.as_ref().map(|b| conditioned::recorded_durations(b, i as u16))
+            (false, _) => (r.output.batches.as_ref().map(|b| conditioned::recorded_durations(b, server)), None, None),
         };
+        taken.execution_overhead_ms.push(overhead_ms);
+        taken.overhead.push(overhead);
         taken.observed.push(if level == Level::Conditioned { executed } else { None });
     }
     Ok(taken)
@@ -505,6 +498,10 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
                 inputs.insert(
                     format!("{n}.execution_overhead_ms"),
                     json!(taken.iter().map(|t| t.execution_overhead_ms[i]).collect::<Vec<_>>()),
+                );
+                inputs.insert(
+                    format!("{n}.traced_overhead"),
+                    json!(taken.iter().map(|t| t.overhead[i].as_deref().map(overhead_summary)).collect::<Vec<_>>()),
                 );
             }
             if level == Level::Conditioned {

@@ -610,6 +610,7 @@ fn build_servers(
             load,
             observed_service: None,
             observed_transport: None,
+            observed_overhead: None,
         });
     }
     Ok(servers)

@@ -84,6 +84,9 @@ pub struct ServerSpec {
     /// reaches the queue after its `to_server` time and its answer the gateway `from_server`
     /// after its batch; replaces `request_overhead` and the load profile's overhead.
     pub observed_transport: Option<std::sync::Arc<crate::model::transport::ObservedTransport>>,
+    /// Per-execution overhead outside the model observed in a real run (validation levels 1–2):
+    /// added to each batch's service time, by the batch's start.
+    pub observed_overhead: Option<std::sync::Arc<crate::model::transport::ObservedOverhead>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,6 +292,13 @@ impl Server {
                 }
                 (service, energy)
             }
+        };
+        let (service, energy) = match &self.spec.observed_overhead {
+            Some(o) => {
+                let extra = o.at(now);
+                (service + extra, energy + self.spec.variants[self.variant].costs[size - 1].energy_for(extra))
+            }
+            None => (service, energy),
         };
         let inst = &mut self.instances[idx];
         inst.batch.clear();

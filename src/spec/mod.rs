@@ -129,6 +129,7 @@ pub mod build {
             load: None,
             observed_service: None,
             observed_transport: None,
+            observed_overhead: None,
         }
     }
 

@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use crate::core::SimDuration;
 use crate::hw::backend::stats::ServerSnapshot;
 use crate::metrics::{BatchRecords, RequestRecords};
-use crate::model::transport::ObservedTransport;
+use crate::model::transport::{ObservedOverhead, ObservedTransport};
 use crate::spec::SimSpec;
 
 /// One batch a model executed (from its batch log).
@@ -126,12 +126,15 @@ pub struct TakenFromRun {
     /// Per-execution overhead outside the model (ms): added to every batch's service time.
     pub execution_overhead_ms: Vec<Option<f64>>,
     /// How late the real batcher starts a batch (ms, [`crate::validate::trace::dispatch_lag`]):
-    /// added to every batch's service time too (the instance is held from the rule firing on).
+    /// added to the batching delay (the batch is formed when the scheduler wakes).
     pub dispatch_lag_ms: Vec<Option<f64>>,
     /// Observed execution times in execution order (level 2): replace the cost table's draws.
     pub observed: Vec<Option<Vec<SimDuration>>>,
     /// Each request's transport (from Triton's trace): replaces `transport_ms` where present.
     pub transport: Vec<Option<Arc<ObservedTransport>>>,
+    /// Each traced batch's overhead outside the model (from Triton's trace and the batch log):
+    /// replaces `execution_overhead_ms` where present.
+    pub overhead: Vec<Option<Arc<ObservedOverhead>>>,
 }
 
 /// `spec` for a level-1/2 simulation: no load profiles (the service time comes by construction
@@ -147,7 +150,13 @@ pub fn conditioned_spec(spec: &SimSpec, taken: &TakenFromRun) -> SimSpec {
             srv.observed_transport = Some(t.clone());
         }
         let ms = |v: &Vec<Option<f64>>| v.get(i).copied().flatten().unwrap_or(0.0).max(0.0);
-        let overhead = SimDuration::from_millis_f64(ms(&taken.execution_overhead_ms) + ms(&taken.dispatch_lag_ms));
+        let per_batch = taken.overhead.get(i).cloned().flatten();
+        let mean_overhead = if per_batch.is_some() { 0.0 } else { ms(&taken.execution_overhead_ms) };
+        srv.observed_overhead = per_batch;
+        // Triton's scheduler forms the batch when it wakes, so requests that reach the queue in
+        // the lag join it: the lag lengthens the batching delay, not the service
+        srv.max_queue_delay = srv.max_queue_delay + SimDuration::from_millis_f64(ms(&taken.dispatch_lag_ms));
+        let overhead = SimDuration::from_millis_f64(mean_overhead);
         match taken.observed.get(i) {
             Some(Some(o)) => srv.observed_service = Some(Arc::from(o.iter().map(|&d| SimDuration(d.0 + overhead.0)).collect::<Vec<_>>())),
             _ if overhead.0 > 0 => {

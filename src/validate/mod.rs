@@ -59,7 +59,7 @@ impl Level {
     pub fn taken_from_run(self) -> &'static str {
         match self {
             Level::Controlled => {
-                "service times by construction (the real run holds the cost table's times); per remote server: each traced request's transport (handed to a client → in Triton's queue, execution end → answered; from Triton's trace, the traced mean for untraced requests, or without a trace the mean client round trip − Triton's queue + compute), Triton's batcher's dispatch lag (median wait beyond the batching delay) and mean per-execution overhead outside the model (Triton's compute per execution − the model's logged execution)"
+                "service times by construction (the real run holds the cost table's times); per remote server: each traced request's transport (handed to a client → in Triton's queue, execution end → answered; from Triton's trace, that of the nearest traced request for untraced ones, or without a trace the mean client round trip − Triton's queue + compute), Triton's batcher's dispatch lag (median wait beyond the batching delay) and each traced batch's overhead outside the model (Triton's execution span − the model's logged execution; a simulated batch takes that of the traced batch nearest its start; without a trace the mean from Triton's statistics)"
             }
             Level::Conditioned => {
                 "every batch's observed execution time, in execution order; per remote server: each traced request's transport, the batcher's dispatch lag and the per-execution overhead outside the model, as at level 1"

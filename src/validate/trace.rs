@@ -15,11 +15,12 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::core::SimDuration;
+use crate::core::{SimDuration, SimTime};
 #[cfg(feature = "triton")]
 use crate::hw::backend::triton::TritonClient;
 use crate::metrics::RequestRecords;
-use crate::model::transport::{ObservedTransport, Transport};
+use crate::model::transport::{ObservedOverhead, ObservedTransport, Transport};
+use crate::validate::conditioned::ExecutedBatch;
 
 /// One traced request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +169,32 @@ pub fn dispatch_lag(traced: &[TracedRequest], requests: &RequestRecords, server:
     Some(SimDuration(late[late.len() / 2]))
 }
 
+/// Each traced batch's time outside the model on remote server `server`: Triton's execution
+/// span (compute start → end, which the batch's requests share) minus the model's logged
+/// execution that started within it (`log`, in start order, on the same `CLOCK_MONOTONIC`),
+/// keyed by the batch's start relative to the replay's (`t0_ns`). A span without a logged
+/// execution inside it is left out.
+pub fn observed_overhead(
+    traced: &[TracedRequest],
+    requests: &RequestRecords,
+    server: u16,
+    log: &[ExecutedBatch],
+    t0_ns: u64,
+) -> Option<ObservedOverhead> {
+    let ids: std::collections::HashSet<u64> =
+        (0..requests.id.len()).filter(|&i| requests.path[i] == Some(server)).map(|i| requests.id[i]).collect();
+    let mut spans: Vec<(u64, u64)> =
+        traced.iter().filter(|t| ids.contains(&t.request_id)).map(|t| (t.compute_start_ns, t.compute_end_ns)).collect();
+    spans.sort_unstable();
+    spans.dedup();
+    let observed = spans.into_iter().filter_map(|(start, end)| {
+        let b = log.get(log.partition_point(|b| b.start_ns < start))?;
+        (b.start_ns <= end && start >= t0_ns)
+            .then(|| (SimTime(start - t0_ns), SimDuration((end - start).saturating_sub(b.end_ns - b.start_ns))))
+    });
+    ObservedOverhead::new(observed.collect())
+}
+
 /// Waits longer than the delay plus this are a busy instance's queue, not the batcher's lag.
 pub const LAG_WINDOW: SimDuration = SimDuration(1_000_000);
 
@@ -216,6 +243,27 @@ mod tests {
         // request 9 went to server 0 but was not traced; request 8 went elsewhere
         assert_eq!(o.observed(), 1);
         assert!(observed_transport(&traced, &r, 1, t0).is_none());
+    }
+
+    #[test]
+    fn a_traced_batch_overhead_is_its_span_minus_the_logged_execution_inside_it() {
+        let mut r = RequestRecords::default();
+        for (id, path) in [(1u64, Some(0u16)), (2, Some(0)), (3, Some(0)), (4, Some(1))] {
+            r.id.push(id);
+            r.path.push(path);
+        }
+        let t0 = 1_000;
+        let span =
+            |id, start, end| TracedRequest { request_id: id, queue_start_ns: start - 50, compute_start_ns: start, compute_end_ns: end };
+        // 1 and 2 shared a batch (one span), 3 ran alone; 4 was on another server; the span at
+        // 9000 has no logged execution inside it
+        let traced = [span(1, 2_000, 2_900), span(2, 2_000, 2_900), span(3, 5_000, 5_400), span(4, 7_000, 7_500), span(3, 9_000, 9_100)];
+        let ran = |start_ns, end_ns| ExecutedBatch { size: 1, start_ns, end_ns };
+        let log = [ran(1_500, 1_600), ran(2_100, 2_700), ran(5_050, 5_350), ran(7_100, 7_200), ran(9_500, 9_600)];
+        let o = observed_overhead(&traced, &r, 0, &log, t0).unwrap();
+        assert_eq!(o.observed(), 2);
+        assert_eq!((o.at(SimTime(1_000)), o.at(SimTime(4_000))), (SimDuration(300), SimDuration(100)));
+        assert!(observed_overhead(&traced, &r, 2, &log, t0).is_none());
     }
 
     #[test]

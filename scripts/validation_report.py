@@ -47,19 +47,21 @@ def inputs_table(rows):
     """What levels 1-2 took from each run (means over its replays), per remote server."""
     print("Taken from the runs (means over the replays; transport from Triton's trace, p99 as HDR quantiles):\n")
     print("| workload | controller | server | traced requests | to server mean / p99 ms | from server mean / p99 ms "
-          "| dispatch lag ms | per-execution overhead ms |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| dispatch lag ms | per-execution overhead ms (statistics) | traced batches' overhead mean / p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for w, c, v in rows:
         inputs = v.get("inputs") or {}
         for server in sorted({k.split(".")[0] for k in inputs}):
             tr = [t for t in inputs.get(f"{server}.traced_transport") or [] if t]
             way = lambda d, k: mean([t[d][k] for t in tr])
             traced = mean([t["traced"] for t in tr])
+            ov = [t for t in inputs.get(f"{server}.traced_overhead") or [] if t]
             print(f"| {w} | {c} | {server} | {'–' if traced is None else f'{traced:.0f}'} "
                   f"| {ms(way('to_server_ms', 'mean'))} / {ms(way('to_server_ms', 'p99'))} "
                   f"| {ms(way('from_server_ms', 'mean'))} / {ms(way('from_server_ms', 'p99'))} "
                   f"| {ms(mean(inputs.get(f'{server}.dispatch_lag_ms') or []))} "
-                  f"| {ms(mean(inputs.get(f'{server}.execution_overhead_ms') or []))} |")
+                  f"| {ms(mean(inputs.get(f'{server}.execution_overhead_ms') or []))} "
+                  f"| {ms(mean([t['mean_ms'] for t in ov]))} / {ms(mean([t['p99_ms'] for t in ov]))} |")
     print()
 
 

@@ -239,29 +239,31 @@ fn write_transport_csv(dir: &Path, p: &Prepared, r: &ReplayResult, traced: &[Tra
     std::fs::write(dir.join("transport.csv"), csv).with_context(|| format!("writing {}", dir.join("transport.csv").display()))
 }
 
-/// How many requests were traced, and the mean and p99 of their transport each way (ms; the
-/// p99 is an HDR-histogram quantile, like the summary's).
+/// The mean and p99 (an HDR-histogram quantile, like the summary's) of durations, in ms.
+fn mean_p99_ms(durations: impl Iterator<Item = SimDuration>) -> (f64, f64) {
+    let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits are valid");
+    let (mut sum, mut n) = (0.0, 0usize);
+    for d in durations {
+        sum += d.0 as f64;
+        n += 1;
+        let _ = h.record(d.0.max(1));
+    }
+    (sum / n.max(1) as f64 / 1e6, h.value_at_quantile(0.99) as f64 / 1e6)
+}
+
+/// How many requests were traced, and the mean and p99 of their transport each way (ms).
 fn transport_summary(o: &ObservedTransport) -> serde_json::Value {
     let stat = |way: fn(&Transport) -> SimDuration| {
-        let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits are valid");
-        let mut sum = 0.0;
-        for (_, t) in o.iter() {
-            let ns = way(&t).0;
-            sum += ns as f64;
-            let _ = h.record(ns.max(1));
-        }
-        json!({"mean": sum / o.observed().max(1) as f64 / 1e6, "p99": h.value_at_quantile(0.99) as f64 / 1e6})
+        let (mean, p99) = mean_p99_ms(o.iter().map(|(_, t)| way(&t)));
+        json!({"mean": mean, "p99": p99})
     };
     json!({"traced": o.observed(), "to_server_ms": stat(|t| t.to_server), "from_server_ms": stat(|t| t.from_server)})
 }
 
-/// How many batches' overhead outside the model was traced, and its mean and p99 (ms; HDR).
+/// How many batches' overhead outside the model was traced, and its mean and p99 (ms).
 fn overhead_summary(o: &ObservedOverhead) -> serde_json::Value {
-    let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits are valid");
-    for d in o.iter() {
-        let _ = h.record(d.0.max(1));
-    }
-    json!({"batches": o.observed(), "mean_ms": o.mean().as_millis_f64(), "p99_ms": h.value_at_quantile(0.99) as f64 / 1e6})
+    let (mean, p99) = mean_p99_ms(o.iter());
+    json!({"batches": o.observed(), "mean_ms": mean, "p99_ms": p99})
 }
 
 /// A replay and what the simulation may take from it.
@@ -317,8 +319,9 @@ fn taken_from(p: &Prepared, runs: &[Replayed], k: usize, batch_log: Option<&Path
                     bail!("Triton's batch log in {} has no batch of `{}` during replay {}", dir.display(), s.variants[0].model, k + 1);
                 }
                 let stats = r.remote_stats.get(i).and_then(Option::as_ref);
+                let mean_ms = stats.and_then(|st| conditioned::execution_overhead_ms(st, &d));
                 let per_batch = traced_here.and_then(|q| trace::observed_overhead(traced, q, server, &log, from));
-                (Some(d.clone()), stats.and_then(|st| conditioned::execution_overhead_ms(st, &d)), per_batch.map(Arc::new))
+                (Some(d), mean_ms, per_batch.map(Arc::new))
             }
             (false, _) => (r.output.batches.as_ref().map(|b| conditioned::recorded_durations(b, server)), None, None),
         };

@@ -22,95 +22,46 @@ pub struct Transport {
 /// heavy tail then reaches every request, as it did in the run, not only the traced ones.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ObservedTransport {
-    by_id: Vec<Option<Transport>>,
-    nearest: Vec<Transport>,
-    mean: Transport,
-    observed: usize,
+    /// Ascending, one per observed request.
+    ids: Vec<u64>,
+    transport: Vec<Transport>,
 }
 
 impl ObservedTransport {
-    /// From `(request id, transport)` pairs; `None` when there are none.
+    /// From `(request id, transport)` pairs (a later pair for the same id wins); `None` when
+    /// there are none.
     pub fn new(observed: impl IntoIterator<Item = (u64, Transport)>) -> Option<Self> {
-        let mut by_id: Vec<Option<Transport>> = Vec::new();
-        let (mut n, mut to, mut from) = (0usize, 0u128, 0u128);
-        for (id, t) in observed {
-            let i = usize::try_from(id).ok()?;
-            if by_id.len() <= i {
-                by_id.resize(i + 1, None);
-            }
-            by_id[i] = Some(t);
-        }
-        for t in by_id.iter().flatten() {
-            n += 1;
-            to += t.to_server.0 as u128;
-            from += t.from_server.0 as u128;
-        }
-        if n == 0 {
+        let by_id: std::collections::BTreeMap<u64, Transport> = observed.into_iter().collect();
+        if by_id.is_empty() {
             return None;
         }
-        let nearest = nearest_fill(&by_id);
-        Some(ObservedTransport {
-            by_id,
-            nearest,
-            mean: Transport { to_server: SimDuration((to / n as u128) as u64), from_server: SimDuration((from / n as u128) as u64) },
-            observed: n,
-        })
+        let (ids, transport) = by_id.into_iter().unzip();
+        Some(ObservedTransport { ids, transport })
     }
 
     /// Request `id`'s transport (that of the nearest observed request when it was not observed).
     #[inline]
     pub fn of(&self, id: u64) -> Transport {
-        let last = self.nearest.len() - 1;
-        self.nearest[usize::try_from(id).map_or(last, |i| i.min(last))]
-    }
-
-    /// The mean over the observed requests.
-    pub fn mean(&self) -> Transport {
-        self.mean
+        self.transport[nearest(&self.ids, id)]
     }
 
     /// The observed requests, by id.
     pub fn iter(&self) -> impl Iterator<Item = (u64, Transport)> + '_ {
-        self.by_id.iter().enumerate().filter_map(|(i, t)| t.map(|t| (i as u64, t)))
+        self.ids.iter().copied().zip(self.transport.iter().copied())
     }
 
     /// How many requests were observed.
     pub fn observed(&self) -> usize {
-        self.observed
+        self.ids.len()
     }
 }
 
-/// Every slot's value, or that of the nearest slot that has one (ties: the earlier); at least
-/// one slot has one.
-fn nearest_fill<T: Copy>(slots: &[Option<T>]) -> Vec<T> {
-    let mut before: Vec<Option<(usize, T)>> = Vec::with_capacity(slots.len());
-    let mut last = None;
-    for (i, v) in slots.iter().enumerate() {
-        if let Some(v) = v {
-            last = Some((i, *v));
-        }
-        before.push(last);
-    }
-    let mut out = Vec::with_capacity(slots.len());
-    let mut after = None;
-    for i in (0..slots.len()).rev() {
-        if let Some(v) = slots[i] {
-            after = Some((i, v));
-        }
-        out.push(match (before[i], after) {
-            (Some((b, vb)), Some((a, va))) => {
-                if i - b <= a - i {
-                    vb
-                } else {
-                    va
-                }
-            }
-            (Some((_, v)), None) | (None, Some((_, v))) => v,
-            (None, None) => unreachable!("at least one slot has a value"),
-        });
-    }
-    out.reverse();
-    out
+/// The index of the key in `sorted` (ascending, not empty) nearest `key` (ties: the earlier).
+#[inline]
+fn nearest(sorted: &[u64], key: u64) -> usize {
+    let i = sorted.partition_point(|&k| k < key);
+    let earlier_is_nearer = i == sorted.len() || (i > 0 && key - sorted[i - 1] <= sorted[i] - key);
+    if earlier_is_nearer { i - 1 } else { i }
 }
 
 /// The time an instance spent per execution outside the model, observed per traced batch of a
@@ -120,7 +71,8 @@ fn nearest_fill<T: Copy>(slots: &[Option<T>]) -> Vec<T> {
 /// overhead's heavy tail on a shared host reaches the simulation, not only its mean.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ObservedOverhead {
-    start: Vec<SimTime>,
+    /// Each observed batch's start, ascending.
+    start_ns: Vec<u64>,
     overhead: Vec<SimDuration>,
 }
 
@@ -131,31 +83,24 @@ impl ObservedOverhead {
             return None;
         }
         observed.sort_unstable();
-        let (start, overhead) = observed.into_iter().unzip();
-        Some(ObservedOverhead { start, overhead })
+        let (start_ns, overhead) = observed.into_iter().map(|(t, d)| (t.0, d)).unzip();
+        Some(ObservedOverhead { start_ns, overhead })
     }
 
     /// The overhead of a batch starting at `t`.
     #[inline]
     pub fn at(&self, t: SimTime) -> SimDuration {
-        let i = self.start.partition_point(|&s| s < t);
-        let nearer_earlier = i == self.start.len() || (i > 0 && t.0 - self.start[i - 1].0 <= self.start[i].0 - t.0);
-        self.overhead[if nearer_earlier { i - 1 } else { i }]
+        self.overhead[nearest(&self.start_ns, t.0)]
     }
 
     /// How many batches were observed.
     pub fn observed(&self) -> usize {
-        self.start.len()
+        self.start_ns.len()
     }
 
     /// The observed overheads, in start order.
     pub fn iter(&self) -> impl Iterator<Item = SimDuration> + '_ {
         self.overhead.iter().copied()
-    }
-
-    /// The mean over the observed batches.
-    pub fn mean(&self) -> SimDuration {
-        SimDuration(self.overhead.iter().map(|d| d.0).sum::<u64>() / self.overhead.len() as u64)
     }
 }
 
@@ -176,7 +121,6 @@ mod tests {
         assert_eq!([0, 1, 3, 5, 6].map(|i| o.of(i)), [t(10, 20), t(10, 20), t(10, 20), t(30, 40), t(50, 60)]);
         assert_eq!(o.of(99), t(50, 60));
         assert_eq!(o.observed(), 3);
-        assert_eq!(o.mean(), t(30, 40));
         assert_eq!(ObservedTransport::new([]), None);
     }
 
@@ -185,7 +129,7 @@ mod tests {
         let (at, d) = (SimTime, SimDuration);
         let o = ObservedOverhead::new(vec![(at(300), d(3)), (at(100), d(1)), (at(200), d(2))]).unwrap();
         assert_eq!([0, 100, 149, 150, 151, 250, 299, 10_000].map(|t| o.at(at(t)).0), [1, 1, 1, 1, 2, 2, 3, 3]);
-        assert_eq!((o.observed(), o.mean()), (3, d(2)));
+        assert_eq!(o.observed(), 3);
         assert_eq!(ObservedOverhead::new(Vec::new()), None);
     }
 }

@@ -153,8 +153,7 @@ pub fn observed_transport(traced: &[TracedRequest], requests: &RequestRecords, s
 /// [`LAG_WINDOW`] more, of their wait beyond the delay. The simulated batcher starts a batch the
 /// moment its rule fires.
 pub fn dispatch_lag(traced: &[TracedRequest], requests: &RequestRecords, server: u16, max_queue_delay: SimDuration) -> Option<SimDuration> {
-    let ids: std::collections::HashSet<u64> =
-        (0..requests.id.len()).filter(|&i| requests.path[i] == Some(server)).map(|i| requests.id[i]).collect();
+    let ids = sent_to(requests, server);
     let mut late: Vec<u64> = traced
         .iter()
         .filter(|t| ids.contains(&t.request_id))
@@ -181,8 +180,7 @@ pub fn observed_overhead(
     log: &[ExecutedBatch],
     t0_ns: u64,
 ) -> Option<ObservedOverhead> {
-    let ids: std::collections::HashSet<u64> =
-        (0..requests.id.len()).filter(|&i| requests.path[i] == Some(server)).map(|i| requests.id[i]).collect();
+    let ids = sent_to(requests, server);
     let mut spans: Vec<(u64, u64)> =
         traced.iter().filter(|t| ids.contains(&t.request_id)).map(|t| (t.compute_start_ns, t.compute_end_ns)).collect();
     spans.sort_unstable();
@@ -193,6 +191,11 @@ pub fn observed_overhead(
             .then(|| (SimTime(start - t0_ns), SimDuration((end - start).saturating_sub(b.end_ns - b.start_ns))))
     });
     ObservedOverhead::new(observed.collect())
+}
+
+/// The ids of the requests the replay sent to server `server`.
+fn sent_to(requests: &RequestRecords, server: u16) -> std::collections::HashSet<u64> {
+    (0..requests.id.len()).filter(|&i| requests.path[i] == Some(server)).map(|i| requests.id[i]).collect()
 }
 
 /// Waits longer than the delay plus this are a busy instance's queue, not the batcher's lag.

@@ -68,12 +68,17 @@ pub struct SpeedArgs {
     /// The bursty rate trace (default: ${BASIN_TRACES_DIR}/twitter/bursty.csv).
     #[arg(long)]
     pub trace: Option<PathBuf>,
-    /// Also time the SimPy M/M/1 model (scripts/simpy_mm1.py) with this Python.
+    /// Also time SimPy with this Python: the M/M/1 model (scripts/simpy_mm1.py) in process, and
+    /// the batching model (scripts/simpy_batcher.py) against `basin simulate` on the same
+    /// workload (experiments/bench/bursty-x100.toml), both as whole processes.
     #[arg(long)]
     pub simpy: Option<PathBuf>,
-    /// Requests for the SimPy run (it is ~50x slower).
+    /// Requests for the SimPy M/M/1 run (it is ~50x slower).
     #[arg(long, default_value_t = 1_000_000)]
     pub simpy_requests: u64,
+    /// Interleaved pairs of whole-process runs (basin simulate, SimPy) of the batching model.
+    #[arg(long, default_value_t = 3)]
+    pub simpy_pairs: u32,
     /// Repetitions of each basin measurement (the best is reported).
     #[arg(long, default_value_t = 3)]
     pub reps: u32,
@@ -229,10 +234,9 @@ fn controllers(a: ControllersArgs) -> Result<()> {
     }
     // rounds over all cases, so that machine drift hits every controller alike
     let mut best = vec![(f64::INFINITY, 0u64, 0u64); cases.len()];
-    for round in 0..a.reps.max(1) {
+    for _ in 0..a.reps.max(1) {
         for (i, (_, spec)) in cases.iter().enumerate() {
             let (t, n, ev) = time_run(spec, 1);
-            let _ = round;
             if t < best[i].0 {
                 best[i] = (t, n, ev);
             }
@@ -277,17 +281,18 @@ fn speed(a: SpeedArgs) -> Result<()> {
         ev as f64 / t / 1e6
     );
     if let Some(py) = a.simpy {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/simpy_mm1.py");
-        let out = Command::new(&py)
-            .arg(&script)
-            .args(["--lambda-rps", "0.9", "--mu-rps", "1.0", "--requests", &a.simpy_requests.to_string(), "--seed", "1"])
-            .output()
-            .with_context(|| format!("cannot run {}", py.display()))?;
-        if !out.status.success() {
-            bail!("SimPy run failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let v: serde_json::Value = serde_json::from_slice(out.stdout.split(|&c| c == b'\n').find(|l| l.starts_with(b"{")).unwrap_or(&[]))
-            .context("cannot parse the SimPy script's JSON line")?;
+        let mut mm1 = Command::new(&py);
+        mm1.arg(repo_file("scripts/simpy_mm1.py")).args([
+            "--lambda-rps",
+            "0.9",
+            "--mu-rps",
+            "1.0",
+            "--requests",
+            &a.simpy_requests.to_string(),
+            "--seed",
+            "1",
+        ]);
+        let v = json_line(&mut mm1, "SimPy M/M/1")?.1;
         let simpy_rate = v["requests_per_s"].as_f64().unwrap_or(f64::NAN);
         println!(
             "  SimPy {} M/M/1     {:>10} requests in {:>7.3} s: {:>6.3} M requests/s",
@@ -297,7 +302,77 @@ fn speed(a: SpeedArgs) -> Result<()> {
             simpy_rate / 1e6
         );
         println!("  basin / SimPy on M/M/1: {:.0}x", mm1_rate / simpy_rate);
+        whole_process_batcher(&py, &trace, a.simpy_pairs)?;
     }
+    Ok(())
+}
+
+/// A file of the source tree (the SimPy scripts and the benchmark's experiment).
+fn repo_file(rel: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Runs `cmd` to the end; its wall time and the JSON object on its stdout (the first line that
+/// opens one, or all of stdout when it is pretty-printed).
+fn json_line(cmd: &mut Command, what: &str) -> Result<(f64, serde_json::Value)> {
+    let t0 = Instant::now();
+    let out = cmd.output().with_context(|| format!("cannot run {what} ({:?})", cmd.get_program()))?;
+    let wall = t0.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = text.find('{').map_or("", |i| &text[i..]);
+    let v = serde_json::from_str(json).or_else(|_| serde_json::from_str(json.lines().next().unwrap_or("")));
+    Ok((wall, v.with_context(|| format!("cannot parse {what}'s JSON output"))?))
+}
+
+/// The batching model as whole processes, interleaved in pairs so that the host's drift hits
+/// both alike: `basin simulate` (experiment file, trace reading, outputs written) against the
+/// same model written in SimPy. The two are independent implementations, so their mean latency
+/// and batch size are printed side by side as well (they agree within sampling noise).
+fn whole_process_batcher(py: &std::path::Path, trace: &std::path::Path, pairs: u32) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find basin's own executable")?;
+    let out = tempdir_path().join("bursty-x100");
+    let (mut basin_s, mut simpy_s, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut basin_v, mut simpy_v) = (serde_json::Value::Null, serde_json::Value::Null);
+    for _ in 0..pairs.max(1) {
+        let mut sim = Command::new(&exe);
+        sim.arg("simulate").arg(repo_file("experiments/bench/bursty-x100.toml")).arg("--out").arg(&out).arg("--json");
+        sim.env("BASIN_TRACES_DIR", trace.parent().and_then(|p| p.parent()).unwrap_or(std::path::Path::new(".")));
+        let (tb, vb) = json_line(&mut sim, "basin simulate")?;
+        let mut simpy = Command::new(py);
+        simpy.arg(repo_file("scripts/simpy_batcher.py")).arg("--trace").arg(trace).args(["--rate-scale", "100"]);
+        let (ts, vs) = json_line(&mut simpy, "SimPy batcher")?;
+        basin_s.push(tb);
+        simpy_s.push(ts);
+        ratios.push(ts / tb);
+        (basin_v, simpy_v) = (vb, vs);
+    }
+    let _ = std::fs::remove_dir_all(tempdir_path());
+    let spread = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v[0], crate::calibrate::measure::quantile_sorted(&v, 0.5), v[v.len() - 1])
+    };
+    let (bl, bm, bh) = spread(&basin_s);
+    let (sl, sm, sh) = spread(&simpy_s);
+    let (rl, rm, rh) = spread(&ratios);
+    println!("  batching model, whole processes, {} interleaved pairs (min / median / max wall s):", basin_s.len());
+    println!(
+        "    basin simulate  {bl:.3} / {bm:.3} / {bh:.3} s   {} requests, mean latency {:.4} ms, mean batch {:.4}",
+        basin_v["requests"],
+        basin_v["latency_ms"]["mean"].as_f64().unwrap_or(f64::NAN),
+        basin_v["mean_batch_size"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!(
+        "    SimPy {}     {sl:.3} / {sm:.3} / {sh:.3} s   {} requests, mean latency {:.4} ms, mean batch {:.4}",
+        simpy_v["simpy_version"].as_str().unwrap_or("?"),
+        simpy_v["requests"],
+        simpy_v["latency_mean_ms"].as_f64().unwrap_or(f64::NAN),
+        simpy_v["mean_batch_size"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!("  basin / SimPy on the batching model, whole process: {rm:.0}x (pairs {rl:.0}x to {rh:.0}x)");
     Ok(())
 }
 

@@ -311,7 +311,7 @@ impl<'a> Gateway<'a> {
 
     fn schedule_next_arrival(&mut self) {
         match self.arrivals.next_arrival() {
-            Some(t) => self.agenda.schedule_at(t, Wake::Arrival),
+            Some(t) => self.agenda.schedule_lane_at(t, Wake::Arrival),
             None => self.arrivals_done = true,
         }
     }

@@ -42,6 +42,7 @@ use measure::{MeasureError, Point, Tick, measure_point};
 use crate::hw::backend::InferenceBackend;
 use crate::hw::meter::{self, EnergyMeter, IdlePower, MeterKind};
 use crate::io::manifest::Host;
+use crate::spec::BackendKind;
 
 /// How `basin calibrate` was asked to run.
 #[derive(Clone, Debug, Default)]
@@ -392,27 +393,27 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
     let mut rt = RuntimeInfo::default();
 
     // The plan: (backend, model) pairs.
-    let mut plan: Vec<(&'static str, String, PathBuf)> = Vec::new();
+    let mut plan: Vec<(BackendKind, String, PathBuf)> = Vec::new();
     if let Some(o) = &cfg.backends.onnxruntime {
         for (m, p) in &models {
             if o.models.as_ref().is_none_or(|l| l.contains(m)) {
-                plan.push(("onnxruntime", m.clone(), p.clone()));
+                plan.push((BackendKind::OnnxRuntime, m.clone(), p.clone()));
             }
         }
     }
     if let Some(t) = &cfg.backends.triton {
         for (m, p) in &models {
             if t.models.as_ref().is_none_or(|l| l.contains(m)) {
-                plan.push(("triton", m.clone(), p.clone()));
+                plan.push((BackendKind::Triton, m.clone(), p.clone()));
             }
         }
     }
     // Open every backend before measuring anything: a missing server or a corrupt model fails fast.
     let mut opened = Vec::new();
     for (backend, model, path) in &plan {
-        let o = match *backend {
-            "onnxruntime" => open_ort(file, &cfg, model, path, &mut rt)?,
-            _ => open_triton(cfg.backends.triton.as_ref().expect("planned"), cfg.seed, model, &mut rt)?,
+        let o = match backend {
+            BackendKind::OnnxRuntime => open_ort(file, &cfg, model, path, &mut rt)?,
+            BackendKind::Triton => open_triton(cfg.backends.triton.as_ref().expect("planned"), cfg.seed, model, &mut rt)?,
         };
         opened.push((*backend, model.clone(), o));
     }
@@ -425,13 +426,16 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         // covers what that meter counts with no load.
         let mut order: Vec<usize> = (0..opened.len()).collect();
         if cfg.transport.is_some() {
-            order.sort_by_key(|&i| opened[i].0 != "triton");
+            order.sort_by_key(|&i| opened[i].0 != BackendKind::Triton);
         }
         for (backend, _, o) in order.iter().map(|&i| &opened[i]) {
-            if idle.iter().any(|(d, _, b)| d == &o.device || b == backend) {
+            if idle.iter().any(|(d, _, b)| d == &o.device || b == backend.name()) {
                 continue;
             }
-            let m = if *backend == "onnxruntime" { meters.ort.as_mut() } else { meters.triton.as_mut() };
+            let m = match backend {
+                BackendKind::OnnxRuntime => meters.ort.as_mut(),
+                BackendKind::Triton => meters.triton.as_mut(),
+            };
             if let Some(m) = m {
                 let ip = meter::measure_idle_power(m, Duration::from_secs_f64(cfg.meter.idle_s)).context("measuring idle power")?;
                 idle.push((o.device.clone(), ip, backend.to_string()));
@@ -439,8 +443,9 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
         }
     }
 
-    let by_transport = |backend: &str, model: &str| {
-        backend == "triton" && cfg.transport.as_ref().is_some_and(|t| t.models.as_ref().is_none_or(|l| l.iter().any(|m| m == model)))
+    let by_transport = |backend: BackendKind, model: &str| {
+        backend == BackendKind::Triton
+            && cfg.transport.as_ref().is_some_and(|t| t.models.as_ref().is_none_or(|l| l.iter().any(|m| m == model)))
     };
     let n_points = opened.len() * cfg.batch_sizes.len();
     let pb = if opts.progress { indicatif::ProgressBar::new(n_points as u64) } else { indicatif::ProgressBar::hidden() };
@@ -452,8 +457,11 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
     let mut measured = Vec::new();
     let mut triton_stats = Vec::new();
     for (backend, model, mut o) in opened {
-        let m = if backend == "onnxruntime" { meters.ort.as_mut() } else { meters.triton.as_mut() }
-            .ok_or_else(|| anyhow!("no meter for {backend}"))?;
+        let m = match backend {
+            BackendKind::OnnxRuntime => meters.ort.as_mut(),
+            BackendKind::Triton => meters.triton.as_mut(),
+        }
+        .ok_or_else(|| anyhow!("no meter for {backend}"))?;
         let mcfg = cfg.measure_for(&model);
         if by_transport(backend, &model) {
             pb.inc(cfg.batch_sizes.len() as u64);
@@ -490,7 +498,7 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
             let info = m.info();
             measured.push(Measured {
                 model: model.clone(),
-                backend: backend.into(),
+                backend: backend.name().into(),
                 device: o.device.clone(),
                 meter: info.name.clone(),
                 estimated: info.estimated,
@@ -505,7 +513,7 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
     let mut transport_points = Vec::new();
     let mut transport_notes = Vec::new();
     if let (Some(tc), Some(t)) = (&cfg.transport, &cfg.backends.triton) {
-        let models: Vec<String> = plan.iter().filter(|(b, m, _)| by_transport(b, m)).map(|(_, m, _)| m.clone()).collect();
+        let models: Vec<String> = plan.iter().filter(|(b, m, _)| by_transport(*b, m)).map(|(_, m, _)| m.clone()).collect();
         let max_b = cfg.batch_sizes.iter().copied().max().unwrap_or(1) as usize;
         for model in models {
             let m = meters.triton.as_mut().ok_or_else(|| anyhow!("no meter for triton"))?;
@@ -535,7 +543,7 @@ pub fn run(opts: &Options) -> Result<(PathBuf, Calibration)> {
                 match transport::cost_point(&pts, b) {
                     Some(point) => measured.push(Measured {
                         model: model.clone(),
-                        backend: "triton".into(),
+                        backend: BackendKind::Triton.name().into(),
                         device: device.clone(),
                         meter: info.name.clone(),
                         estimated: info.estimated,

@@ -12,6 +12,7 @@ use super::measure::thin;
 use super::{Calibration, gpu_models, nvidia_driver};
 use crate::io::manifest::{BASIN_VERSION, GIT_REVISION, Host, now_rfc3339};
 use crate::io::outputs::write_dir_atomic;
+use crate::spec::BackendKind;
 
 /// Per-sample quality recomputed by basin, and its check against a reference table.
 #[derive(Clone, Debug, Default)]
@@ -395,8 +396,8 @@ fn manifest_toml(cal: &Calibration) -> Result<String> {
             Some(n) => n.to_string(),
         },
         meter: ManifestMeter {
-            ort: meter_of("onnxruntime"),
-            triton: meter_of("triton"),
+            ort: meter_of(BackendKind::OnnxRuntime.name()),
+            triton: meter_of(BackendKind::Triton.name()),
             estimated: cal.measured.iter().any(|m| m.estimated),
             notes: cal.meter_notes.clone(),
         },
@@ -417,7 +418,7 @@ fn manifest_toml(cal: &Calibration) -> Result<String> {
             .into_iter()
             .map(|(model, v)| ManifestOverhead {
                 model,
-                backend: "triton",
+                backend: BackendKind::Triton.name(),
                 request_overhead_ms: v,
                 how: "median over batch sizes of the per-round median of client round trip - (queue + compute), overhead.csv",
             })

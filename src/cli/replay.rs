@@ -178,7 +178,12 @@ pub(crate) fn replay_options(p: &Prepared, stop: Arc<AtomicBool>) -> ReplayOptio
         drain_timeout: Duration::from_secs_f64(p.section.drain_timeout_s.max(0.0)),
         client_threads: p.section.client_threads,
         stop,
-        early_exit_backend: p.loaded.experiment.early_exit.as_ref().map_or("onnxruntime".into(), |e| e.backend.clone()),
+        early_exit_backend: p
+            .loaded
+            .experiment
+            .early_exit
+            .as_ref()
+            .map_or(crate::spec::BackendKind::OnnxRuntime.name().into(), |e| e.backend.clone()),
         ..ReplayOptions::default()
     }
 }
@@ -377,11 +382,11 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
             .spec
             .servers
             .iter()
-            .position(|x| x.backend == "triton")
+            .position(|x| crate::spec::BackendKind::is_triton(&x.backend))
             .with_context(|| format!("{}: no [[server]] with backend = \"triton\" (name one with --server)", a.experiment.display()))?,
     };
     let srv = &base.spec.servers[s];
-    if srv.backend != "triton" {
+    if !crate::spec::BackendKind::is_triton(&srv.backend) {
         bail!(
             "server `{}` runs on `{}`: a load profile reads the server's own statistics, which only Triton exposes",
             srv.name,

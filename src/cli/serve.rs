@@ -53,7 +53,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let base = std::env::current_dir()?;
     let backends = RealBackends::new(&p.section, &base);
     let mut meter = open_meter(&p, &base)?;
-    let remote = p.spec.servers.iter().any(|s| s.backend == "triton");
+    let remote = p.spec.servers.iter().any(|s| crate::spec::BackendKind::is_triton(&s.backend));
     let opts = ServeOptions {
         listen: a.listen,
         drain_timeout: Duration::from_secs_f64(p.section.drain_timeout_s.max(0.0)),
@@ -62,7 +62,12 @@ pub fn run(a: ServeArgs) -> Result<()> {
         health_urls: if remote { vec![p.section.triton_url.clone()] } else { Vec::new() },
         workers: ReplayOptions {
             client_threads: p.section.client_threads,
-            early_exit_backend: p.loaded.experiment.early_exit.as_ref().map_or("onnxruntime".into(), |e| e.backend.clone()),
+            early_exit_backend: p
+                .loaded
+                .experiment
+                .early_exit
+                .as_ref()
+                .map_or(crate::spec::BackendKind::OnnxRuntime.name().into(), |e| e.backend.clone()),
             ..ReplayOptions::default()
         },
     };

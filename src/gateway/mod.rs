@@ -34,7 +34,7 @@ use crate::model::controller::{CompletionView, Controller, Decision, GatewayView
 use crate::model::request::QueuedRequest;
 use crate::model::routing::Router;
 use crate::model::server::Server;
-use crate::spec::SimSpec;
+use crate::spec::{BackendKind, SimSpec};
 
 pub use energy::EnergyLedger;
 pub use metrics::{FailReason, Metrics, RejectReason, RunEnergy, Served};
@@ -165,10 +165,6 @@ struct Flight {
     share: f64,
 }
 
-/// The backend whose servers batch requests themselves (a real gateway sends each request on
-/// its own and sees only what it sent and what came back).
-pub const REMOTE_BATCHER: &str = "triton";
-
 /// The state of a remote server as the gateway sees it: requests sent and not answered.
 #[derive(Clone, Copy, Debug, Default)]
 struct Remote {
@@ -259,8 +255,12 @@ impl<'a> Gateway<'a> {
             spec.servers.iter().enumerate().map(|(i, s)| Server::new(s.clone(), streams.stream_indexed("service", i as u64))).collect();
         let views = servers.iter().map(Server::view).collect();
         let remote: Vec<Option<Remote>> = (0..servers.len()).map(|i| backends.batches_remotely(i).then(Remote::default)).collect();
-        let seen_as_remote =
-            spec.servers.iter().zip(&remote).map(|(s, r)| (r.is_none() && s.backend == REMOTE_BATCHER).then(Remote::default)).collect();
+        let seen_as_remote = spec
+            .servers
+            .iter()
+            .zip(&remote)
+            .map(|(s, r)| (r.is_none() && BackendKind::of(&s.backend).is_some_and(BackendKind::batches_remotely)).then(Remote::default))
+            .collect();
         let ctx = spec.controller_context();
         let mut metrics = Metrics::new(spec, !metered);
         if !metered {

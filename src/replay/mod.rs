@@ -60,7 +60,7 @@ pub trait BackendFactory: Send + Sync {
     fn open(&self, model: &str, backend: &str) -> Result<Box<dyn InferenceBackend>, BackendError>;
     /// Whether `backend` batches requests itself (each request is sent on its own).
     fn batches_remotely(&self, backend: &str) -> bool {
-        backend == crate::gateway::REMOTE_BATCHER
+        crate::spec::BackendKind::of(backend).is_some_and(crate::spec::BackendKind::batches_remotely)
     }
     /// Cumulative statistics of a remotely batched model, if the backend exposes them.
     fn server_snapshot(&self, _model: &str, _backend: &str) -> Option<ServerSnapshot> {
@@ -97,7 +97,7 @@ impl Default for ReplayOptions {
             client_threads: None,
             stop: Arc::new(AtomicBool::new(false)),
             spin: Duration::from_micros(150),
-            early_exit_backend: "onnxruntime".into(),
+            early_exit_backend: crate::spec::BackendKind::OnnxRuntime.name().into(),
             modelled_answers: false,
         }
     }

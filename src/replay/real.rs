@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::BackendFactory;
 use crate::hw::backend::{BackendError, InferenceBackend};
+use crate::spec::BackendKind;
 
 fn default_model_dir() -> String {
     ".cache/models".into()
@@ -138,12 +139,12 @@ impl RealBackends {
 
 impl BackendFactory for RealBackends {
     fn open(&self, model: &str, backend: &str) -> Result<Box<dyn InferenceBackend>, BackendError> {
-        match backend {
-            "onnxruntime" | "ort" => self.open_ort(model),
-            "triton" => self.open_triton(model),
-            other => Err(BackendError::InvalidRequest {
+        match BackendKind::of(backend) {
+            Some(BackendKind::OnnxRuntime) => self.open_ort(model),
+            Some(BackendKind::Triton) => self.open_triton(model),
+            None => Err(BackendError::InvalidRequest {
                 model: model.into(),
-                message: format!("replay has no backend `{other}` (use onnxruntime or triton)"),
+                message: format!("replay has no backend `{backend}` (use {})", BackendKind::ALLOWED),
             }),
         }
     }
@@ -151,7 +152,7 @@ impl BackendFactory for RealBackends {
     #[cfg(feature = "triton")]
     fn server_snapshot(&self, model: &str, backend: &str) -> Option<crate::hw::backend::stats::ServerSnapshot> {
         use crate::hw::backend::triton::{Timeouts, TritonClient};
-        if backend != "triton" {
+        if !BackendKind::is_triton(backend) {
             return None;
         }
         let c = TritonClient::new(&self.triton_stats_url, Timeouts { connect: Duration::from_secs(2), request: Duration::from_secs(5) })

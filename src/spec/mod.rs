@@ -25,6 +25,55 @@ pub struct EarlyExitSpec {
     pub overhead_energy_j: f64,
 }
 
+/// The real backends basin drives, by the name an experiment's `backend` (and the cost table's
+/// `backend` column) gives them. Other names (`sim`, a GPU label) are cost-table labels only:
+/// simulation accepts them, a replay has nothing to run them on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// ONNX Runtime in basin's own process (`onnxruntime`, also written `ort`).
+    OnnxRuntime,
+    /// A Triton server over KServe v2 HTTP (`triton`): it forms batches itself.
+    Triton,
+}
+
+impl BackendKind {
+    /// The names a replay accepts, for error messages.
+    pub const ALLOWED: &'static str = "onnxruntime or triton";
+
+    /// The backend an experiment's `backend` names, if it is a real one.
+    pub fn of(name: &str) -> Option<BackendKind> {
+        match name {
+            "onnxruntime" | "ort" => Some(BackendKind::OnnxRuntime),
+            "triton" => Some(BackendKind::Triton),
+            _ => None,
+        }
+    }
+
+    /// Whether `name` is Triton.
+    pub fn is_triton(name: &str) -> bool {
+        Self::of(name) == Some(BackendKind::Triton)
+    }
+
+    /// The name written in experiment files, cost tables and outputs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BackendKind::OnnxRuntime => "onnxruntime",
+            BackendKind::Triton => "triton",
+        }
+    }
+
+    /// Whether the backend batches requests itself (a gateway sends each request on its own).
+    pub fn batches_remotely(self) -> bool {
+        self == BackendKind::Triton
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A resolved experiment.
 #[derive(Clone, Debug)]
 pub struct SimSpec {
@@ -154,5 +203,22 @@ pub mod build {
             record_batches: false,
             energy_estimated: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackendKind;
+
+    #[test]
+    fn backend_names_round_trip_and_only_triton_batches_remotely() {
+        for k in [BackendKind::OnnxRuntime, BackendKind::Triton] {
+            assert_eq!(BackendKind::of(k.name()), Some(k));
+            assert_eq!(k.to_string(), k.name());
+        }
+        assert_eq!(BackendKind::of("ort"), Some(BackendKind::OnnxRuntime));
+        assert_eq!(BackendKind::of("sim"), None);
+        assert!(BackendKind::is_triton("triton") && !BackendKind::is_triton("onnxruntime"));
+        assert!(BackendKind::Triton.batches_remotely() && !BackendKind::OnnxRuntime.batches_remotely());
     }
 }

@@ -211,7 +211,7 @@ impl OrtBackend {
         let output = out.name.clone();
         let binding = if opts.io_binding { Some(session.create_binding().map_err(|e| load_err(e.to_string()))?) } else { None };
         let info = BackendInfo {
-            backend: "onnxruntime".into(),
+            backend: crate::spec::BackendKind::OnnxRuntime.name().into(),
             model: name,
             device,
             provider,

@@ -698,7 +698,7 @@ impl TritonBackend {
         };
         let output = out.name.clone();
         let info = BackendInfo {
-            backend: "triton".into(),
+            backend: crate::spec::BackendKind::Triton.name().into(),
             model: model.into(),
             device: "remote".into(),
             provider: if opts.binary { "http+binary" } else { "http+json" }.into(),

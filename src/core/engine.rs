@@ -158,7 +158,9 @@ mod tests {
     #[test]
     fn the_lane_keeps_the_heap_order_fifo_ties_included() {
         let mut e = Engine::new();
-        let mut pop = |e: &mut Engine<&str>| e.pop().unwrap().1;
+        fn pop(e: &mut Engine<&'static str>) -> &'static str {
+            e.pop().unwrap().1
+        }
         e.schedule_lane_at(SimTime(5), "a");
         e.schedule_at(SimTime(5), "b");
         e.schedule_at(SimTime(3), "c");

@@ -216,12 +216,14 @@ fn take_trace(url: &str, dir: &Path) -> Result<Vec<TracedRequest>> {
 /// `DIR/transport.csv`: each traced request's transport, as the simulation takes it (ms), and
 /// Triton's trace stamps of it (queue start, execution start and end; seconds since the replay's
 /// start, like the request records).
-fn write_transport_csv(dir: &Path, p: &Prepared, r: &ReplayResult, traced: &[TracedRequest]) -> Result<()> {
-    let Some(requests) = r.output.requests.as_ref() else { return Ok(()) };
+fn write_transport_csv(dir: &Path, p: &Prepared, r: &ReplayResult, traced: &[TracedRequest], transport: &[Transports]) -> Result<()> {
+    if r.output.requests.is_none() {
+        return Ok(());
+    }
     let by_id: std::collections::HashMap<u64, &TracedRequest> = traced.iter().map(|t| (t.request_id, t)).collect();
     let mut csv = String::from("server,request_id,to_server_ms,from_server_ms,queue_start_s,compute_start_s,compute_end_s\n");
-    for (i, s) in p.spec.servers.iter().enumerate() {
-        let Some(t) = trace::observed_transport(traced, requests, i as u16, r.started_monotonic_ns) else { continue };
+    for (s, t) in p.spec.servers.iter().zip(transport) {
+        let Some(t) = t else { continue };
         for (id, t) in t.iter() {
             let Some(tr) = by_id.get(&id) else { continue };
             let since_start = |ns: u64| (ns as i128 - r.started_monotonic_ns as i128) as f64 / 1e9;
@@ -266,12 +268,25 @@ fn overhead_summary(o: &ObservedOverhead) -> serde_json::Value {
     json!({"batches": o.observed(), "mean_ms": mean, "p99_ms": p99})
 }
 
+/// One server's traced requests' transport in a replay (`None`: none traced).
+type Transports = Option<Arc<ObservedTransport>>;
+
+/// Per server, the transport of each request Triton's trace saw.
+fn observed_transports(p: &Prepared, r: &ReplayResult, traced: &[TracedRequest]) -> Vec<Transports> {
+    let requests = r.output.requests.as_ref().filter(|_| !traced.is_empty());
+    (0..p.spec.servers.len())
+        .map(|i| requests.and_then(|q| trace::observed_transport(traced, q, i as u16, r.started_monotonic_ns)).map(Arc::new))
+        .collect()
+}
+
 /// A replay and what the simulation may take from it.
 struct Replayed {
     result: ReplayResult,
     dir: String,
     /// Triton's trace of its requests (empty without one).
     traced: Vec<TracedRequest>,
+    /// Per server, the traced requests' transport.
+    transport: Vec<Transports>,
 }
 
 fn replay_run(r: &Replayed) -> ReplayRun {
@@ -306,7 +321,7 @@ fn taken_from(p: &Prepared, runs: &[Replayed], k: usize, batch_log: Option<&Path
     for (i, s) in p.spec.servers.iter().enumerate() {
         let server = i as u16;
         let traced_here = r.output.requests.as_ref().filter(|_| remote.contains(&i) && !traced.is_empty());
-        taken.transport.push(traced_here.and_then(|q| trace::observed_transport(traced, q, server, from)).map(Arc::new));
+        taken.transport.push(runs[k].transport[i].clone().filter(|_| traced_here.is_some()));
         taken
             .dispatch_lag_ms
             .push(traced_here.and_then(|q| trace::dispatch_lag(traced, q, server, s.max_queue_delay)).map(SimDuration::as_millis_f64));
@@ -473,14 +488,14 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
                 bail!("interrupted during {name}");
             }
             let traced = match &trace_dir {
-                Some(d) => {
-                    let traced = take_trace(&p.section.triton_url, d)?;
-                    write_transport_csv(&tmp.join(&name), &p, &result, &traced)?;
-                    traced
-                }
+                Some(d) => take_trace(&p.section.triton_url, d)?,
                 None => Vec::new(),
             };
-            runs.push(Replayed { result, dir: name, traced });
+            let transport = observed_transports(&p, &result, &traced);
+            if trace_dir.is_some() {
+                write_transport_csv(&tmp.join(&name), &p, &result, &traced, &transport)?;
+            }
+            runs.push(Replayed { result, dir: name, traced, transport });
         }
         let mut inputs = BTreeMap::new();
         let names: Vec<&str> = p.spec.servers.iter().map(|s| s.name.as_str()).collect();

@@ -201,3 +201,19 @@ fn load_profile_follows_the_windowed_rate() {
     let e = out.summary.energy.active_j / n;
     assert!((e - 0.02).abs() < 0.01 * 0.02, "energy per request {e} J, expected 0.01 × 2.0");
 }
+
+/// `basin bench speed` times the bursty ×100 batcher in process and, against SimPy, as
+/// `basin simulate experiments/bench/bursty-x100.toml`: the file must be the same model.
+#[test]
+fn the_benchmark_experiment_file_is_the_in_process_batcher_case() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loaded = basin::io::experiment::load(&root.join("experiments/bench/bursty-x100.toml"), &[], Some(1)).expect("loads");
+    let rates = basin::io::traces::load_rate_csv(&root.join("traces/twitter/bursty.csv")).expect("trace").rates_rps;
+    let from_file = basin::sim::run(&loaded.spec, 1).summary;
+    let in_process = basin::sim::run(&basin::cli::bench::bursty_spec(rates), 1).summary;
+    assert!(from_file.requests > 1_000_000, "{}", from_file.requests);
+    assert_eq!((from_file.requests, from_file.batches), (in_process.requests, in_process.batches));
+    assert_eq!(from_file.latency_ms, in_process.latency_ms);
+    assert_eq!(from_file.mean_batch_size, in_process.mean_batch_size);
+    assert_eq!(from_file.energy_j, in_process.energy_j);
+}

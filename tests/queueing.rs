@@ -208,7 +208,7 @@ fn load_profile_follows_the_windowed_rate() {
 fn the_benchmark_experiment_file_is_the_in_process_batcher_case() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let loaded = basin::io::experiment::load(&root.join("experiments/bench/bursty-x100.toml"), &[], Some(1)).expect("loads");
-    let rates = basin::io::traces::load_rate_csv(&root.join("traces/twitter/bursty.csv")).expect("trace").rates_rps;
+    let rates = basin::io::traces::load_rate_csv(root.join("traces/twitter/bursty.csv")).expect("trace").rates_rps;
     let from_file = basin::sim::run(&loaded.spec, 1).summary;
     let in_process = basin::sim::run(&basin::cli::bench::bursty_spec(rates), 1).summary;
     assert!(from_file.requests > 1_000_000, "{}", from_file.requests);

@@ -173,17 +173,21 @@ pub(crate) fn open_meter(p: &Prepared, base: &Path) -> Result<Box<dyn crate::hw:
     Ok(meter)
 }
 
+impl Prepared {
+    /// The backend the cascade's early-exit model runs on (ONNX Runtime unless the experiment
+    /// names one).
+    pub(crate) fn early_exit_backend(&self) -> String {
+        let named = self.loaded.experiment.early_exit.as_ref().map(|e| e.backend.clone());
+        named.unwrap_or_else(|| crate::spec::BackendKind::OnnxRuntime.name().into())
+    }
+}
+
 pub(crate) fn replay_options(p: &Prepared, stop: Arc<AtomicBool>) -> ReplayOptions {
     ReplayOptions {
         drain_timeout: Duration::from_secs_f64(p.section.drain_timeout_s.max(0.0)),
         client_threads: p.section.client_threads,
         stop,
-        early_exit_backend: p
-            .loaded
-            .experiment
-            .early_exit
-            .as_ref()
-            .map_or(crate::spec::BackendKind::OnnxRuntime.name().into(), |e| e.backend.clone()),
+        early_exit_backend: p.early_exit_backend(),
         ..ReplayOptions::default()
     }
 }

@@ -62,12 +62,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         health_urls: if remote { vec![p.section.triton_url.clone()] } else { Vec::new() },
         workers: ReplayOptions {
             client_threads: p.section.client_threads,
-            early_exit_backend: p
-                .loaded
-                .experiment
-                .early_exit
-                .as_ref()
-                .map_or(crate::spec::BackendKind::OnnxRuntime.name().into(), |e| e.backend.clone()),
+            early_exit_backend: p.early_exit_backend(),
             ..ReplayOptions::default()
         },
     };

@@ -321,7 +321,8 @@ fn taken_from(p: &Prepared, runs: &[Replayed], k: usize, batch_log: Option<&Path
     for (i, s) in p.spec.servers.iter().enumerate() {
         let server = i as u16;
         let traced_here = r.output.requests.as_ref().filter(|_| remote.contains(&i) && !traced.is_empty());
-        taken.transport.push(runs[k].transport[i].clone().filter(|_| traced_here.is_some()));
+        // a replay has transports only where Triton traced it and it recorded its requests
+        taken.transport.push(runs[k].transport[i].clone().filter(|_| remote.contains(&i)));
         taken
             .dispatch_lag_ms
             .push(traced_here.and_then(|q| trace::dispatch_lag(traced, q, server, s.max_queue_delay)).map(SimDuration::as_millis_f64));

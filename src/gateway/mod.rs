@@ -259,7 +259,7 @@ impl<'a> Gateway<'a> {
             .servers
             .iter()
             .zip(&remote)
-            .map(|(s, r)| (r.is_none() && BackendKind::of(&s.backend).is_some_and(BackendKind::batches_remotely)).then(Remote::default))
+            .map(|(s, r)| (r.is_none() && BackendKind::named_batches_remotely(&s.backend)).then(Remote::default))
             .collect();
         let ctx = spec.controller_context();
         let mut metrics = Metrics::new(spec, !metered);

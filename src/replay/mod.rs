@@ -60,7 +60,7 @@ pub trait BackendFactory: Send + Sync {
     fn open(&self, model: &str, backend: &str) -> Result<Box<dyn InferenceBackend>, BackendError>;
     /// Whether `backend` batches requests itself (each request is sent on its own).
     fn batches_remotely(&self, backend: &str) -> bool {
-        crate::spec::BackendKind::of(backend).is_some_and(crate::spec::BackendKind::batches_remotely)
+        crate::spec::BackendKind::named_batches_remotely(backend)
     }
     /// Cumulative statistics of a remotely batched model, if the backend exposes them.
     fn server_snapshot(&self, _model: &str, _backend: &str) -> Option<ServerSnapshot> {

@@ -66,6 +66,12 @@ impl BackendKind {
     pub fn batches_remotely(self) -> bool {
         self == BackendKind::Triton
     }
+
+    /// Whether the backend an experiment's `backend` names batches requests itself (`false`
+    /// for a cost-table label).
+    pub fn named_batches_remotely(name: &str) -> bool {
+        Self::of(name).is_some_and(Self::batches_remotely)
+    }
 }
 
 impl std::fmt::Display for BackendKind {
@@ -220,5 +226,6 @@ mod tests {
         assert_eq!(BackendKind::of("sim"), None);
         assert!(BackendKind::is_triton("triton") && !BackendKind::is_triton("onnxruntime"));
         assert!(BackendKind::Triton.batches_remotely() && !BackendKind::OnnxRuntime.batches_remotely());
+        assert!(BackendKind::named_batches_remotely("triton") && !BackendKind::named_batches_remotely("sim"));
     }
 }

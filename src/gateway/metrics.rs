@@ -198,6 +198,7 @@ impl Metrics {
 
     /// A served request's answer reached the gateway at `now`; `share_j` is its part of the
     /// batch's IT energy.
+    #[inline(always)]
     pub fn complete(&mut self, r: &QueuedRequest, now: SimTime, served: Served, share_j: f64, correct: Option<bool>) {
         let latency = now.since(r.arrival);
         self.summary.completed(latency);

@@ -759,7 +759,7 @@ impl<'a> Gateway<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn refresh_view(&mut self, s: usize) {
         let srv = &self.servers[s];
         let v = &mut self.views[s];

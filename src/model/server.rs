@@ -261,11 +261,18 @@ impl Server {
     }
 
     /// Starts one batch if the dispatch rule says so. Call repeatedly until `None`.
-    #[inline]
+    #[inline(always)]
     pub fn try_dispatch(&mut self, now: SimTime) -> Option<Dispatch> {
+        // the gateway asks after every arrival and answer; most often no instance is free
         if self.idle == 0 || self.queue.is_empty() {
             return None;
         }
+        self.dispatch(now)
+    }
+
+    /// [`Server::try_dispatch`] with an idle instance and a request waiting.
+    #[inline(never)]
+    fn dispatch(&mut self, now: SimTime) -> Option<Dispatch> {
         let expired = self.expired(now);
         let queued = self.queue.len();
         if !expired && queued < self.trigger_size() {

@@ -585,6 +585,8 @@ impl<'a> Gateway<'a> {
     }
 
     /// `r` enters local server `target`'s queue now.
+    // always inlined, as `decide` (whose request it takes on) is
+    #[inline(always)]
     fn enqueue<B: Backends + ?Sized>(&mut self, target: usize, mut r: QueuedRequest, now: SimTime, backends: &mut B) {
         r.enqueued = now;
         match self.servers[target].enqueue(r) {

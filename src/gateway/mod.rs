@@ -536,7 +536,8 @@ impl<'a> Gateway<'a> {
 
     /// The early-exit answer is ready (`real`), or modelled from the quality table (`None`).
     // always inlined: passed through memory, the request just built by `enter` is reloaded
-    // wider than it was stored, and the load stalls on store forwarding (a tenth of the run)
+    // wider than it was stored, and the load stalls on store forwarding (`perf record`: half of
+    // this function's samples)
     #[inline(always)]
     fn decide<B: Backends + ?Sized>(&mut self, mut r: QueuedRequest, now: SimTime, real: Option<EarlyExitAnswer>, backends: &mut B) {
         let uncertainty = match real {

@@ -361,7 +361,8 @@ mod tests {
         assert_eq!(fine.queue_len, coarse.queue_len);
         assert_eq!(fine.carbon_g_per_kwh, coarse.carbon_g_per_kwh);
         assert!((e_fine - e_coarse).abs() < 1e-9 && (e_fine - 240.0).abs() < 1e-9);
-        // 0.3 s at the first value, 1.4 s at 200, 1.3 s at 500 g/kWh, of 80 W
+        // 0.3 s before the first step (its value holds there), 1.4 s at 200, 1.3 s at 500 g/kWh,
+        // of 80 W
         let expected = 80.0 * (0.3 * 200.0 + 1.4 * 200.0 + 1.3 * 500.0) / JOULES_PER_KWH;
         assert!((co2_fine - expected).abs() < 1e-12 && (co2_coarse - expected).abs() < 1e-12);
     }

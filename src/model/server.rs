@@ -257,14 +257,26 @@ impl Server {
     /// Whether a batch should start now.
     #[inline]
     pub fn ready(&self, now: SimTime) -> bool {
-        self.idle > 0 && !self.queue.is_empty() && (self.queue.len() >= self.trigger_size() || self.expired(now))
+        self.could_start() && self.rule_met(now)
+    }
+
+    /// An instance is idle and a request waits: a batch can start once the rule allows.
+    #[inline(always)]
+    fn could_start(&self) -> bool {
+        self.idle > 0 && !self.queue.is_empty()
+    }
+
+    /// The dispatch rule: enough requests for a batch, or the oldest one's delay is up.
+    #[inline]
+    fn rule_met(&self, now: SimTime) -> bool {
+        self.queue.len() >= self.trigger_size() || self.expired(now)
     }
 
     /// Starts one batch if the dispatch rule says so. Call repeatedly until `None`.
     #[inline(always)]
     pub fn try_dispatch(&mut self, now: SimTime) -> Option<Dispatch> {
         // the gateway asks after every arrival and answer; most often no instance is free
-        if self.idle == 0 || self.queue.is_empty() {
+        if !self.could_start() {
             return None;
         }
         self.dispatch(now)
@@ -349,7 +361,7 @@ impl Server {
     /// ready now but could become ready by waiting.
     #[inline]
     pub fn timer_deadline(&self, now: SimTime) -> Option<SimTime> {
-        if self.idle == 0 || self.queue.is_empty() || self.ready(now) {
+        if !self.could_start() || self.rule_met(now) {
             return None;
         }
         self.queue.front().map(|r| r.enqueued + self.spec.max_queue_delay)

@@ -176,6 +176,30 @@ fn observed_transport_delays_each_request_into_the_queue_and_its_answer_back() {
 }
 
 #[test]
+fn observed_transport_counts_from_the_arrival_not_from_the_early_exit() {
+    // the run's transport runs from the arrival at the gateway, the real gateway's own time
+    // before sending included; the simulated early exit (1 ms here) is inside it, not added to
+    // it: request 0 (observed 3 ms) reaches the queue at 3 ms, not 4. Request 1 (arrival 10 ms,
+    // observed 0.5 ms, shorter than the early exit) enters as the early exit ends, at 11 ms.
+    use basin::core::SimDuration;
+    use basin::model::cost::CostRow;
+    use basin::model::transport::{ObservedTransport, Transport};
+    use basin::spec::EarlyExitSpec;
+    let t = |to: f64| Transport { to_server: SimDuration::from_millis_f64(to), from_server: SimDuration::ZERO };
+    let mut srv = batched(1, 2, 0);
+    srv.observed_transport = Some(std::sync::Arc::new(ObservedTransport::new([(0, t(3.0)), (1, t(0.5))]).unwrap()));
+    let mut s = spec(times(&[0.0, 0.010]), vec![srv], 10.0);
+    s.early_exit = Some(EarlyExitSpec {
+        model: "small".into(),
+        dist: CostRow::fixed("small", "sim", "dev0", 1, 1.0, 0.0).service_dist().unwrap(),
+        quality_index: None,
+        overhead_energy_j: 0.0,
+    });
+    s.record_batches = true;
+    assert_eq!(batches(&s), vec![(0, 0, 3.0, 8.0, 1), (0, 0, 11.0, 16.0, 1)]);
+}
+
+#[test]
 fn observed_overhead_lengthens_each_batch_by_the_one_observed_nearest_its_start() {
     // validation levels 1-2: overheads of 1 ms observed on a batch at 0 and 3 ms on one at 10 ms.
     // Request 0 runs alone 0-6 ms (5 + 1); 1 and 2 (at 2 and 4 ms) then start at 6 ms, nearer

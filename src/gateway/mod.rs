@@ -575,10 +575,11 @@ impl<'a> Gateway<'a> {
         }
         self.seen_sent(target);
         if let Some(t) = &self.servers[target].spec.observed_transport {
-            let to_server = t.of(r.id).to_server;
-            if to_server.0 > 0 {
+            // observed from the arrival: the real gateway's time before sending is in it
+            let reaches_queue = r.arrival + t.of(r.id).to_server;
+            if reaches_queue > now {
                 let slot = self.flights.insert(Flight { r, server: target as u32, variant: 0, start: now, size: 0, share: 0.0 });
-                self.agenda.schedule_at(now + to_server, Wake::Deliver { slot });
+                self.agenda.schedule_at(reaches_queue, Wake::Deliver { slot });
                 return;
             }
         }

@@ -1,5 +1,5 @@
-//! Transport observed in a real run (validation levels 1–2): per request, the time from the
-//! gateway handing it to a client until it entered the server's queue, and from the end of its
+//! Transport observed in a real run (validation levels 1–2): per request, the time from its
+//! arrival at the gateway until it entered the server's queue, and from the end of its
 //! batch's execution until its answer was back at the gateway. On shared cores the HTTP and
 //! (de)serialisation time drifts with the host and is heavy-tailed, so the levels that validate
 //! batching and queueing take it from the run instead of modelling it; likewise the time an
@@ -10,7 +10,7 @@ use crate::core::{SimDuration, SimTime};
 /// One request's transport around the server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Transport {
-    /// Handed to a client → in the server's queue.
+    /// Arrived at the gateway → in the server's queue.
     pub to_server: SimDuration,
     /// Its batch executed → the answer at the gateway.
     pub from_server: SimDuration,

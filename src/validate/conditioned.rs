@@ -2,9 +2,10 @@
 //! simulation spec that takes it.
 //!
 //! - **Transport** (levels 1–2): per request, from Triton's trace ([`crate::validate::trace`]):
-//!   handed to a client → in the model's queue, and execution end → answer at the gateway;
-//!   without a trace, per remote server the mean client round trip of its requests minus the
-//!   mean time Triton says they spent inside it (queue + compute). It drifts with the host (HTTP
+//!   arrival at the gateway → in the model's queue (the real gateway's own time before it sends
+//!   included), and execution end → answer at the gateway; without a trace, per remote server
+//!   the mean client round trip (arrival → answer) of its requests minus the mean time Triton
+//!   says they spent inside it (queue + compute). It drifts with the host (HTTP
 //!   and (de)serialisation on shared cores) and is heavy-tailed, so it is measured, not validated.
 //! - **Executed batches** (level 2): from the model side of the server — Path A: the replay's
 //!   own batch records (worker start to answer); Path B: the batch log Triton's models write
@@ -94,16 +95,16 @@ pub fn recorded_durations(batches: &BatchRecords, server: u16) -> Vec<SimDuratio
     v.into_iter().map(|(a, b)| SimDuration::from_secs_f64((b - a).max(0.0))).collect()
 }
 
-/// Mean transport of remote server `server` (ms): its requests' mean round trip (sent → answered,
+/// Mean transport of remote server `server` (ms): its requests' mean round trip (arrival → answered,
 /// from the replay's request records) minus their mean time inside the server (its statistics).
 pub fn transport_ms(requests: &RequestRecords, server: u16, stats: &ServerSnapshot) -> Option<f64> {
     let (mut n, mut sum) = (0usize, 0.0);
     for i in 0..requests.id.len() {
         if requests.path[i] == Some(server)
-            && let (Some(a), Some(b)) = (requests.start_s[i], requests.end_s[i])
+            && let Some(answered) = requests.end_s[i]
         {
             n += 1;
-            sum += b - a;
+            sum += answered - requests.arrival_s[i];
         }
     }
     let inside = stats.mean_server_ms()?;
@@ -189,12 +190,14 @@ mod tests {
     }
 
     #[test]
-    fn transport_is_round_trip_minus_server_time() {
+    fn transport_is_round_trip_from_the_arrival_minus_server_time() {
         let mut r = RequestRecords::default();
-        for (path, start, end) in [(Some(0), 1.0, 1.010), (Some(0), 2.0, 2.012), (Some(1), 3.0, 3.5), (None, 4.0, 4.1)] {
+        for (path, arrival, end) in [(Some(0), 1.0, 1.010), (Some(0), 2.0, 2.012), (Some(1), 3.0, 3.5), (None, 4.0, 4.1)] {
             r.id.push(r.id.len() as u64);
             r.path.push(path);
-            r.start_s.push(Some(start));
+            r.arrival_s.push(arrival);
+            // handed to a client later: the gateway's own time is part of the round trip
+            r.start_s.push(Some(arrival + 0.001));
             r.end_s.push(Some(end));
         }
         let stats = ServerSnapshot { inference_count: 2, queue_ns: 4_000_000, compute_ns: 12_000_000, ..ServerSnapshot::default() };

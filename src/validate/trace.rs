@@ -125,8 +125,13 @@ pub fn take_traces(dir: &Path, stem: &str) -> Result<Vec<TracedRequest>> {
 }
 
 /// Each traced request's transport to and from remote server `server`, against the replay's
-/// request records (times relative to the replay's start, `t0_ns` on `CLOCK_MONOTONIC`):
-/// handed to a client (`start_s`) → queue start, and execution end → answered (`end_s`).
+/// request records (times relative to the replay's start, `t0_ns` on `CLOCK_MONOTONIC`): its
+/// arrival at the gateway (`arrival_s`) → queue start, and execution end → answered (`end_s`).
+/// The way in counts from the arrival, not from the hand-off to a client thread: the real
+/// gateway's own time before it sends (the replay loop's lateness, the early-exit model's real
+/// run, the decision, waking a client thread; 0.04 ms median, 0.19 ms p99 on this host) is part
+/// of the client's round trip too, and the simulated gateway spends only the cost table's
+/// early-exit time there.
 pub fn observed_transport(traced: &[TracedRequest], requests: &RequestRecords, server: u16, t0_ns: u64) -> Option<ObservedTransport> {
     let by_id: HashMap<u64, &TracedRequest> = traced.iter().map(|t| (t.request_id, t)).collect();
     let mono = |s: f64| t0_ns.saturating_add((s * 1e9).round() as u64);
@@ -135,11 +140,11 @@ pub fn observed_transport(traced: &[TracedRequest], requests: &RequestRecords, s
             return None;
         }
         let t = by_id.get(&requests.id[i])?;
-        let (sent, answered) = (mono(requests.start_s[i]?), mono(requests.end_s[i]?));
+        let (arrived, answered) = (mono(requests.arrival_s[i]), mono(requests.end_s[i]?));
         Some((
             requests.id[i],
             Transport {
-                to_server: SimDuration(t.queue_start_ns.saturating_sub(sent)),
+                to_server: SimDuration(t.queue_start_ns.saturating_sub(arrived)),
                 from_server: SimDuration(answered.saturating_sub(t.compute_end_ns)),
             },
         ))
@@ -225,11 +230,13 @@ mod tests {
     }
 
     #[test]
-    fn transport_runs_from_the_hand_off_to_the_queue_and_from_the_execution_to_the_answer() {
+    fn transport_runs_from_the_arrival_to_the_queue_and_from_the_execution_to_the_answer() {
         let mut r = RequestRecords::default();
         for (id, path, start, end) in [(7u64, Some(0u16), 0.001, 0.004), (8, Some(1), 0.002, 0.003), (9, Some(0), 0.005, 0.006)] {
             r.id.push(id);
             r.path.push(path);
+            // handed to a client 0.2 ms after its arrival: the gateway's own time counts too
+            r.arrival_s.push(start - 0.0002);
             r.start_s.push(Some(start));
             r.end_s.push(Some(end));
         }
@@ -242,7 +249,7 @@ mod tests {
         }];
         let o = observed_transport(&traced, &r, 0, t0).unwrap();
         let t = o.of(7);
-        assert_eq!((t.to_server, t.from_server), (SimDuration(300_000), SimDuration(500_000)));
+        assert_eq!((t.to_server, t.from_server), (SimDuration(500_000), SimDuration(500_000)));
         // request 9 went to server 0 but was not traced; request 8 went elsewhere
         assert_eq!(o.observed(), 1);
         assert!(observed_transport(&traced, &r, 1, t0).is_none());

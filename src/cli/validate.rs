@@ -349,7 +349,7 @@ fn taken_from(p: &Prepared, runs: &[Replayed], k: usize, batch_log: Option<&Path
 }
 
 fn cdf_points(out: &RunOutput) -> Vec<(f64, f64)> {
-    compare::cdf_points(out.requests.as_ref().map(|r| r.latency_ms.iter().flatten().copied().collect()).unwrap_or_default())
+    compare::cdf_points(validate::served_latencies(out))
 }
 
 /// latency_cdf.png (the simulation and every replay) and timeseries.png (the simulation over the

@@ -32,6 +32,7 @@ use serde_json::Value;
 
 use crate::hw::probe;
 use crate::metrics::RunOutput;
+use crate::model::request::Outcome;
 use stats::{MetricStats, ks_distance};
 
 /// A validation level (`--level`).
@@ -150,8 +151,12 @@ fn summary_value(out: &RunOutput) -> Value {
     serde_json::to_value(&out.summary).unwrap_or(Value::Null)
 }
 
-fn latencies(out: &RunOutput) -> Vec<f64> {
-    out.requests.as_ref().map(|r| r.latency_ms.iter().flatten().copied().collect()).unwrap_or_default()
+/// The latencies (ms) of the requests a server answered: the population of the summary's
+/// latency metrics, which the KS distance and the CDF figure compare too (a request the early
+/// exit answered takes the early-exit model's time, not the serving path's).
+pub fn served_latencies(out: &RunOutput) -> Vec<f64> {
+    let Some(r) = out.requests.as_ref() else { return Vec::new() };
+    r.decision.iter().zip(&r.latency_ms).filter(|(d, _)| **d == Outcome::Admitted).filter_map(|(_, l)| *l).collect()
 }
 
 /// The simulated instances' busy fraction: Σ batch service / (duration × instances).
@@ -167,8 +172,8 @@ pub fn utilisation(out: &RunOutput, instances: u32) -> Option<f64> {
 pub fn metrics(sims: &[&RunOutput], replays: &[&RunOutput]) -> BTreeMap<String, MetricStats> {
     let sim_values: Vec<Value> = sims.iter().map(|o| summary_value(o)).collect();
     let rep_values: Vec<Value> = replays.iter().map(|o| summary_value(o)).collect();
-    let sim_lat: Vec<f64> = sims.iter().flat_map(|o| latencies(o)).collect();
-    let rep_lat: Vec<f64> = replays.iter().flat_map(|o| latencies(o)).collect();
+    let sim_lat: Vec<f64> = sims.iter().flat_map(|o| served_latencies(o)).collect();
+    let rep_lat: Vec<f64> = replays.iter().flat_map(|o| served_latencies(o)).collect();
     let ks = ks_distance(&sim_lat, &rep_lat);
     METRICS
         .iter()
@@ -311,5 +316,29 @@ mod tests {
         all.remove("throughput_rps");
         let t = controlled_targets(&all);
         assert!(!t.all_met && t.mean_abs_error.is_none());
+    }
+
+    #[test]
+    fn the_latency_distribution_is_that_of_the_served_requests() {
+        use crate::metrics::{RequestRecords, Summary, TimeSeries};
+        let mut r = RequestRecords::default();
+        for (decision, latency) in [
+            (Outcome::Admitted, Some(3.0)),
+            (Outcome::Skipped, Some(0.004)),
+            (Outcome::Admitted, Some(4.0)),
+            (Outcome::Rejected, None),
+            (Outcome::Failed, Some(9.0)),
+        ] {
+            r.decision.push(decision);
+            r.latency_ms.push(latency);
+        }
+        let out = RunOutput {
+            summary: Summary::default(),
+            timeseries: TimeSeries::default(),
+            requests: Some(r),
+            batches: None,
+            events: 0,
+        };
+        assert_eq!(served_latencies(&out), vec![3.0, 4.0]);
     }
 }

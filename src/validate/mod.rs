@@ -332,13 +332,7 @@ mod tests {
             r.decision.push(decision);
             r.latency_ms.push(latency);
         }
-        let out = RunOutput {
-            summary: Summary::default(),
-            timeseries: TimeSeries::default(),
-            requests: Some(r),
-            batches: None,
-            events: 0,
-        };
+        let out = RunOutput { summary: Summary::default(), timeseries: TimeSeries::default(), requests: Some(r), batches: None, events: 0 };
         assert_eq!(served_latencies(&out), vec![3.0, 4.0]);
     }
 }

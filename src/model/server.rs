@@ -82,7 +82,8 @@ pub struct ServerSpec {
     pub observed_service: Option<std::sync::Arc<[SimDuration]>>,
     /// Transport observed per request in a real run (validation levels 1–2): each request
     /// reaches the queue `to_server` after its arrival (or at once, if the gateway's modelled
-    /// time before sending was longer) and its answer the gateway `from_server` after its batch; replaces `request_overhead` and the load profile's overhead.
+    /// time before sending was longer) and its answer the gateway `from_server` after its
+    /// batch; replaces `request_overhead` and the load profile's overhead.
     pub observed_transport: Option<std::sync::Arc<crate::model::transport::ObservedTransport>>,
     /// Per-execution overhead outside the model observed in a real run (validation levels 1–2):
     /// added to each batch's service time, by the batch's start.

@@ -129,9 +129,8 @@ pub fn take_traces(dir: &Path, stem: &str) -> Result<Vec<TracedRequest>> {
 /// arrival at the gateway (`arrival_s`) → queue start, and execution end → answered (`end_s`).
 /// The way in counts from the arrival, not from the hand-off to a client thread: the real
 /// gateway's own time before it sends (the replay loop's lateness, the early-exit model's real
-/// run, the decision, waking a client thread; 0.04 ms median, 0.19 ms p99 on this host) is part
-/// of the client's round trip too, and the simulated gateway spends only the cost table's
-/// early-exit time there.
+/// run, the decision, waking a client thread) is part of the client's round trip too, and the
+/// simulated gateway spends only the cost table's early-exit time there.
 pub fn observed_transport(traced: &[TracedRequest], requests: &RequestRecords, server: u16, t0_ns: u64) -> Option<ObservedTransport> {
     let by_id: HashMap<u64, &TracedRequest> = traced.iter().map(|t| (t.request_id, t)).collect();
     let mono = |s: f64| t0_ns.saturating_add((s * 1e9).round() as u64);

@@ -2,6 +2,7 @@
 //! per-interval time series, the run summary and the manifest. Pure data and accumulators; the
 //! files are written by `io::outputs`.
 
+pub mod latency_counts;
 pub mod records;
 pub mod summary;
 pub mod timeseries;

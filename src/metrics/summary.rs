@@ -4,10 +4,10 @@
 //! hence any percentile, is within 0.1% of the exact one), so memory stays flat however long
 //! the run. Means are exact (integer nanosecond sums).
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::core::SimDuration;
+use crate::metrics::latency_counts::LatencyCounts;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -88,7 +88,7 @@ pub struct SummaryCollector {
     pub rejected_queue_full: u64,
     pub failed: u64,
     pub completed: u64,
-    hist: Histogram<u64>,
+    hist: LatencyCounts,
     lat_sum_ns: u128,
     lat_max_ns: u64,
     slo_ns: u64,
@@ -109,7 +109,7 @@ impl SummaryCollector {
             rejected_queue_full: 0,
             failed: 0,
             completed: 0,
-            hist: Histogram::new(3).expect("3 significant figures is valid"),
+            hist: LatencyCounts::default(),
             lat_sum_ns: 0,
             lat_max_ns: 0,
             slo_ns: slo.0,
@@ -126,8 +126,7 @@ impl SummaryCollector {
     pub fn completed(&mut self, latency: SimDuration) {
         self.completed += 1;
         let ns = latency.0;
-        // auto-resizing histogram: `record` grows the range instead of clamping
-        let _ = self.hist.record(ns.max(1));
+        self.hist.record(ns);
         self.lat_sum_ns += ns as u128;
         self.lat_max_ns = self.lat_max_ns.max(ns);
         if ns > self.slo_ns {
@@ -150,14 +149,11 @@ impl SummaryCollector {
         self.batch_requests += size as u64;
     }
 
-    /// Latency quantile in ms (`q` in [0, 1]).
-    pub fn latency_quantile_ms(&self, q: f64) -> Option<f64> {
-        (self.completed > 0).then(|| self.hist.value_at_quantile(q) as f64 / 1e6)
-    }
-
     /// The fields that come from counters; [`crate::gateway::Metrics::summarize`] fills the rest.
     pub fn summarize(&self, duration_s: f64) -> Summary {
         let ms = |ns: f64| ns / 1e6;
+        let hist = self.hist.histogram();
+        let quantile_ms = |q: f64| (self.completed > 0).then(|| ms(hist.value_at_quantile(q) as f64));
         Summary {
             schema_version: SCHEMA_VERSION,
             requests: self.requests,
@@ -171,9 +167,9 @@ impl SummaryCollector {
             throughput_rps: if duration_s > 0.0 { self.completed as f64 / duration_s } else { 0.0 },
             latency_ms: LatencySummary {
                 mean: (self.completed > 0).then(|| ms(self.lat_sum_ns as f64 / self.completed as f64)),
-                p50: self.latency_quantile_ms(0.50),
-                p95: self.latency_quantile_ms(0.95),
-                p99: self.latency_quantile_ms(0.99),
+                p50: quantile_ms(0.50),
+                p95: quantile_ms(0.95),
+                p99: quantile_ms(0.99),
                 max: (self.completed > 0).then(|| ms(self.lat_max_ns as f64)),
             },
             slo_ms: ms(self.slo_ns as f64),

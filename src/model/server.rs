@@ -139,6 +139,9 @@ pub struct Server {
     pub spec: ServerSpec,
     variant: usize,
     max_batch: u32,
+    /// Queued requests that start a batch at once: the largest preferred size within
+    /// `max_batch`, else `max_batch` (kept with it: the rule is checked after every arrival).
+    trigger: usize,
     queue: VecDeque<QueuedRequest>,
     instances: Vec<Instance>,
     idle: u32,
@@ -172,6 +175,7 @@ impl Server {
         Server {
             variant: spec.initial_variant,
             max_batch: spec.max_batch_size,
+            trigger: trigger_size(&spec.preferred_batch_sizes, spec.max_batch_size),
             idle: spec.instances,
             active: spec.instances,
             warming: 0,
@@ -236,10 +240,6 @@ impl Server {
         }
     }
 
-    fn trigger_size(&self) -> usize {
-        self.spec.preferred_batch_sizes.iter().rev().find(|&&p| p <= self.max_batch).copied().unwrap_or(self.max_batch) as usize
-    }
-
     fn expired(&self, now: SimTime) -> bool {
         self.queue.front().is_some_and(|r| now >= r.enqueued + self.spec.max_queue_delay)
     }
@@ -270,28 +270,29 @@ impl Server {
     /// The dispatch rule: enough requests for a batch, or the oldest one's delay is up.
     #[inline]
     fn rule_met(&self, now: SimTime) -> bool {
-        self.queue.len() >= self.trigger_size() || self.expired(now)
+        self.queue.len() >= self.trigger || self.expired(now)
     }
 
     /// Starts one batch if the dispatch rule says so. Call repeatedly until `None`.
     #[inline(always)]
     pub fn try_dispatch(&mut self, now: SimTime) -> Option<Dispatch> {
-        // the gateway asks after every arrival and answer; most often no instance is free
+        // the gateway asks after every arrival and answer; most often no instance is free, or
+        // the batch is still filling
         if !self.could_start() {
             return None;
         }
-        self.dispatch(now)
-    }
-
-    /// [`Server::try_dispatch`] with an idle instance and a request waiting.
-    #[inline(never)]
-    fn dispatch(&mut self, now: SimTime) -> Option<Dispatch> {
         let expired = self.expired(now);
-        let queued = self.queue.len();
-        if !expired && queued < self.trigger_size() {
+        if !expired && self.queue.len() < self.trigger {
             return None;
         }
-        let n = queued.min(self.max_batch as usize);
+        self.dispatch(now, expired)
+    }
+
+    /// [`Server::try_dispatch`] with an idle instance and the rule met (`expired`: by the
+    /// oldest request's delay).
+    #[inline(never)]
+    fn dispatch(&mut self, now: SimTime, expired: bool) -> Option<Dispatch> {
+        let n = self.queue.len().min(self.max_batch as usize);
         let size = if !self.spec.preferred_batch_sizes.is_empty() && !expired {
             self.spec.preferred_batch_sizes.iter().rev().find(|&&p| (p as usize) <= n).map_or(n, |&p| p as usize)
         } else {
@@ -322,9 +323,12 @@ impl Server {
         };
         let inst = &mut self.instances[idx];
         inst.batch.clear();
-        for _ in 0..size {
-            inst.batch.push(self.queue.pop_front().expect("size <= queue length"));
-        }
+        // copied slice by slice: extending from `drain` moves the requests one at a time
+        let (front, back) = self.queue.as_slices();
+        let from_front = size.min(front.len());
+        inst.batch.extend_from_slice(&front[..from_front]);
+        inst.batch.extend_from_slice(&back[..size - from_front]);
+        self.queue.drain(..size);
         inst.state = InstanceState::Busy;
         inst.started = now;
         inst.energy = energy;
@@ -488,5 +492,11 @@ impl Server {
     pub fn set_max_batch_size(&mut self, b: u32) {
         let limit = self.spec.variants.iter().map(|v| v.costs.len() as u32).min().unwrap_or(1);
         self.max_batch = b.clamp(1, limit);
+        self.trigger = trigger_size(&self.spec.preferred_batch_sizes, self.max_batch);
     }
+}
+
+/// The queue length that starts a batch at once under `max_batch`.
+fn trigger_size(preferred: &[u32], max_batch: u32) -> usize {
+    preferred.iter().rev().find(|&&p| p <= max_batch).copied().unwrap_or(max_batch) as usize
 }

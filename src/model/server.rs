@@ -175,7 +175,7 @@ impl Server {
         Server {
             variant: spec.initial_variant,
             max_batch: spec.max_batch_size,
-            trigger: trigger_size(&spec.preferred_batch_sizes, spec.max_batch_size),
+            trigger: largest_preferred_within(&spec.preferred_batch_sizes, spec.max_batch_size),
             idle: spec.instances,
             active: spec.instances,
             warming: 0,
@@ -278,26 +278,18 @@ impl Server {
     pub fn try_dispatch(&mut self, now: SimTime) -> Option<Dispatch> {
         // the gateway asks after every arrival and answer; most often no instance is free, or
         // the batch is still filling
-        if !self.could_start() {
+        if !self.ready(now) {
             return None;
         }
-        let expired = self.expired(now);
-        if !expired && self.queue.len() < self.trigger {
-            return None;
-        }
-        self.dispatch(now, expired)
+        self.dispatch(now)
     }
 
-    /// [`Server::try_dispatch`] with an idle instance and the rule met (`expired`: by the
-    /// oldest request's delay).
+    /// [`Server::try_dispatch`] with an idle instance and the rule met.
     #[inline(never)]
-    fn dispatch(&mut self, now: SimTime, expired: bool) -> Option<Dispatch> {
+    fn dispatch(&mut self, now: SimTime) -> Option<Dispatch> {
         let n = self.queue.len().min(self.max_batch as usize);
-        let size = if !self.spec.preferred_batch_sizes.is_empty() && !expired {
-            self.spec.preferred_batch_sizes.iter().rev().find(|&&p| (p as usize) <= n).map_or(n, |&p| p as usize)
-        } else {
-            n
-        };
+        // a batch its delay releases takes everything up to the maximum
+        let size = if self.expired(now) { n } else { largest_preferred_within(&self.spec.preferred_batch_sizes, n as u32) };
         let idx = self.instances.iter().position(|i| i.state == InstanceState::Idle)?;
         let observed = self.spec.observed_service.as_ref().and_then(|o| o.get(self.observed_used).copied());
         let (service, energy) = match observed {
@@ -492,11 +484,13 @@ impl Server {
     pub fn set_max_batch_size(&mut self, b: u32) {
         let limit = self.spec.variants.iter().map(|v| v.costs.len() as u32).min().unwrap_or(1);
         self.max_batch = b.clamp(1, limit);
-        self.trigger = trigger_size(&self.spec.preferred_batch_sizes, self.max_batch);
+        self.trigger = largest_preferred_within(&self.spec.preferred_batch_sizes, self.max_batch);
     }
 }
 
-/// The queue length that starts a batch at once under `max_batch`.
-fn trigger_size(preferred: &[u32], max_batch: u32) -> usize {
-    preferred.iter().rev().find(|&&p| p <= max_batch).copied().unwrap_or(max_batch) as usize
+/// The largest preferred batch size within `limit`, else `limit` (no preferred sizes, or none
+/// that small): the queue length that starts a batch under `max_batch`, and the size of a batch
+/// formed from `limit` queued requests.
+fn largest_preferred_within(preferred: &[u32], limit: u32) -> usize {
+    preferred.iter().rev().find(|&&p| p <= limit).copied().unwrap_or(limit) as usize
 }

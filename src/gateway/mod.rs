@@ -152,17 +152,31 @@ pub struct LiveLevels {
     pub co2_g: f64,
 }
 
-/// A request parked outside the server queues: in the early-exit model, at a remote server, or
-/// on its way back from a batch.
+/// Where a request is served, as its answer reports it.
 #[derive(Clone, Copy, Debug)]
-struct Flight {
-    r: QueuedRequest,
+struct ServedBy {
     server: u32,
     variant: u32,
     start: SimTime,
     /// Its batch's size (modelled answers) and share of the batch's IT energy.
     size: u32,
     share: f64,
+}
+
+impl ServedBy {
+    /// On its way to `server` (0 in the early-exit model) since `start`; the batch size and the
+    /// energy share are the answer's to set.
+    fn pending(server: usize, variant: usize, start: SimTime) -> Self {
+        ServedBy { server: server as u32, variant: variant as u32, start, size: 1, share: 0.0 }
+    }
+}
+
+/// A request parked outside the server queues: in the early-exit model, at a remote server, or
+/// on its way back from a batch.
+#[derive(Clone, Copy, Debug)]
+struct Flight {
+    r: QueuedRequest,
+    by: ServedBy,
 }
 
 /// The state of a remote server as the gateway sees it: requests sent and not answered.
@@ -202,7 +216,10 @@ pub struct Gateway<'a> {
     flights: Slots<Flight>,
     /// Answered requests on their way back (modelled transport).
     in_transit: Slots<Flight>,
-    finished_scratch: Vec<Flight>,
+    /// A finished batch's requests, copied out of the instance's batch to be answered.
+    finished_scratch: Vec<QueuedRequest>,
+    /// The controller's [`Controller::observes_completions`], asked once.
+    observes_completions: bool,
     reconfigs: Vec<Reconfig>,
     last_activity: SimTime,
     /// Energy comes from a meter: the ledger does not drive the time series' power, and the
@@ -268,6 +285,8 @@ impl<'a> Gateway<'a> {
         }
         let variant_models = spec.servers.iter().map(|s| s.variants.iter().map(|v| metrics.model_index(&v.model)).collect()).collect();
         let early_exit_model = spec.early_exit.as_ref().and_then(|e| metrics.model_index(&e.model));
+        let controller = spec.controller.build(&ctx, &streams);
+        let observes_completions = controller.observes_completions();
         let mut g = Gateway {
             spec,
             agenda: Engine::new(),
@@ -277,7 +296,7 @@ impl<'a> Gateway<'a> {
             remote,
             seen_as_remote,
             views,
-            controller: spec.controller.build(&ctx, &streams),
+            controller,
             router: Router::new(spec.routing.clone(), &ctx).map_err(|e| format!("routing: {e}"))?,
             metrics,
             ledger: EnergyLedger::new(spec),
@@ -292,6 +311,7 @@ impl<'a> Gateway<'a> {
             flights: Slots::default(),
             in_transit: Slots::default(),
             finished_scratch: Vec::new(),
+            observes_completions,
             reconfigs: Vec::new(),
             last_activity: SimTime::ZERO,
             metered,
@@ -414,12 +434,12 @@ impl<'a> Gateway<'a> {
             Wake::Tick => self.on_tick(now, backends),
             Wake::Respond { slot } => {
                 if let Some(f) = self.in_transit.take(slot) {
-                    self.respond(&f, now, None);
+                    self.respond(&f.r, f.by, now, None);
                 }
             }
             Wake::Deliver { slot } => {
                 if let Some(f) = self.flights.take(slot) {
-                    self.enqueue(f.server as usize, f.r, now, backends);
+                    self.enqueue(f.by.server as usize, f.r, now, backends);
                 }
             }
             Wake::Ready { server, instance } => {
@@ -497,7 +517,7 @@ impl<'a> Gateway<'a> {
             return self.decide(r, now, None, backends);
         };
         if backends.runs_early_exit() {
-            let slot = self.flights.insert(Flight { r, server: 0, variant: 0, start: now, size: 1, share: 0.0 });
+            let slot = self.flights.insert(Flight { r, by: ServedBy::pending(0, 0, now) });
             if let Err(e) = backends.run_early_exit(slot, &r) {
                 self.flights.take(slot);
                 self.fail(&r, now, None, &e);
@@ -512,7 +532,7 @@ impl<'a> Gateway<'a> {
         if latency.0 == 0 {
             self.decide(r, now, None, backends);
         } else {
-            let slot = self.flights.insert(Flight { r, server: 0, variant: 0, start: now, size: 1, share: 0.0 });
+            let slot = self.flights.insert(Flight { r, by: ServedBy::pending(0, 0, now) });
             self.agenda.schedule_at(now + latency, Wake::Decide { slot });
         }
     }
@@ -578,7 +598,7 @@ impl<'a> Gateway<'a> {
             // observed from the arrival: the real gateway's time before sending is in it
             let reaches_queue = r.arrival + t.of(r.id).to_server;
             if reaches_queue > now {
-                let slot = self.flights.insert(Flight { r, server: target as u32, variant: 0, start: now, size: 0, share: 0.0 });
+                let slot = self.flights.insert(Flight { r, by: ServedBy::pending(target, 0, now) });
                 self.agenda.schedule_at(reaches_queue, Wake::Deliver { slot });
                 return;
             }
@@ -648,7 +668,7 @@ impl<'a> Gateway<'a> {
         self.metrics.admitted();
         srv.note_arrival(now);
         let variant = srv.variant();
-        let slot = self.flights.insert(Flight { r, server: s as u32, variant: variant as u32, start: now, size: 1, share: 0.0 });
+        let slot = self.flights.insert(Flight { r, by: ServedBy::pending(s, variant, now) });
         if let Some(remote) = &mut self.remote[s] {
             remote.outstanding += 1;
         }
@@ -689,15 +709,14 @@ impl<'a> Gateway<'a> {
         self.last_activity = now;
         self.advance(now);
         let Some(f) = self.flights.take(slot) else { return };
-        let s = f.server as usize;
+        let s = f.by.server as usize;
         self.in_service -= 1;
         self.metrics.series_mut().set_in_service(self.in_service);
-        let share = self.remote_energy_estimate(s, f.variant as usize, now);
+        let share = self.remote_energy_estimate(s, f.by.variant as usize, now);
         self.remote_answered(s);
         match answer {
             Ok(correct) => {
-                let f = Flight { size: 1, share, ..f };
-                self.respond(&f, now, (!self.modelled_answers).then_some(correct));
+                self.respond(&f.r, ServedBy { size: 1, share, ..f.by }, now, (!self.modelled_answers).then_some(correct));
             }
             Err(e) => self.fail(&f.r, now, Some(s as u16), &e),
         }
@@ -782,33 +801,25 @@ impl<'a> Gateway<'a> {
     }
 
     /// Finishes the batch on `instance` of local server `s` in the batcher and the ledger;
-    /// returns its requests as answers on their way back (in the reused scratch vector: hand it
-    /// to [`Gateway::after_batch`]), its start and its IT energy.
-    fn finish_batch(&mut self, s: usize, instance: u32, now: SimTime) -> (Vec<Flight>, SimTime, f64) {
+    /// returns its requests (in the reused scratch vector: hand it to [`Gateway::after_batch`]),
+    /// what each of their answers reports and the batch's IT energy.
+    fn finish_batch(&mut self, s: usize, instance: u32, now: SimTime) -> (Vec<QueuedRequest>, ServedBy, f64) {
         if self.ledger.has_standby() {
             self.ledger.accrue_standby(now);
         }
         let done = self.servers[s].complete(instance);
         self.ledger.update_standby(&self.servers);
         self.ledger.batch_finished(self.servers[s].spec.device, now, done.start, done.energy.0);
-        let batch = self.servers[s].batch(instance);
-        let size = batch.len() as u32;
-        let share = done.energy.0 / size as f64;
         let mut finished = std::mem::take(&mut self.finished_scratch);
         finished.clear();
-        finished.extend(batch.iter().map(|r| Flight {
-            r: *r,
-            server: s as u32,
-            variant: done.variant as u32,
-            start: done.start,
-            size,
-            share,
-        }));
-        (finished, done.start, done.energy.0)
+        finished.extend_from_slice(self.servers[s].batch(instance));
+        let size = finished.len() as u32;
+        let by = ServedBy { server: s as u32, variant: done.variant as u32, start: done.start, size, share: done.energy.0 / size as f64 };
+        (finished, by, done.energy.0)
     }
 
     /// After a batch's answers: the levels, the power, and the server's next batches.
-    fn after_batch<B: Backends + ?Sized>(&mut self, s: usize, finished: Vec<Flight>, now: SimTime, backends: &mut B) {
+    fn after_batch<B: Backends + ?Sized>(&mut self, s: usize, finished: Vec<QueuedRequest>, now: SimTime, backends: &mut B) {
         self.in_service -= finished.len() as u64;
         self.finished_scratch = finished;
         self.metrics.series_mut().set_in_service(self.in_service);
@@ -817,15 +828,16 @@ impl<'a> Gateway<'a> {
     }
 
     fn on_modelled_complete<B: Backends + ?Sized>(&mut self, s: usize, instance: u32, now: SimTime, backends: &mut B) {
-        let (finished, _, _) = self.finish_batch(s, instance, now);
+        let (finished, by, _) = self.finish_batch(s, instance, now);
         let modelled = self.servers[s].overhead(now);
         let observed = self.servers[s].spec.observed_transport.clone();
-        for f in &finished {
-            let overhead = observed.as_ref().map_or(modelled, |t| t.of(f.r.id).from_server);
+        for r in &finished {
+            let r = *r;
+            let overhead = observed.as_ref().map_or(modelled, |t| t.of(r.id).from_server);
             if overhead.0 == 0 {
-                self.respond(f, now, None);
+                self.respond(&r, by, now, None);
             } else {
-                let slot = self.in_transit.insert(*f);
+                let slot = self.in_transit.insert(Flight { r, by });
                 self.agenda.schedule_at(now + overhead, Wake::Respond { slot });
             }
         }
@@ -844,56 +856,50 @@ impl<'a> Gateway<'a> {
     ) {
         self.last_activity = now;
         self.advance(now);
-        let (batch, start, energy_j) = self.finish_batch(s, instance, now);
-        let size = batch.len() as u32;
-        self.metrics.batch_record(s as u16, instance, start, now, size, energy_j);
-        match answer {
-            Ok(correct) => {
-                let real = !self.modelled_answers;
-                for (f, c) in batch.iter().zip(correct.iter().copied().chain(std::iter::repeat(None))) {
-                    self.respond(f, now, real.then_some(c));
+        let (finished, by, energy_j) = self.finish_batch(s, instance, now);
+        self.metrics.batch_record(s as u16, instance, by.start, now, by.size, energy_j);
+        for (i, r) in finished.iter().enumerate() {
+            match &answer {
+                Ok(correct) => {
+                    let c = correct.get(i).copied().flatten();
+                    self.respond(r, by, now, (!self.modelled_answers).then_some(c));
                 }
-            }
-            Err(e) => {
-                for f in &batch {
-                    self.fail(&f.r, now, Some(s as u16), &e);
-                }
+                Err(e) => self.fail(r, now, Some(s as u16), e),
             }
         }
-        self.after_batch(s, batch, now, backends);
+        self.after_batch(s, finished, now, backends);
     }
 
     /// The gateway receives the answer to a served request: metrics, the record, and the
     /// controller's observation. `real`: the real model's correctness (`Some(None)`: unscored);
     /// `None`: modelled from the quality table.
-    fn respond(&mut self, f: &Flight, now: SimTime, real: Option<Option<bool>>) {
-        let s = f.server as usize;
-        let variant = f.variant as usize;
+    fn respond(&mut self, r: &QueuedRequest, by: ServedBy, now: SimTime, real: Option<Option<bool>>) {
+        let s = by.server as usize;
+        let variant = by.variant as usize;
         let correct = match real {
             Some(c) => {
                 self.scored_requests += c.is_some() as u64;
                 c
             }
-            None => self.modelled_correct(self.servers[s].spec.variants[variant].quality_index, f.r.sample),
+            None => self.modelled_correct(self.servers[s].spec.variants[variant].quality_index, r.sample),
         };
-        self.ledger.attributed_j += f.share;
-        let batch_size = self.remote[s].is_none().then_some(f.size);
-        let served = Served { path: s as u16, model: self.variant_models[s][variant], batch_size, start: f.start };
-        self.metrics.complete(&f.r, now, served, f.share, correct);
-        self.tell(&f.r, || ClientOutcome::Served { server: s as u16 });
+        self.ledger.attributed_j += by.share;
+        let batch_size = self.remote[s].is_none().then_some(by.size);
+        let served = Served { path: s as u16, model: self.variant_models[s][variant], batch_size, start: by.start };
+        self.metrics.complete(r, now, served, by.share, correct);
+        self.tell(r, || ClientOutcome::Served { server: s as u16 });
         // a real gateway does not see a remote server's batches: its estimate, as in a replay
-        let seen_j = match self.seen_as_remote[s] {
-            Some(_) => {
-                let e = self.remote_energy_estimate(s, variant, now);
-                self.seen_answered(s);
-                self.refresh_remote(s);
-                e
-            }
-            None => f.share,
-        };
-        let cv = CompletionView { server: s, arrival: f.r.arrival, completion: now, batch_size: f.size, energy_j: seen_j };
-        let power_w = self.power_w();
-        self.controller.on_completion(&cv, &view(now, &self.views, &self.metrics, power_w, self.spec.slo));
+        let seen_remote = self.seen_as_remote[s].is_some();
+        let seen_j = self.observes_completions.then(|| if seen_remote { self.remote_energy_estimate(s, variant, now) } else { by.share });
+        if seen_remote {
+            self.seen_answered(s);
+            self.refresh_remote(s);
+        }
+        if let Some(energy_j) = seen_j {
+            let cv = CompletionView { server: s, arrival: r.arrival, completion: now, batch_size: by.size, energy_j };
+            let power_w = self.power_w();
+            self.controller.on_completion(&cv, &view(now, &self.views, &self.metrics, power_w, self.spec.slo));
+        }
     }
 
     fn on_tick<B: Backends + ?Sized>(&mut self, now: SimTime, backends: &mut B) {
@@ -969,7 +975,7 @@ impl<'a> Gateway<'a> {
             self.fail(&f.r, now, None, reason);
         }
         for f in self.in_transit.drain() {
-            self.fail(&f.r, now, Some(f.server as u16), reason);
+            self.fail(&f.r, now, Some(f.by.server as u16), reason);
         }
         for s in 0..self.servers.len() {
             let srv = &mut self.servers[s];

@@ -408,6 +408,10 @@ impl Controller for BioThreshold {
         if self.score(req.uncertainty, view) >= self.tau_at(view.now) { Decision::Admit } else { Decision::Skip }
     }
 
+    fn observes_completions(&self) -> bool {
+        true
+    }
+
     fn on_completion(&mut self, done: &CompletionView, view: &GatewayView<'_>) {
         self.observe(view);
         self.energy_ewma_j += self.ewma_weight * (done.energy_j - self.energy_ewma_j);

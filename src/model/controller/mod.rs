@@ -151,8 +151,14 @@ pub enum Reconfig {
 pub trait Controller: Send {
     /// Decides what to do with a request.
     fn decide(&mut self, req: &RequestView, view: &GatewayView<'_>) -> Decision;
-    /// Observes a completed request.
+    /// Observes a completed request; called only for a controller that
+    /// [observes completions](Controller::observes_completions).
     fn on_completion(&mut self, _done: &CompletionView, _view: &GatewayView<'_>) {}
+    /// Whether [`Controller::on_completion`] is implemented: the gateway builds a completion's
+    /// view (for every answered request) only for a controller that returns `true`.
+    fn observes_completions(&self) -> bool {
+        false
+    }
     /// How often [`Controller::on_tick`] runs (`None`: never).
     fn tick_interval(&self) -> Option<SimDuration> {
         None

@@ -55,6 +55,8 @@ pub struct LoadRow {
     pub latency_p99_ms: f64,
     pub failed: u64,
     pub power_w: f64,
+    /// The host speed probe's median kernel time during the pass (µs; NaN without a probe).
+    pub host_probe_us: f64,
     #[serde(skip)]
     pub by_size: BySize,
 }
@@ -128,6 +130,7 @@ pub fn derive(
         latency_p99_ms: p99,
         failed,
         power_w: out.summary.energy_j / duration_s,
+        host_probe_us: f64::NAN, // the replay's, set by the caller
         by_size,
     })
 }
@@ -159,6 +162,7 @@ pub fn median(rows: &[LoadRow]) -> LoadRow {
         latency_p99_ms: m(|r| r.latency_p99_ms),
         failed: rows.iter().map(|r| r.failed).sum(),
         power_w: m(|r| r.power_w),
+        host_probe_us: m(|r| r.host_probe_us),
         by_size: rows.iter().flat_map(|r| r.by_size.iter().copied()).collect(),
     }
 }
@@ -258,11 +262,11 @@ fn server_means(out: &RunOutput, server: usize) -> Option<(f64, f64)> {
 /// header first; its provenance goes to the caller's manifest.
 pub fn csv(rows: &[LoadRow]) -> String {
     let mut t = String::from(
-        "rps,service_factor,overhead_ms,energy_factor,measured_factor,transport_ms,offered_rps,requests,executions,mean_batch,queue_ms,sim_queue_ms,compute_ms,latency_mean_ms,sim_latency_mean_ms,latency_p99_ms,failed,power_w\n",
+        "rps,service_factor,overhead_ms,energy_factor,measured_factor,transport_ms,offered_rps,requests,executions,mean_batch,queue_ms,sim_queue_ms,compute_ms,latency_mean_ms,sim_latency_mean_ms,latency_p99_ms,failed,power_w,host_probe_us\n",
     );
     for r in rows {
         t.push_str(&format!(
-            "{:.3},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{},{},{:.4},{:.5},{:.5},{:.5},{:.5},{:.5},{:.5},{},{:.5}\n",
+            "{:.3},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{},{},{:.4},{:.5},{:.5},{:.5},{:.5},{:.5},{:.5},{},{:.5},{:.1}\n",
             r.rps,
             r.service_factor,
             r.overhead_ms,
@@ -280,7 +284,8 @@ pub fn csv(rows: &[LoadRow]) -> String {
             r.sim_latency_mean_ms,
             r.latency_p99_ms,
             r.failed,
-            r.power_w
+            r.power_w,
+            r.host_probe_us
         ));
     }
     t
@@ -350,6 +355,7 @@ mod tests {
             latency_p99_ms: 9.0,
             failed: 0,
             power_w: 10.0,
+            host_probe_us: 300.0,
             by_size: vec![(1, 5, 3.0, 2.0)],
         };
         let a = median(&[row(1.2, 1.0), row(6.0, 50.0), row(1.4, 1.2)]);

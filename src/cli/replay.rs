@@ -503,8 +503,10 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
                 })
             };
             let sim_out = simulate_at(factor)?;
-            let row = load_profile::derive(rate, a.duration_s, s, &d, &res.output, &sim_out, factor, &table_ms, ee_ms)
+            let mut row = load_profile::derive(rate, a.duration_s, s, &d, &res.output, &sim_out, factor, &table_ms, ee_ms)
                 .map_err(anyhow::Error::msg)?;
+            // kept per pass: whether this host's slow spells show in the probe (load-passes.csv)
+            row.host_probe_us = res.extras.host_probe.median_kernel_us.unwrap_or(f64::NAN);
             println!(
                 "{:>7.1} req/s at the server (offered {rate}): service ×{:.3} (compute ×{:.3}), energy ×{:.3}, overhead {:.3} ms (transport {:.3}), queue {:.3} ms (sim {:.3}), compute {:.3} ms, mean batch {:.2}, latency mean {:.3} (sim w/o overhead {:.3}) / p99 {:.3} ms, {:.2} W{}",
                 row.rps,

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """experiments/replay/VALIDATION.md from the validation.json files scripts/validate-replay.sh wrote.
 
-    python3 scripts/validation_report.py OUT_DIR > experiments/replay/VALIDATION.md
+    python3 scripts/validation_report.py OUT_DIR [LATER_DIR...] > experiments/replay/VALIDATION.md
 
-OUT_DIR/<level>/<workload>-<controller>/validation.json (basin validate --level ...). Every number
-in the output comes from those files; nothing is typed by hand.
+OUT_DIR/<level>/<workload>-<controller>/validation.json (basin validate --level ...); a run in a
+later directory (a later round) replaces the same run in an earlier one. Every number in the
+output comes from those files; nothing is typed by hand.
 """
 import json
 import sys
@@ -66,16 +67,18 @@ def inputs_table(rows):
 
 
 def main():
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/validate-replay")
+    # several rounds: a run in a later directory replaces the same run in an earlier one
+    outs = [Path(a) for a in sys.argv[1:]] or [Path("runs/validate-replay")]
     runs = {}
-    for lv, _ in LEVELS:
-        for w in WORKLOADS + ["own"]:
-            for c in CONTROLLERS:
-                f = out / lv / f"{w}-{c}" / "validation.json"
-                if f.exists():
-                    runs[(lv, w, c)] = json.loads(f.read_text())
+    for out in outs:
+        for lv, _ in LEVELS:
+            for w in WORKLOADS + ["own"]:
+                for c in CONTROLLERS:
+                    f = out / lv / f"{w}-{c}" / "validation.json"
+                    if f.exists():
+                        runs[(lv, w, c)] = json.loads(f.read_text())
     if not runs:
-        sys.exit(f"validation_report: no validation.json under {out}/<level>/<workload>-<controller>/")
+        sys.exit(f"validation_report: no validation.json under {' or '.join(map(str, outs))}/<level>/<workload>-<controller>/")
     any_run = next(iter(runs.values()))
     dates = sorted(v["date"] for v in runs.values())
     print("# Simulation vs replay, in levels (Path B: Triton on loopback)\n")

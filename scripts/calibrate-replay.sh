@@ -7,7 +7,7 @@
 #   2. basin load-profile: first the gateway alone (every request answered by the early-exit
 #      model) at 100/300/600 req/s: its own power = base + energy per arrival (gateway.csv);
 #      then the experiments' own pipeline under open-loop Poisson load at rates spanning the
-#      workloads (25-850 req/s, 3 passes, median), giving the service-time and energy factors and
+#      workloads (3 passes, the fastest at each rate), giving the service-time and energy factors and
 #      the transport overhead per arrival rate (load.csv, the experiments' [[server]] load_profile).
 #      The rates start at 5 req/s: bio sends Triton about a tenth of the low workloads' 98 req/s,
 #      and a profile holds its lowest row below it (the energy factor grows as the rate falls).
@@ -16,8 +16,8 @@
 #      [early_exit] overhead_energy_j (the gateway's energy per arrival), from gateway_fit.
 #   scripts/calibrate-replay.sh [OUT_DIR (default calibration/replay)]
 # Environment: BASIN (the basin command, default: cargo run --release --features ort,triton), TRITON_PORT (8700),
-# LOAD_RATES (comma list), LOAD_DURATION_S (8), LOAD_PASSES (3). Prints the idle power to put in the
-# experiments' [[device]] idle_power_w.
+# LOAD_RATES (comma list), LOAD_DURATION_S (8), LOAD_PASSES (3), LOAD_PICK (fastest: see
+# basin load-profile --pick), GATEWAY_RATES (100,300,600).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -34,7 +34,7 @@ tmp="$(mktemp -d "${TMPDIR:-/tmp}/basin-calrep.XXXXXX")"
 "${BASIN_CMD[@]}" calibrate calibration/cal-replay.toml --out "$tmp/cal" --set "backends.triton.url=\"http://127.0.0.1:$port\"" \
     --set "backends.triton.server_pid_file=\"$pidf\""
 idle="$(sed -n '2p' "$tmp/cal/devices.csv" | cut -d, -f2)"
-"${BASIN_CMD[@]}" load-profile experiments/replay/steady_high.toml --rates "$rates" --duration-s "${LOAD_DURATION_S:-8}" --passes "${LOAD_PASSES:-3}" \
+"${BASIN_CMD[@]}" load-profile experiments/replay/steady_high.toml --rates "$rates" --duration-s "${LOAD_DURATION_S:-8}" --passes "${LOAD_PASSES:-3}" --pick "${LOAD_PICK:-fastest}" \
     --gateway-rates "${GATEWAY_RATES:-100,300,600}" --set 'controller.kind="open_loop"' \
     --set "replay.triton_url=\"http://127.0.0.1:$port\"" \
     --set "replay.server_pid_file=\"$pidf\"" --set "cost_table.path=\"$tmp/cal/cost.csv\"" \

@@ -313,11 +313,15 @@ pub struct LoadProfileArgs {
     /// times over the cost table's).
     #[arg(long, value_parser = ["fitted", "measured"], default_value = "fitted")]
     pub service: String,
-    /// Passes over the rates (alternately ascending and descending); each rate's profile point
-    /// is the median over passes (load-passes.csv keeps every pass), which evens out slow drift
-    /// of a shared host.
+    /// Passes over the rates (alternately ascending and descending); load-passes.csv keeps
+    /// every pass.
     #[arg(long, default_value_t = 1)]
     pub passes: u32,
+    /// Each rate's profile point: the `fastest` pass (the smallest service factor, whole row:
+    /// the pipeline at the host's own speed, other tenants' slow spells left to the replays'
+    /// spread) or the `median` of the passes, field by field.
+    #[arg(long, value_enum, default_value_t = crate::calibrate::load_profile::Pick::Fastest)]
+    pub pick: crate::calibrate::load_profile::Pick,
     /// Seconds of load at the first rate before measuring (not recorded in the profile).
     #[arg(long, default_value_t = 3.0)]
     pub warmup_s: f64,
@@ -529,10 +533,10 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
             per_rate[ri].push(row);
         }
     }
-    let mut rows: Vec<load_profile::LoadRow> = per_rate.iter().map(|r| load_profile::median(r)).collect();
+    let mut rows: Vec<load_profile::LoadRow> = per_rate.iter().map(|r| a.pick.apply(r)).collect();
     rows.sort_by(|x, y| x.rps.total_cmp(&y.rps));
     let header = format!(
-        "Load profile of server `{}` (model {model}, Triton) measured by `basin load-profile {}` on {}, {}. Each row: the experiment's pipeline (replay driver) under open-loop Poisson load for {} s, median of {} pass(es). service_factor ({}) = the factor at which the simulator reproduces Triton's queue + compute time per request (fitted) or measured_factor = mean execution time / cost-table mean for the batch sizes that ran (measured); overhead_ms = mean latency - the simulator's mean latency on the same arrivals at that factor without overhead; energy_factor = (energy - simulated idle and early-exit energy) / simulated batch energy (transport_ms = mean latency - early exit - Triton queue - Triton compute per request). Use: [[server]] load_profile = \"<this file>\" (and drop request_overhead_ms).",
+        "Load profile of server `{}` (model {model}, Triton) measured by `basin load-profile {}` on {}, {}. Each row: the experiment's pipeline (replay driver) under open-loop Poisson load for {} s, {} of {} pass(es). service_factor ({}) = the factor at which the simulator reproduces Triton's queue + compute time per request (fitted) or measured_factor = mean execution time / cost-table mean for the batch sizes that ran (measured); overhead_ms = mean latency - the simulator's mean latency on the same arrivals at that factor without overhead; energy_factor = (energy - simulated idle and early-exit energy) / simulated batch energy (transport_ms = mean latency - early exit - Triton queue - Triton compute per request). Use: [[server]] load_profile = \"<this file>\" (and drop request_overhead_ms).",
         srv.name,
         a.experiment.display(),
         {
@@ -541,13 +545,14 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
         },
         manifest::now_rfc3339(),
         a.duration_s,
+        a.pick.describe(),
         a.passes,
         a.service
     );
     tables.insert("load.csv", header);
     tables
         .insert("load-batches.csv", "Per rate and batch size: executions, measured and cost-table mean service time, their ratio.".into());
-    tables.insert("load-passes.csv", "Every pass's rows (load.csv takes their median per rate).".into());
+    tables.insert("load-passes.csv", "Every pass's rows (load.csv takes one per rate: see --pick).".into());
     outputs::write_atomic(&a.out.join("load.csv"), load_profile::csv(&rows).as_bytes())?;
     outputs::write_atomic(&a.out.join("load-batches.csv"), load_profile::batches_csv(&all).as_bytes())?;
     outputs::write_atomic(&a.out.join("load-passes.csv"), load_profile::csv(&all).as_bytes())?;

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ -x .venv/bin/python ]] || scripts/setup-python.sh
 if [[ ! -f runs/sweep-k-tau0/results.parquet || ! -f runs/fig-bursty-bio/timeseries.parquet ]]; then
-    scripts/make-figures.sh "$@"
+    PLOTS_DIR=runs/plots scripts/make-figures.sh "$@"
 fi
 export BASIN_REPO="$PWD"
 .venv/bin/python scripts/run_notebooks.py notebooks/*.ipynb --out runs/notebooks

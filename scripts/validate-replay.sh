@@ -13,7 +13,8 @@
 # experiments/replay/VALIDATION.md. Environment: BASIN (binary, default target/release/basin),
 # LEVELS ("controlled conditioned predicted"), REPEATS (3), DURATION_S (20 s of each replay after
 # 20× time compression), TRITON_PORT (8700), WORKLOADS (the four; empty: only the own trace),
-# SKIP_OWN (set: not the own trace). A validation that fails is named at the end (exit status 1)
+# SKIP_OWN (set: not the own trace), HOST_PASS_S (level 3's load pass before each replay, s; basin
+# validate's default 5, 0: none). A validation that fails is named at the end (exit status 1)
 # and left out of the report; the others still run.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,8 +36,10 @@ mkdir -p "$out"
 run() { # level name experiment [--set ...]
     local level="$1" name="$2" exp="$3"; shift 3
     mkdir -p "$out/$level"
+    local pass=()
+    [[ "$level" != predicted || -z "${HOST_PASS_S:-}" ]] || pass=(--host-pass-s "$HOST_PASS_S")
     "$bin" validate --experiment "$exp" --level "$level" --repeats "$repeats" --time-scale 20 --duration-s "$duration" \
-        --triton-port "$port" --out "$out/$level/$name" "$@" >"$out/$level/$name.log" 2>&1 \
+        --triton-port "$port" "${pass[@]}" --out "$out/$level/$name" "$@" >"$out/$level/$name.log" 2>&1 \
         || { echo "validate-replay: $level $name failed, see $out/$level/$name.log" >&2; failed+=("$level/$name"); return 0; }
     echo "$level $name: $out/$level/$name/validation.md"
 }

@@ -58,7 +58,7 @@ requests = true
 }
 
 #[test]
-fn an_unknown_level_or_zero_repeats_fails_clearly_and_writes_nothing() {
+fn an_unknown_level_zero_repeats_or_a_bad_host_pass_fails_clearly_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let exp = local_experiment(dir.path());
     let out = dir.path().join("v");
@@ -68,6 +68,13 @@ fn an_unknown_level_or_zero_repeats_fails_clearly_and_writes_nothing() {
     assert!(e.contains("`fast`") && e.contains("controlled, conditioned, predicted"), "{e}");
     let o = basin(&["validate", "--experiment", exp.to_str().unwrap(), "--repeats", "0", "--out", out.to_str().unwrap()], dir.path());
     assert!(!o.status.success() && stderr(&o).contains("--repeats must be at least 1"), "{}", stderr(&o));
+    for (level, secs, expect) in [("predicted", "0.5", "at least 1 s"), ("controlled", "5", "--level predicted")] {
+        let o = basin(
+            &["validate", "--experiment", exp.to_str().unwrap(), "--level", level, "--host-pass-s", secs, "--out", out.to_str().unwrap()],
+            dir.path(),
+        );
+        assert!(!o.status.success() && stderr(&o).contains(expect), "{}", stderr(&o));
+    }
     assert!(!out.exists());
     // a directory that is not a validation report is not replaced
     std::fs::create_dir(&out).unwrap();
@@ -194,4 +201,49 @@ fn a_port_in_use_is_a_clear_error() {
     let busy = TcpListener::bind("127.0.0.1:8794").expect("a free port for the test");
     triton_failure_leaves_nothing("digits_large", 8794, "8794");
     drop(busy);
+}
+
+/// Level 3 with a host pass: before each replay a short load pass on the real model, and each
+/// replay's simulation on the profile rescaled to what its pass found.
+#[test]
+fn level_three_re_measures_the_host_before_each_replay() {
+    if venv().is_none() {
+        return;
+    }
+    if !repo().join(".cache/models/digits_large.onnx").is_file() {
+        assert!(std::env::var("BASIN_REQUIRE_HW").as_deref() != Ok("1"), "BASIN_REQUIRE_HW=1: no digits models");
+        eprintln!("skipping: no digits models (scripts/build-models.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exp = triton_experiment(dir.path(), "digits_large");
+    let text = std::fs::read_to_string(&exp)
+        .unwrap()
+        .replace("max_queue_delay_us = 1000\n", "max_queue_delay_us = 1000\nload_profile = \"load.csv\"\n");
+    std::fs::write(&exp, text).unwrap();
+    std::fs::write(dir.path().join("load.csv"), "rps,service_factor,overhead_ms,energy_factor\n10,1.0,0.5,1.0\n100,2.0,1.0,1.0\n").unwrap();
+    let out = dir.path().join("v");
+    let o = Command::new(env!("CARGO_BIN_EXE_basin"))
+        .args(["validate", "--experiment", exp.to_str().unwrap(), "--level", "predicted", "--repeats", "2", "--host-pass-s", "1"])
+        .args(["--triton-port", "8797", "--out", out.to_str().unwrap()])
+        .env("BASIN_CACHE", dir.path().join("cache"))
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(out.join("validation.json")).unwrap()).unwrap();
+    let passes = v["inputs"]["triton.host_pass"].as_array().expect("the host passes are kept");
+    assert_eq!(passes.len(), 2);
+    for p in passes {
+        // the pass ran at the rate the simulation sends the server (50 req/s, all of it)
+        let rps = p["rps"].as_f64().unwrap();
+        assert!((rps - 50.0).abs() < 15.0, "{p}");
+        // the profile read at the pass's rate: linear between its two points
+        assert!((p["profile_service_factor"].as_f64().unwrap() - (1.0 + (rps - 10.0) / 90.0)).abs() < 1e-9, "{p}");
+        assert!(p["service_factor"].as_f64().unwrap() > 0.0, "{p}");
+    }
+    assert!(v["taken_from_run"].as_str().unwrap().contains("load pass"));
+    for f in ["host-pass-1/summary.json", "host-pass-2/summary.json", "sim-1/summary.json", "sim-2/summary.json", "replay-2/summary.json"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
 }

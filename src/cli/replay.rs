@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use crate::calibrate::load_profile::LoadRow;
 use crate::core::SimDuration;
 use crate::io::experiment::{self, Loaded};
 use crate::io::{manifest, outputs};
@@ -402,9 +403,6 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
         );
     }
     let model = srv.variants[0].model.clone();
-    let table_ms: Vec<f64> = srv.variants[0].costs.iter().map(|c| c.mean_s() * 1e3).collect();
-    let ee_ms = base.spec.early_exit.as_ref().map_or(0.0, |e| e.dist.mean_s() * 1e3);
-    let stats_url = base.section.triton_stats_url.clone().unwrap_or_else(|| base.section.triton_url.clone());
     let seed = base.loaded.experiment.seed;
     let mut spec0 = base.spec.clone();
     if !a.gateway_rates.is_empty() && spec0.early_exit.is_none() {
@@ -473,62 +471,13 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     }
     let mut per_rate: Vec<Vec<load_profile::LoadRow>> = vec![Vec::new(); a.rates.len()];
     let mut all = Vec::new();
+    let measure = LoadPass { base: &base, spec: &spec0, server: s, fitted: a.service == "fitted" };
     for pass in 0..a.passes {
         let order: Vec<usize> = if pass % 2 == 0 { (0..a.rates.len()).collect() } else { (0..a.rates.len()).rev().collect() };
         for ri in order {
             let rate = a.rates[ri];
-            let p = with_rate(rate, a.duration_s)?;
-            let before = triton_snapshot(&stats_url, &model)?;
-            let res = do_replay(&p, &a.out.join(format!("runs/pass{pass}-rate-{rate}")), &scale, stop.clone())?;
-            let after = triton_snapshot(&stats_url, &model)?;
-            if res.extras.interrupted {
-                bail!("interrupted");
-            }
-            let d = crate::calibrate::transport::diff(&after, &before);
-            // the simulator on the identical arrivals, at this rate's factor and no overhead
-            let (measured, _) = load_profile::service_factor(&d, &table_ms).map_err(anyhow::Error::msg)?;
-            let simulate_at = |f: f64| -> Result<crate::metrics::RunOutput> {
-                let mut sim_spec = p.spec.clone();
-                sim_spec.servers[s].request_overhead = SimDuration::ZERO;
-                let point = LoadPoint { rps: rate, service_factor: f, overhead_ms: 0.0, energy_factor: 1.0 };
-                sim_spec.servers[s].load = Some(
-                    LoadProfile::new(vec![point], SimDuration::from_millis_f64(crate::model::load::DEFAULT_WINDOW_MS))
-                        .map_err(anyhow::Error::msg)?,
-                );
-                Ok(crate::sim::run(&sim_spec, seed))
-            };
-            let factor = if a.service == "measured" {
-                measured
-            } else {
-                let n = d.inference_count.max(1) as f64;
-                let target_ms = (d.queue_ns + d.compute_ns) as f64 / n / 1e6;
-                load_profile::fit_factor(target_ms, |f| {
-                    simulate_at(f).ok().and_then(|o| load_profile::sim_server_time(&o, s, ee_ms)).unwrap_or(f64::INFINITY)
-                })
-            };
-            let sim_out = simulate_at(factor)?;
-            let mut row = load_profile::derive(rate, a.duration_s, s, &d, &res.output, &sim_out, factor, &table_ms, ee_ms)
-                .map_err(anyhow::Error::msg)?;
-            // kept per pass: whether this host's slow spells show in the probe (load-passes.csv)
-            row.host_probe_us = res.extras.host_probe.median_kernel_us.unwrap_or(f64::NAN);
-            println!(
-                "{:>7.1} req/s at the server (offered {rate}): service ×{:.3} (compute ×{:.3}), energy ×{:.3}, overhead {:.3} ms (transport {:.3}), queue {:.3} ms (sim {:.3}), compute {:.3} ms, mean batch {:.2}, latency mean {:.3} (sim w/o overhead {:.3}) / p99 {:.3} ms, {:.2} W{}",
-                row.rps,
-                row.service_factor,
-                row.measured_factor,
-                row.energy_factor,
-                row.overhead_ms,
-                row.transport_ms,
-                row.queue_ms,
-                row.sim_queue_ms,
-                row.compute_ms,
-                row.mean_batch,
-                row.latency_mean_ms,
-                row.sim_latency_mean_ms,
-                row.latency_p99_ms,
-                row.power_w,
-                if row.failed > 0 { format!(", {} FAILED", row.failed) } else { String::new() }
-            );
+            let row = measure.run(rate, a.duration_s, &a.out.join(format!("runs/pass{pass}-rate-{rate}")), &scale, stop.clone())?;
+            println!("{}", describe_row(&row));
             all.push(row.clone());
             per_rate[ri].push(row);
         }
@@ -568,4 +517,89 @@ pub fn run_load_profile(a: LoadProfileArgs) -> Result<()> {
     outputs::write_json(&a.out.join(LOAD_PROFILE_MANIFEST), &provenance)?;
     println!("profile: {} (set [[server]] load_profile to it)", a.out.join("load.csv").display());
     Ok(())
+}
+
+/// One rate of a load profile: `rate` requests/s of Poisson arrivals for `secs` through the
+/// pipeline `spec` (the experiment's, without a load profile) with server `server` on the real
+/// Triton, Triton's statistics read around it, and the profile row derived from them.
+pub(crate) struct LoadPass<'a> {
+    /// The experiment (file, replay section); its spec is not used.
+    pub base: &'a Prepared,
+    pub spec: &'a SimSpec,
+    pub server: usize,
+    /// `fitted` service factor (the simulator reproduces Triton's queue + compute per request),
+    /// else `measured` (Triton's execution times over the cost table's).
+    pub fitted: bool,
+}
+
+impl LoadPass<'_> {
+    pub(crate) fn run(&self, rate: f64, secs: f64, dir: &Path, scale: &ScaleArgs, stop: Arc<AtomicBool>) -> Result<LoadRow> {
+        use crate::calibrate::load_profile;
+        let s = self.server;
+        let srv = &self.spec.servers[s];
+        let model = &srv.variants[0].model;
+        let table_ms: Vec<f64> = srv.variants[0].costs.iter().map(|c| c.mean_s() * 1e3).collect();
+        let ee_ms = self.spec.early_exit.as_ref().map_or(0.0, |e| e.dist.mean_s() * 1e3);
+        let section = &self.base.section;
+        let stats_url = section.triton_stats_url.as_deref().unwrap_or(&section.triton_url);
+        let seed = self.base.loaded.experiment.seed;
+        let p = Prepared { loaded: self.base.loaded.clone(), spec: poisson_spec(self.spec, rate, secs, seed)?, section: section.clone() };
+        let before = triton_snapshot(stats_url, model)?;
+        let res = do_replay(&p, dir, scale, stop)?;
+        let after = triton_snapshot(stats_url, model)?;
+        if res.extras.interrupted {
+            bail!("interrupted");
+        }
+        let d = crate::calibrate::transport::diff(&after, &before);
+        // the simulator on the identical arrivals, at this rate's factor and no overhead
+        let (measured, _) = load_profile::service_factor(&d, &table_ms).map_err(anyhow::Error::msg)?;
+        let simulate_at = |f: f64| -> Result<RunOutput> {
+            let mut sim_spec = p.spec.clone();
+            sim_spec.servers[s].request_overhead = SimDuration::ZERO;
+            let point = LoadPoint { rps: rate, service_factor: f, overhead_ms: 0.0, energy_factor: 1.0 };
+            sim_spec.servers[s].load = Some(
+                LoadProfile::new(vec![point], SimDuration::from_millis_f64(crate::model::load::DEFAULT_WINDOW_MS))
+                    .map_err(anyhow::Error::msg)?,
+            );
+            Ok(crate::sim::run(&sim_spec, seed))
+        };
+        let factor = if self.fitted {
+            let n = d.inference_count.max(1) as f64;
+            let target_ms = (d.queue_ns + d.compute_ns) as f64 / n / 1e6;
+            load_profile::fit_factor(target_ms, |f| {
+                simulate_at(f).ok().and_then(|o| load_profile::sim_server_time(&o, s, ee_ms)).unwrap_or(f64::INFINITY)
+            })
+        } else {
+            measured
+        };
+        let sim_out = simulate_at(factor)?;
+        let mut row =
+            load_profile::derive(rate, secs, s, &d, &res.output, &sim_out, factor, &table_ms, ee_ms).map_err(anyhow::Error::msg)?;
+        // kept per pass: whether this host's slow spells show in the probe (load-passes.csv)
+        row.host_probe_us = res.extras.host_probe.median_kernel_us.unwrap_or(f64::NAN);
+        Ok(row)
+    }
+}
+
+/// One line for a load pass's row.
+pub(crate) fn describe_row(row: &LoadRow) -> String {
+    format!(
+        "{:>7.1} req/s at the server (offered {}): service ×{:.3} (compute ×{:.3}), energy ×{:.3}, overhead {:.3} ms (transport {:.3}), queue {:.3} ms (sim {:.3}), compute {:.3} ms, mean batch {:.2}, latency mean {:.3} (sim w/o overhead {:.3}) / p99 {:.3} ms, {:.2} W{}",
+        row.rps,
+        row.offered_rps,
+        row.service_factor,
+        row.measured_factor,
+        row.energy_factor,
+        row.overhead_ms,
+        row.transport_ms,
+        row.queue_ms,
+        row.sim_queue_ms,
+        row.compute_ms,
+        row.mean_batch,
+        row.latency_mean_ms,
+        row.sim_latency_mean_ms,
+        row.latency_p99_ms,
+        row.power_w,
+        if row.failed > 0 { format!(", {} FAILED", row.failed) } else { String::new() }
+    )
 }

@@ -18,13 +18,16 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
 
-use super::replay::{self as cli_replay, Prepared, ScaleArgs};
+use super::replay::{self as cli_replay, LoadPass, Prepared, ScaleArgs};
+use crate::calibrate::load_profile::LoadRow;
 use crate::core::SimDuration;
 #[cfg(feature = "triton")]
 use crate::hw::backend::triton::{Timeouts, TritonClient};
 use crate::hw::probe;
 use crate::io::outputs;
 use crate::metrics::RunOutput;
+use crate::model::controller::ControllerConfig;
+use crate::model::load::LoadProfile;
 use crate::model::transport::{ObservedOverhead, ObservedTransport, Transport};
 use crate::plot::{self, FigureSpec, Panel, Width};
 use crate::replay::real::RealBackends;
@@ -55,6 +58,12 @@ pub struct ValidateArgs {
     /// models and batcher must match the experiment; level 1 needs controlled models).
     #[arg(long)]
     pub external_triton: bool,
+    /// Level 3: seconds of a load pass just before each replay (the real pipeline, open loop,
+    /// Poisson at the rate the simulation sends the profiled server); that replay's simulation
+    /// takes the load profile rescaled to it, so that the host's drift hits both sides alike.
+    /// 0: the committed profile alone. Default 5.
+    #[arg(long)]
+    pub host_pass_s: Option<f64>,
     /// Report directory (default: REPLAY_DIR/validation, or runs/validate/<name>-<level>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -391,6 +400,83 @@ fn figures(dir: &Path, name: &str, sims: &[&RunOutput], replays: &[&RunOutput]) 
     Ok(())
 }
 
+/// Level 3's host pass before each replay, unless `--host-pass-s` says otherwise (s).
+const DEFAULT_HOST_PASS_S: f64 = 5.0;
+
+/// Level 3's re-measurement of the host: a load pass at `rate_rps` through `spec` (the
+/// experiment's pipeline, open loop, no load profile) on the profiled server `server`.
+struct HostPassPlan {
+    server: usize,
+    rate_rps: f64,
+    spec: crate::spec::SimSpec,
+}
+
+/// The plan for `p`'s one remote server with a load profile (`None`: none has one, nothing to
+/// rescale), at the mean rate the simulation sends it.
+fn host_pass_plan(p: &Prepared, remote: &[usize]) -> Result<Option<HostPassPlan>> {
+    let profiled: Vec<usize> = remote.iter().copied().filter(|&i| p.spec.servers[i].load.is_some()).collect();
+    let server = match profiled.as_slice() {
+        [] => return Ok(None),
+        [i] => *i,
+        _ => bail!(
+            "--host-pass-s re-measures one server with a load profile, and this experiment has {}: pass --host-pass-s 0",
+            profiled.len()
+        ),
+    };
+    let sim = crate::sim::run(&p.spec, p.loaded.experiment.seed);
+    let sent = sim.requests.as_ref().map_or(0, |r| r.path.iter().filter(|x| **x == Some(server as u16)).count());
+    let rate_rps = sent as f64 / sim.summary.duration_s.max(1e-9);
+    if rate_rps <= 0.0 {
+        return Ok(None);
+    }
+    let mut spec = p.spec.clone();
+    spec.controller = ControllerConfig::OpenLoop(Default::default());
+    for s in &mut spec.servers {
+        s.load = None;
+    }
+    Ok(Some(HostPassPlan { server, rate_rps, spec }))
+}
+
+/// One host pass against the profile, as `validation.json` keeps it.
+#[derive(Clone, Debug, serde::Serialize)]
+struct HostPass {
+    rps: f64,
+    service_factor: f64,
+    profile_service_factor: f64,
+    overhead_ms: f64,
+    profile_overhead_ms: f64,
+    energy_factor: f64,
+    profile_energy_factor: f64,
+    host_probe_us: f64,
+}
+
+impl HostPass {
+    fn new(row: &LoadRow, profile: &LoadProfile) -> Self {
+        let at = profile.at(row.rps);
+        HostPass {
+            rps: row.rps,
+            service_factor: row.service_factor,
+            profile_service_factor: at.service_factor,
+            overhead_ms: row.overhead_ms,
+            profile_overhead_ms: at.overhead_ms,
+            energy_factor: row.energy_factor,
+            profile_energy_factor: at.energy_factor,
+            host_probe_us: row.host_probe_us,
+        }
+    }
+
+    /// The profile as this pass found the host.
+    fn rescale(&self, profile: &LoadProfile) -> Result<LoadProfile> {
+        profile
+            .rescaled(
+                self.service_factor / self.profile_service_factor,
+                self.overhead_ms - self.profile_overhead_ms,
+                self.energy_factor / self.profile_energy_factor,
+            )
+            .map_err(anyhow::Error::msg)
+    }
+}
+
 /// Refuses to replace a directory that is not a validation report.
 fn check_out(out: &Path) -> Result<()> {
     if out.exists() && !(out.join("validation.json").is_file() || std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_none())) {
@@ -405,6 +491,13 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
     if repeats == 0 {
         bail!("--repeats must be at least 1 (a comparison needs a replay; 3 or more give a confidence band)");
     }
+    let host_pass_s = match (level, a.host_pass_s) {
+        (Level::Predicted, None) => DEFAULT_HOST_PASS_S,
+        (Level::Predicted, Some(s)) if s == 0.0 || (s.is_finite() && s >= 1.0) => s,
+        (Level::Predicted, Some(s)) => bail!("--host-pass-s must be 0 (no re-measurement) or at least 1 s, got {s}"),
+        (_, Some(_)) => bail!("--host-pass-s re-measures the host for --level predicted; levels 1-2 take the service from the run"),
+        (_, None) => 0.0,
+    };
     let mut p = cli_replay::prepare(exp, &a.scale)?;
     // KS, transport, utilisation and observed batches need the records
     p.spec.record_requests = true;
@@ -472,6 +565,9 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
         }
         let mut opts = cli_replay::replay_options(&p, stop.clone());
         opts.modelled_answers = level == Level::Controlled;
+        let plan = if host_pass_s > 0.0 { host_pass_plan(&p, &remote)? } else { None };
+        let pass_scale = ScaleArgs { time_scale: 1.0, rate_scale: 1.0, duration_s: None, ..a.scale.clone() };
+        let mut host_passes: Vec<HostPass> = Vec::new();
         let mut runs = Vec::new();
         for k in 0..repeats {
             if stop.load(Ordering::Relaxed) {
@@ -482,6 +578,23 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
             std::thread::sleep(Duration::from_secs(1));
             let between = probe::summarize(&t.finish());
             let name = format!("replay-{}", k + 1);
+            if let Some(plan) = &plan {
+                let pass = LoadPass { base: &p, spec: &plan.spec, server: plan.server, fitted: true };
+                let row = pass.run(plan.rate_rps, host_pass_s, &tmp.join(format!("host-pass-{}", k + 1)), &pass_scale, stop.clone())?;
+                let profile = p.spec.servers[plan.server].load.as_ref().expect("a plan's server has a load profile");
+                let hp = HostPass::new(&row, profile);
+                eprintln!(
+                    "validate: host pass before {name}: {:.1} req/s, service ×{:.3} (profile ×{:.3}), overhead {:.3} ms (profile {:.3}), energy ×{:.3} (profile ×{:.3})",
+                    hp.rps,
+                    hp.service_factor,
+                    hp.profile_service_factor,
+                    hp.overhead_ms,
+                    hp.profile_overhead_ms,
+                    hp.energy_factor,
+                    hp.profile_energy_factor
+                );
+                host_passes.push(hp);
+            }
             eprintln!("validate: {name} of {repeats} (host probe before it: {:?} µs)", between.median_kernel_us);
             let result = cli_replay::replay_on(&p, &tmp.join(&name), &a.scale, factory, data.clone(), &opts)?;
             cli_replay::print_replay(&result, &tmp.join(&name));
@@ -530,10 +643,24 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
                 );
             }
         }
-        let sims: Vec<RunOutput> = match level {
-            Level::Predicted => vec![cli_replay::simulate(&p, &tmp.join("sim"), &a.scale)?],
+        if let Some(plan) = &plan {
+            inputs.insert(format!("{}.host_pass", names[plan.server]), json!(host_passes));
+        }
+        let sims: Vec<RunOutput> = match (level, &plan) {
+            // one simulation per replay, on the profile as the pass before it found the host
+            (Level::Predicted, Some(plan)) => {
+                let mut sims = Vec::new();
+                for (k, hp) in host_passes.iter().enumerate() {
+                    let mut q = p.clone();
+                    let load = &mut q.spec.servers[plan.server].load;
+                    *load = Some(hp.rescale(load.as_ref().expect("a plan's server has a load profile"))?);
+                    sims.push(cli_replay::simulate(&q, &tmp.join(format!("sim-{}", k + 1)), &a.scale)?);
+                }
+                sims
+            }
+            (Level::Predicted, None) => vec![cli_replay::simulate(&p, &tmp.join("sim"), &a.scale)?],
             // one simulation per replay, on what that replay's transport and execution were
-            Level::Controlled | Level::Conditioned => {
+            (Level::Controlled | Level::Conditioned, _) => {
                 let mut sims = Vec::new();
                 for (k, t) in taken.iter().enumerate() {
                     let q = Prepared { spec: conditioned::conditioned_spec(&p.spec, t), ..p.clone() };
@@ -554,7 +681,7 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
             repeats,
             host_drift,
             unreliable: runs.iter().any(|r| validate::drift_unreliable(r.result.extras.host_probe.host_drift)),
-            taken_from_run: level.taken_from_run(),
+            taken_from_run: level.taken_from_run(plan.is_some()),
             inputs,
             sim_utilisation: validate::utilisation(&sims[0], instances),
             targets: (level == Level::Controlled).then(|| validate::controlled_targets(&metrics)),

@@ -112,6 +112,23 @@ impl LoadProfile {
             energy_factor: mix(a.energy_factor, b.energy_factor),
         }
     }
+
+    /// The profile on a host `service`× as slow and `energy`× as costly per batch at every rate,
+    /// with `overhead_shift_ms` more transport (clamped at 0): one short pass at one rate tells
+    /// how the host stands now against when the profile was measured.
+    pub fn rescaled(&self, service: f64, overhead_shift_ms: f64, energy: f64) -> Result<Self, String> {
+        let points = self
+            .points
+            .iter()
+            .map(|p| LoadPoint {
+                rps: p.rps,
+                service_factor: p.service_factor * service,
+                overhead_ms: (p.overhead_ms + overhead_shift_ms).max(0.0),
+                energy_factor: p.energy_factor * energy,
+            })
+            .collect();
+        LoadProfile::new(points, self.window)
+    }
 }
 
 /// The arrival rate over the last `window` of simulated time: a count of arrival times kept in
@@ -185,6 +202,16 @@ mod tests {
         let p = LoadPoint { rps: 1.0, service_factor: 1.0, overhead_ms: 0.0, energy_factor: 1.0 };
         assert!(LoadProfile::new(vec![p, p], w).is_err());
         assert!(LoadProfile::new(vec![p], SimDuration::ZERO).is_err());
+    }
+
+    #[test]
+    fn rescaled_scales_factors_and_shifts_overhead() {
+        let r = profile().rescaled(1.5, -2.0, 2.0).unwrap();
+        let a = r.at(100.0);
+        assert_eq!((a.service_factor, a.overhead_ms, a.energy_factor), (1.5, 0.0, 2.0));
+        let b = r.at(400.0);
+        assert!((b.service_factor - 2.4).abs() < 1e-12 && (b.overhead_ms - 1.0).abs() < 1e-12 && b.energy_factor == 1.0);
+        assert!(profile().rescaled(0.0, 0.0, 1.0).is_err());
     }
 
     #[test]

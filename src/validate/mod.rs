@@ -57,13 +57,17 @@ impl Level {
 
     /// What the simulation takes from the replays it is compared with (and therefore does not
     /// validate).
-    pub fn taken_from_run(self) -> &'static str {
+    /// `host_passes`: level 3 re-measured the host with a short load pass before each replay.
+    pub fn taken_from_run(self, host_passes: bool) -> &'static str {
         match self {
             Level::Controlled => {
                 "service times by construction (the real run holds the cost table's times); per remote server: each traced request's transport (arrival at the gateway → in Triton's queue, so the real gateway's own time before sending included; execution end → answered; from Triton's trace, that of the nearest traced request for untraced ones, or without a trace the mean client round trip (arrival → answer) − Triton's queue + compute), Triton's batcher's dispatch lag (median wait beyond the batching delay) and each traced batch's overhead outside the model (Triton's execution span − the model's logged execution; a simulated batch takes that of the traced batch nearest its start; without a trace the mean from Triton's statistics)"
             }
             Level::Conditioned => {
                 "every batch's observed execution time, in execution order; per remote server: each traced request's transport, the batcher's dispatch lag and the per-execution overhead outside the model, as at level 1"
+            }
+            Level::Predicted if host_passes => {
+                "nothing from the replays: cost tables and load profile were measured before, independently; just before each replay a short load pass (the real pipeline, open loop, Poisson at the rate the simulation sends the server) re-measured the host, and that replay's simulation takes the profile rescaled to it (service and energy factors × the pass's over the profile's at the pass's rate, transport overhead shifted by their difference; inputs.<server>.host_pass)"
             }
             Level::Predicted => "nothing: cost tables and load profile were measured before, independently",
         }

@@ -66,6 +66,26 @@ def inputs_table(rows):
     print()
 
 
+def host_pass_table(rows):
+    """Level 3: what each replay's host pass found against the committed load profile."""
+    rows = [(w, c, v, k[: -len(".host_pass")], p) for w, c, v in rows
+            for k, p in sorted(v.get("inputs", {}).items()) if k.endswith(".host_pass")]
+    if not rows:
+        return
+    print("Host passes before the replays (service and energy: the pass's factor over the profile's at the "
+          "pass's rate, one per replay; overhead: the pass's minus the profile's):\n")
+    print("| workload | controller | server | rate req/s | service × | energy × | overhead shift ms | admission error |")
+    print("|---|---|---|---|---|---|---|---|")
+    for w, c, v, server, passes in rows:
+        service = ", ".join(f"{p['service_factor'] / p['profile_service_factor']:.2f}" for p in passes)
+        energy = ", ".join(f"{p['energy_factor'] / p['profile_energy_factor']:.2f}" for p in passes)
+        shift = ", ".join(f"{p['overhead_ms'] - p['profile_overhead_ms']:+.2f}" for p in passes)
+        adm = v["metrics"].get("admission_rate", {}).get("rel_error")
+        rate = mean([p["rps"] for p in passes])
+        print(f"| {w} | {c} | {server} | {rate:.1f} | {service} | {energy} | {shift} | {pct(adm)} |")
+    print()
+
+
 def main():
     # several rounds: a run in a later directory replaces the same run in an earlier one
     outs = [Path(a) for a in sys.argv[1:]] or [Path("runs/validate-replay")]
@@ -124,6 +144,7 @@ def main():
             print(f"Level-1 targets (|error| mean ≤ 2%, p99 ≤ 5%, batch ≤ 2%, throughput ≤ 0.5%, average ≤ 1%) "
                   f"met in {met} of {len(rows)} runs.\n")
         if lv == "predicted":
+            host_pass_table(rows)
             four = [v for w, _, v in rows if w != "own"]
             ok = sum(1 for v in four
                      if all((v["metrics"][k].get("within_band") or abs(v["metrics"][k]["rel_error"] or 1) <= 0.10)

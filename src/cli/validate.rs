@@ -568,6 +568,8 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
         let plan = if host_pass_s > 0.0 { host_pass_plan(&p, &remote)? } else { None };
         let pass_scale = ScaleArgs { time_scale: 1.0, rate_scale: 1.0, duration_s: None, ..a.scale.clone() };
         let mut host_passes: Vec<HostPass> = Vec::new();
+        // per replay: the experiment with the profile rescaled by the pass before it
+        let mut rescaled: Vec<Prepared> = Vec::new();
         let mut runs = Vec::new();
         for k in 0..repeats {
             if stop.load(Ordering::Relaxed) {
@@ -593,10 +595,16 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
                     hp.energy_factor,
                     hp.profile_energy_factor
                 );
+                let mut q = p.clone();
+                q.spec.servers[plan.server].load = Some(hp.rescale(profile)?);
+                rescaled.push(q);
                 host_passes.push(hp);
             }
             eprintln!("validate: {name} of {repeats} (host probe before it: {:?} µs)", between.median_kernel_us);
-            let result = cli_replay::replay_on(&p, &tmp.join(&name), &a.scale, factory, data.clone(), &opts)?;
+            // the replay's gateway estimates each answer's energy from the profile, as the
+            // simulation's controller sees it: both take the rescaled one
+            let run_p = rescaled.get(k).unwrap_or(&p);
+            let result = cli_replay::replay_on(run_p, &tmp.join(&name), &a.scale, factory, data.clone(), &opts)?;
             cli_replay::print_replay(&result, &tmp.join(&name));
             if result.extras.interrupted {
                 bail!("interrupted during {name}");
@@ -648,16 +656,11 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
         }
         let sims: Vec<RunOutput> = match (level, &plan) {
             // one simulation per replay, on the profile as the pass before it found the host
-            (Level::Predicted, Some(plan)) => {
-                let mut sims = Vec::new();
-                for (k, hp) in host_passes.iter().enumerate() {
-                    let mut q = p.clone();
-                    let load = &mut q.spec.servers[plan.server].load;
-                    *load = Some(hp.rescale(load.as_ref().expect("a plan's server has a load profile"))?);
-                    sims.push(cli_replay::simulate(&q, &tmp.join(format!("sim-{}", k + 1)), &a.scale)?);
-                }
-                sims
-            }
+            (Level::Predicted, Some(_)) => rescaled
+                .iter()
+                .enumerate()
+                .map(|(k, q)| cli_replay::simulate(q, &tmp.join(format!("sim-{}", k + 1)), &a.scale))
+                .collect::<Result<_>>()?,
             (Level::Predicted, None) => vec![cli_replay::simulate(&p, &tmp.join("sim"), &a.scale)?],
             // one simulation per replay, on what that replay's transport and execution were
             (Level::Controlled | Level::Conditioned, _) => {

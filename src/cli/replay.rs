@@ -354,7 +354,7 @@ fn triton_snapshot(_: &str, _: &str) -> Result<crate::calibrate::transport::Serv
 
 /// `spec` with its workload replaced by `secs` seconds of Poisson arrivals at `rate`
 /// (listed from the seed's arrival stream, per-request records on).
-fn poisson_spec(spec: &SimSpec, rate: f64, secs: f64, seed: u64) -> Result<SimSpec> {
+pub(crate) fn poisson_spec(spec: &SimSpec, rate: f64, secs: f64, seed: u64) -> Result<SimSpec> {
     use crate::model::arrivals::{ArrivalProcess, ArrivalSpec};
     let mut s = spec.clone();
     s.arrivals = ArrivalSpec::Rate { rates_rps: vec![rate; secs.ceil() as usize], process: ArrivalProcess::Poisson };

@@ -26,7 +26,7 @@ use crate::hw::backend::triton::{Timeouts, TritonClient};
 use crate::hw::probe;
 use crate::io::outputs;
 use crate::metrics::RunOutput;
-use crate::model::controller::ControllerConfig;
+use crate::model::controller::{ControllerConfig, StaticThresholdConfig};
 use crate::model::load::LoadProfile;
 use crate::model::transport::{ObservedOverhead, ObservedTransport, Transport};
 use crate::plot::{self, FigureSpec, Panel, Width};
@@ -403,8 +403,9 @@ fn figures(dir: &Path, name: &str, sims: &[&RunOutput], replays: &[&RunOutput]) 
 /// Level 3's host pass before each replay, unless `--host-pass-s` says otherwise (s).
 const DEFAULT_HOST_PASS_S: f64 = 5.0;
 
-/// Level 3's re-measurement of the host: a load pass at `rate_rps` through `spec` (the
-/// experiment's pipeline, open loop, no load profile) on the profiled server `server`.
+/// Level 3's re-measurement of the host: a load pass of `rate_rps` Poisson arrivals at the
+/// gateway through `spec` (the experiment's pipeline, no load profile) with the profiled server
+/// `server`.
 struct HostPassPlan {
     server: usize,
     rate_rps: f64,
@@ -412,8 +413,12 @@ struct HostPassPlan {
 }
 
 /// The plan for `p`'s one remote server with a load profile (`None`: none has one, nothing to
-/// rescale), at the mean rate the simulation sends it.
-fn host_pass_plan(p: &Prepared, remote: &[usize]) -> Result<Option<HostPassPlan>> {
+/// rescale). The pass loads the host as the experiment does: the server gets the mean rate the
+/// simulation sends it, and where the experiment's controller skips requests (a cascade
+/// admitting under 99%), the gateway gets the experiment's whole arrival rate, every request
+/// runs the early-exit model and a fixed uncertainty threshold (`static_threshold`, chosen in
+/// simulation) sends the server its share; otherwise open loop at the server's rate.
+fn host_pass_plan(p: &Prepared, remote: &[usize], secs: f64) -> Result<Option<HostPassPlan>> {
     let profiled: Vec<usize> = remote.iter().copied().filter(|&i| p.spec.servers[i].load.is_some()).collect();
     let server = match profiled.as_slice() {
         [] => return Ok(None),
@@ -423,10 +428,12 @@ fn host_pass_plan(p: &Prepared, remote: &[usize]) -> Result<Option<HostPassPlan>
             profiled.len()
         ),
     };
-    let sim = crate::sim::run(&p.spec, p.loaded.experiment.seed);
-    let sent = sim.requests.as_ref().map_or(0, |r| r.path.iter().filter(|x| **x == Some(server as u16)).count());
-    let rate_rps = sent as f64 / sim.summary.duration_s.max(1e-9);
-    if rate_rps <= 0.0 {
+    let seed = p.loaded.experiment.seed;
+    let sent_to = |o: &RunOutput| o.requests.as_ref().map_or(0, |r| r.path.iter().filter(|x| **x == Some(server as u16)).count());
+    let sim = crate::sim::run(&p.spec, seed);
+    let duration_s = sim.summary.duration_s.max(1e-9);
+    let server_rps = sent_to(&sim) as f64 / duration_s;
+    if server_rps <= 0.0 {
         return Ok(None);
     }
     let mut spec = p.spec.clone();
@@ -434,12 +441,37 @@ fn host_pass_plan(p: &Prepared, remote: &[usize]) -> Result<Option<HostPassPlan>
     for s in &mut spec.servers {
         s.load = None;
     }
-    Ok(Some(HostPassPlan { server, rate_rps, spec }))
+    let arrival_rps = sim.summary.requests as f64 / duration_s;
+    if p.spec.early_exit.is_some() && server_rps < 0.99 * arrival_rps {
+        // the threshold whose simulated pass sends the server `server_rps` (more threshold, fewer)
+        let with = |t: f64| {
+            let mut s = spec.clone();
+            s.controller = ControllerConfig::StaticThreshold(StaticThresholdConfig { threshold: t });
+            s
+        };
+        let pass_rps = |t: f64| -> Result<f64> {
+            Ok(sent_to(&crate::sim::run(&cli_replay::poisson_spec(&with(t), arrival_rps, secs, seed)?, seed)) as f64 / secs)
+        };
+        let (mut lo, mut hi) = (0.0, 1.0);
+        for _ in 0..20 {
+            let mid = 0.5 * (lo + hi);
+            if pass_rps(mid)? > server_rps { lo = mid } else { hi = mid }
+        }
+        let t = 0.5 * (lo + hi);
+        // a quality table without confidences gives every request U = 1: no threshold thins it
+        if (pass_rps(t)? / server_rps - 1.0).abs() <= 0.1 {
+            return Ok(Some(HostPassPlan { server, rate_rps: arrival_rps, spec: with(t) }));
+        }
+    }
+    Ok(Some(HostPassPlan { server, rate_rps: server_rps, spec }))
 }
 
 /// One host pass against the profile, as `validation.json` keeps it.
 #[derive(Clone, Debug, serde::Serialize)]
 struct HostPass {
+    /// At the gateway, and the static threshold that thinned it for the server (`None`: open loop).
+    offered_rps: f64,
+    threshold: Option<f64>,
     rps: f64,
     service_factor: f64,
     profile_service_factor: f64,
@@ -451,9 +483,15 @@ struct HostPass {
 }
 
 impl HostPass {
-    fn new(row: &LoadRow, profile: &LoadProfile) -> Self {
+    fn new(row: &LoadRow, plan: &HostPassPlan, profile: &LoadProfile) -> Self {
         let at = profile.at(row.rps);
+        let threshold = match &plan.spec.controller {
+            ControllerConfig::StaticThreshold(c) => Some(c.threshold),
+            _ => None,
+        };
         HostPass {
+            offered_rps: row.offered_rps,
+            threshold,
             rps: row.rps,
             service_factor: row.service_factor,
             profile_service_factor: at.service_factor,
@@ -565,7 +603,7 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
         }
         let mut opts = cli_replay::replay_options(&p, stop.clone());
         opts.modelled_answers = level == Level::Controlled;
-        let plan = if host_pass_s > 0.0 { host_pass_plan(&p, &remote)? } else { None };
+        let plan = if host_pass_s > 0.0 { host_pass_plan(&p, &remote, host_pass_s)? } else { None };
         let pass_scale = ScaleArgs { time_scale: 1.0, rate_scale: 1.0, duration_s: None, ..a.scale.clone() };
         let mut host_passes: Vec<HostPass> = Vec::new();
         // per replay: the experiment with the profile rescaled by the pass before it
@@ -584,10 +622,12 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
                 let pass = LoadPass { base: &p, spec: &plan.spec, server: plan.server, fitted: true };
                 let row = pass.run(plan.rate_rps, host_pass_s, &tmp.join(format!("host-pass-{}", k + 1)), &pass_scale, stop.clone())?;
                 let profile = p.spec.servers[plan.server].load.as_ref().expect("a plan's server has a load profile");
-                let hp = HostPass::new(&row, profile);
+                let hp = HostPass::new(&row, plan, profile);
                 eprintln!(
-                    "validate: host pass before {name}: {:.1} req/s, service ×{:.3} (profile ×{:.3}), overhead {:.3} ms (profile {:.3}), energy ×{:.3} (profile ×{:.3})",
+                    "validate: host pass before {name}: {:.1} req/s at the server ({:.1} at the gateway{}), service ×{:.3} (profile ×{:.3}), overhead {:.3} ms (profile {:.3}), energy ×{:.3} (profile ×{:.3})",
                     hp.rps,
+                    hp.offered_rps,
+                    hp.threshold.map_or(String::new(), |t| format!(", uncertainty threshold {t:.3}")),
                     hp.service_factor,
                     hp.profile_service_factor,
                     hp.overhead_ms,
@@ -702,4 +742,52 @@ fn run_levels(a: &ValidateArgs, exp: &Path) -> Result<()> {
     })?;
     println!("report: {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay_experiment(controller: &str) -> Prepared {
+        let exp = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/replay/steady_low.toml");
+        let scale = ScaleArgs {
+            time_scale: 20.0,
+            rate_scale: 1.0,
+            duration_s: Some(20.0),
+            seed: None,
+            set: vec![format!("controller.kind=\"{controller}\"")],
+        };
+        let mut p = cli_replay::prepare(&exp, &scale).unwrap();
+        p.spec.record_requests = true;
+        p
+    }
+
+    fn server_rps(o: &RunOutput, server: usize, secs: f64) -> f64 {
+        o.requests.as_ref().unwrap().path.iter().filter(|x| **x == Some(server as u16)).count() as f64 / secs
+    }
+
+    #[test]
+    fn a_skipping_cascade_is_re_measured_at_its_arrival_rate_with_the_servers_share_admitted() {
+        let p = replay_experiment("bio_threshold");
+        let sim = crate::sim::run(&p.spec, p.loaded.experiment.seed);
+        let (arrival_rps, target) = (sim.summary.requests as f64 / sim.summary.duration_s, server_rps(&sim, 0, sim.summary.duration_s));
+        assert!(target < 0.5 * arrival_rps, "bio skips most of steady_low ({target} of {arrival_rps} req/s)");
+        let plan = host_pass_plan(&p, &[0], 5.0).unwrap().expect("a profiled remote server");
+        assert!(matches!(plan.spec.controller, ControllerConfig::StaticThreshold(_)));
+        assert!((plan.rate_rps - arrival_rps).abs() < 1e-9);
+        assert!(plan.spec.servers.iter().all(|s| s.load.is_none()));
+        let seed = p.loaded.experiment.seed;
+        let pass = crate::sim::run(&cli_replay::poisson_spec(&plan.spec, plan.rate_rps, 5.0, seed).unwrap(), seed);
+        let got = server_rps(&pass, 0, 5.0);
+        assert!((got / target - 1.0).abs() <= 0.1, "the pass sends the server {got} req/s, the experiment {target}");
+    }
+
+    #[test]
+    fn an_admitting_controller_is_re_measured_open_loop_at_the_servers_rate() {
+        let p = replay_experiment("open_loop");
+        let plan = host_pass_plan(&p, &[0], 5.0).unwrap().expect("a profiled remote server");
+        assert!(matches!(plan.spec.controller, ControllerConfig::OpenLoop(_)));
+        let sim = crate::sim::run(&p.spec, p.loaded.experiment.seed);
+        assert!((plan.rate_rps - server_rps(&sim, 0, sim.summary.duration_s)).abs() < 1e-9);
+    }
 }

@@ -67,7 +67,7 @@ impl Level {
                 "every batch's observed execution time, in execution order; per remote server: each traced request's transport, the batcher's dispatch lag and the per-execution overhead outside the model, as at level 1"
             }
             Level::Predicted if host_passes => {
-                "nothing from the replays: cost tables and load profile were measured before, independently; just before each replay a short load pass (the real pipeline, open loop, Poisson at the rate the simulation sends the server) re-measured the host, and that replay's simulation takes the profile rescaled to it (so does the replay's gateway, whose controller sees each answer's energy estimated from the profile) (service and energy factors × the pass's over the profile's at the pass's rate, transport overhead shifted by their difference; inputs.<server>.host_pass)"
+                "nothing from the replays: cost tables and load profile were measured before, independently; just before each replay a short load pass (the real pipeline, Poisson, the server at the rate the simulation sends it: open loop, or for a skipping cascade the whole arrival rate thinned by a fixed uncertainty threshold) re-measured the host, and that replay's simulation takes the profile rescaled to it (so does the replay's gateway, whose controller sees each answer's energy estimated from the profile) (service and energy factors × the pass's over the profile's at the pass's rate, transport overhead shifted by their difference; inputs.<server>.host_pass)"
             }
             Level::Predicted => "nothing: cost tables and load profile were measured before, independently",
         }

@@ -429,7 +429,7 @@ fn host_pass_plan(p: &Prepared, remote: &[usize], secs: f64) -> Result<Option<Ho
         ),
     };
     let seed = p.loaded.experiment.seed;
-    let sent_to = |o: &RunOutput| o.requests.as_ref().map_or(0, |r| r.path.iter().filter(|x| **x == Some(server as u16)).count());
+    let sent_to = |o: &RunOutput| sent_to_server(o, server);
     let sim = crate::sim::run(&p.spec, seed);
     let duration_s = sim.summary.duration_s.max(1e-9);
     let server_rps = sent_to(&sim) as f64 / duration_s;
@@ -464,6 +464,11 @@ fn host_pass_plan(p: &Prepared, remote: &[usize], secs: f64) -> Result<Option<Ho
         }
     }
     Ok(Some(HostPassPlan { server, rate_rps: server_rps, spec }))
+}
+
+/// How many of `o`'s recorded requests went to server `server`.
+fn sent_to_server(o: &RunOutput, server: usize) -> usize {
+    o.requests.as_ref().map_or(0, |r| r.path.iter().filter(|x| **x == Some(server as u16)).count())
 }
 
 /// One host pass against the profile, as `validation.json` keeps it.
@@ -763,7 +768,8 @@ mod tests {
     }
 
     fn server_rps(o: &RunOutput, server: usize, secs: f64) -> f64 {
-        o.requests.as_ref().unwrap().path.iter().filter(|x| **x == Some(server as u16)).count() as f64 / secs
+        assert!(o.requests.is_some(), "the run records its requests");
+        sent_to_server(o, server) as f64 / secs
     }
 
     #[test]
